@@ -14,6 +14,9 @@
 //!   `FFI_ArrowArray` whose schema it was given once at start. Buffers are
 //!   shared, never copied, and released by their owner's callback.
 
+// abi_stable 0.11's #[sabi_trait] emits impls inside a generated const block.
+#![allow(non_local_definitions)]
+
 pub(crate) mod guest;
 pub mod host;
 
@@ -86,8 +89,6 @@ impl RootModule for PluginModRef {
 }
 
 /// A running formatter on the far side of the boundary.
-// abi_stable 0.11's macro emits impls inside a generated const block.
-#[allow(non_local_definitions)]
 #[sabi_trait]
 pub trait AbiFormatWriter: Send {
     /// `batch: *mut FFI_ArrowArray`, a struct array of the start schema; the
