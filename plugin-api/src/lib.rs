@@ -30,6 +30,7 @@
 //! /// What a request passes to the `greetings` loader.
 //! #[derive(Deserialize, JsonSchema)]
 //! #[serde(deny_unknown_fields)]
+//! #[schemars(crate = "export_plugin_api::schemars")] // no direct schemars dependency needed
 //! struct Selector {
 //!     /// Who to greet.
 //!     names: Vec<String>,
@@ -55,6 +56,7 @@
 //! /// Options of the `lines` formatter.
 //! #[derive(Deserialize, JsonSchema, Default)]
 //! #[serde(deny_unknown_fields, default)]
+//! #[schemars(crate = "export_plugin_api::schemars")]
 //! struct LineOptions {
 //!     /// Put this between cells.
 //!     separator: Option<String>,

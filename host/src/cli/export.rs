@@ -1,0 +1,159 @@
+//! `export-host export`: one export now, without the daemon.
+
+use super::{load_registry, InputError};
+use anyhow::Context;
+use clap::Args;
+use export_host::pipeline::{self, ExportRequest, Sink};
+use export_host::settings::Settings;
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Map, Value};
+use std::io::{BufWriter, IsTerminal, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Loader: `name`, or `plugin/name` when several plugins offer it.
+    #[arg(long)]
+    loader: String,
+    /// Format: `name`, or `plugin/name`.
+    #[arg(long)]
+    format: String,
+    /// The loader's selector as a JSON object.
+    #[arg(long, conflicts_with = "set")]
+    selector: Option<String>,
+    /// One selector field, `key=value` (repeatable); the value is read as JSON
+    /// when it parses (`limit=10`, `has_header=false`), else as text.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Formatter options as a JSON object; `compression` ("gzip" or "zstd") is the host's.
+    #[arg(long)]
+    options: Option<String>,
+    /// Where to write: a file (written aside and renamed into place when
+    /// complete) or `-` for standard output.
+    #[arg(short, long, default_value = "-")]
+    output: PathBuf,
+}
+
+pub fn run(settings: &Settings, args: ExportArgs) -> anyhow::Result<()> {
+    let request = ExportRequest {
+        loader: args.loader,
+        format: args.format,
+        selector: selector(args.selector.as_deref(), &args.set)?,
+        options: match args.options.as_deref() {
+            Some(text) => json_object("--options", text)?,
+            None => Value::Object(Map::new()),
+        },
+    };
+    let registry = load_registry(settings)?;
+    let prepared = pipeline::prepare(&registry, &request).map_err(|err| {
+        let failed: Vec<String> = registry.failures().iter().map(|f| f.to_string()).collect();
+        if failed.is_empty() {
+            anyhow::Error::new(err)
+        } else {
+            anyhow::Error::new(err).context(format!("note: {}", failed.join("; ")))
+        }
+    })?;
+    let limits = settings.run_limits();
+    let progress = progress_bar();
+    let mut report = |rows: u64, bytes: u64| {
+        progress.set_message(format!("{rows} rows, {}", HumanBytes(bytes)));
+    };
+
+    let summary = if args.output == Path::new("-") {
+        let stdout = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+        let sink = Sink::new(stdout, limits.max_bytes, prepared.compression, false)?;
+        let (mut out, summary) = pipeline::run(&prepared, limits, sink, &mut report)?;
+        out.flush().context("writing to standard output")?;
+        summary
+    } else {
+        let target = &args.output;
+        let folder = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        // Written aside and renamed into place: a failed export leaves no partial file.
+        let temp = tempfile::Builder::new()
+            .prefix(".export-host-")
+            .permissions(std::fs::Permissions::from_mode(0o644))
+            .tempfile_in(folder)
+            .with_context(|| format!("cannot create a file in {}", folder.display()))?;
+        let writer = BufWriter::with_capacity(1 << 20, temp);
+        let sink = Sink::new(writer, limits.max_bytes, prepared.compression, false)?;
+        let (writer, summary) = pipeline::run(&prepared, limits, sink, &mut report)?;
+        let temp = writer
+            .into_inner()
+            .map_err(|err| err.into_error())
+            .with_context(|| format!("writing {}", target.display()))?;
+        temp.as_file().sync_all()?;
+        temp.persist(target)
+            .with_context(|| format!("cannot move the export into place at {}", target.display()))?;
+        summary
+    };
+    progress.finish_and_clear();
+    if std::io::stderr().is_terminal() {
+        let seconds = summary.elapsed.as_secs_f64();
+        eprintln!(
+            "exported {} rows, {} in {:.2}s ({:.0} rows/s)",
+            summary.rows,
+            HumanBytes(summary.output.stored_bytes),
+            seconds,
+            summary.rows as f64 / seconds.max(1e-9)
+        );
+    }
+    Ok(())
+}
+
+fn progress_bar() -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn json_object(flag: &str, text: &str) -> anyhow::Result<Value> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(value @ Value::Object(_)) => Ok(value),
+        Ok(other) => Err(InputError(format!("{flag} must be a JSON object, not {other}")).into()),
+        Err(err) => Err(InputError(format!("{flag} is not valid JSON: {err}")).into()),
+    }
+}
+
+/// The selector from `--selector JSON` or the `--set key=value` pairs.
+fn selector(json: Option<&str>, pairs: &[String]) -> anyhow::Result<Value> {
+    if let Some(text) = json {
+        return json_object("--selector", text);
+    }
+    let mut object = Map::new();
+    for pair in pairs {
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(InputError(format!("--set {pair:?} must be key=value")).into());
+        };
+        if key.is_empty() {
+            return Err(InputError(format!("--set {pair:?} has an empty key")).into());
+        }
+        let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+        object.insert(key.to_owned(), value);
+    }
+    Ok(Value::Object(object))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_pairs_read_json_values_and_keep_text() {
+        let value = selector(None, &["path=a.csv".into(), "limit=10".into(), "id=007".into()]).unwrap();
+        assert_eq!(value, serde_json::json!({"path": "a.csv", "limit": 10, "id": "007"}));
+        assert!(selector(None, &["novalue".into()]).is_err());
+        assert!(selector(Some("[1]"), &[]).is_err());
+    }
+}

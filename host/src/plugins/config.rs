@@ -1,0 +1,246 @@
+//! `plugins.toml`: which plugin libraries to load and how.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How a plugin runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    /// Loaded into the host process: fastest; a crash takes the host down.
+    #[default]
+    InProcess,
+    /// In a child worker process.
+    Process,
+}
+
+impl Isolation {
+    /// The spelling used in plugins.toml.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::InProcess => "in-process",
+            Isolation::Process => "process",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    dir: Option<PathBuf>,
+    #[serde(default)]
+    discover: bool,
+    #[serde(default)]
+    plugins: BTreeMap<String, RawEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntry {
+    library: PathBuf,
+    #[serde(default = "enabled_by_default")]
+    enabled: bool,
+    sha256: Option<String>,
+    #[serde(default)]
+    isolation: Isolation,
+    timeout: Option<String>,
+    #[serde(default)]
+    config: toml::Table,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// One `[plugins.NAME]` table, with paths resolved.
+#[derive(Debug, Clone)]
+pub struct PluginEntry {
+    /// The table's name: how requests address the plugin (`NAME/component`).
+    pub name: String,
+    /// Absolute path of the library.
+    pub library: PathBuf,
+    /// Whether to load it.
+    pub enabled: bool,
+    /// Lowercase hex SHA-256 the file must have, when pinned.
+    pub sha256: Option<String>,
+    /// How it runs.
+    pub isolation: Isolation,
+    /// Wall-clock cap on one export's work in this plugin.
+    pub timeout: Option<Duration>,
+    /// The `[config]` table as JSON.
+    pub config: serde_json::Value,
+}
+
+/// A parsed `plugins.toml`.
+#[derive(Debug, Clone)]
+pub struct PluginsConfig {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Absolute folder of plugin libraries.
+    pub dir: PathBuf,
+    /// Also load every library in `dir` no entry names.
+    pub discover: bool,
+    /// The entries, by name.
+    pub entries: Vec<PluginEntry>,
+}
+
+/// Why plugins.toml could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read plugin registry {path}: {source}; set EXPORT_HOST_PLUGINS or --plugins to a plugins.toml")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid.
+    #[error("plugin registry {path} is invalid: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the line when known.
+        message: String,
+    },
+}
+
+impl PluginsConfig {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses `text` as if read from `path` (relative paths resolve against its folder).
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let raw: RawFile = toml::from_str(text).map_err(|err| invalid(one_line(&err)))?;
+        let base = absolute(path.parent().unwrap_or(Path::new(".")));
+        let dir = match raw.dir {
+            Some(dir) => base.join(dir),
+            None => base.clone(),
+        };
+        let mut entries = Vec::with_capacity(raw.plugins.len());
+        for (name, entry) in raw.plugins {
+            if !valid_name(&name) {
+                return Err(invalid(format!(
+                    "plugin name {name:?} is not allowed; use lowercase letters, digits, '-' and '_'"
+                )));
+            }
+            let sha256 = match entry.sha256 {
+                Some(hash) if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    Some(hash.to_ascii_lowercase())
+                }
+                Some(hash) => {
+                    return Err(invalid(format!(
+                        "[plugins.{name}] sha256 = {hash:?} is not a SHA-256 digest; give 64 hex digits (sha256sum FILE)"
+                    )))
+                }
+                None => None,
+            };
+            let timeout = match entry.timeout {
+                Some(text) => Some(humantime::parse_duration(&text).map_err(|err| {
+                    invalid(format!(
+                        "[plugins.{name}] timeout = {text:?} is not a duration ({err}); write e.g. \"30s\" or \"10m\""
+                    ))
+                })?),
+                None => None,
+            };
+            let config = serde_json::to_value(&entry.config).map_err(|err| {
+                invalid(format!(
+                    "[plugins.{name}.config] cannot be represented as JSON: {err}"
+                ))
+            })?;
+            entries.push(PluginEntry {
+                library: dir.join(&entry.library),
+                name,
+                enabled: entry.enabled,
+                sha256,
+                isolation: entry.isolation,
+                timeout,
+                config,
+            });
+        }
+        Ok(PluginsConfig {
+            path: path.to_owned(),
+            dir,
+            discover: raw.discover,
+            entries,
+        })
+    }
+}
+
+fn one_line(err: &toml::de::Error) -> String {
+    err.to_string()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+/// Plugin names appear in addresses (`name/component`) and file names.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_spec_example() {
+        let config = PluginsConfig::parse(
+            Path::new("/etc/export-host/plugins.toml"),
+            r#"
+            dir = "lib"
+            [plugins.csv]
+            library = "libexport_csv.so"
+            sha256 = "9F2C000000000000000000000000000000000000000000000000000000000000"
+            timeout = "10m"
+            [plugins.csv.config]
+            root = "examples/data"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.dir, Path::new("/etc/export-host/lib"));
+        let csv = &config.entries[0];
+        assert_eq!(csv.library, Path::new("/etc/export-host/lib/libexport_csv.so"));
+        assert!(csv.enabled);
+        assert_eq!(csv.isolation, Isolation::InProcess);
+        assert_eq!(csv.timeout, Some(Duration::from_secs(600)));
+        assert!(csv.sha256.as_deref().unwrap().starts_with("9f2c"));
+        assert_eq!(csv.config["root"], "examples/data");
+    }
+
+    #[test]
+    fn refuses_bad_values_with_the_field_named() {
+        let bad = [
+            ("[plugins.x]\nlibrary = \"a.so\"\ntimeout = \"soon\"", "timeout"),
+            ("[plugins.x]\nlibrary = \"a.so\"\nsha256 = \"abc\"", "sha256"),
+            ("[plugins.x]\nlibrary = \"a.so\"\nisolation = \"vm\"", "isolation"),
+            ("[plugins.x]\nlibrary = \"a.so\"\nlibary = \"b\"", "libary"),
+            ("[plugins.Bad]\nlibrary = \"a.so\"", "Bad"),
+        ];
+        for (text, needle) in bad {
+            let err = PluginsConfig::parse(Path::new("p.toml"), text).unwrap_err();
+            assert!(err.to_string().contains(needle), "{err}");
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! The loaded plugins, and how requests find components in them.
+
+use super::config::{Isolation, PluginEntry, PluginsConfig};
+use super::schema::DocumentSchema;
+use super::trust::{self, TrustError};
+use export_plugin_api::host::{LoadError, PluginLibrary};
+use export_plugin_api::{FormatterManifest, LoaderManifest, Manifest};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A plugin that loaded and whose config passed its schema.
+pub struct LoadedPlugin {
+    /// Its name in plugins.toml.
+    pub name: String,
+    /// The library file named in plugins.toml.
+    pub path: PathBuf,
+    /// SHA-256 of the loaded bytes.
+    pub sha256: String,
+    /// How it runs.
+    pub isolation: Isolation,
+    /// Wall-clock cap on one export's work in it.
+    pub timeout: Option<Duration>,
+    /// The validated `[config]` table as JSON text.
+    pub config_json: String,
+    library: PluginLibrary,
+    selector_schemas: HashMap<String, DocumentSchema>,
+    options_schemas: HashMap<String, DocumentSchema>,
+}
+
+impl LoadedPlugin {
+    /// What the plugin declares.
+    pub fn manifest(&self) -> &Manifest {
+        self.library.manifest()
+    }
+    /// The library, to call.
+    pub fn library(&self) -> &PluginLibrary {
+        &self.library
+    }
+    /// The compiled selector schema of loader `name`.
+    pub fn selector_schema(&self, name: &str) -> Option<&DocumentSchema> {
+        self.selector_schemas.get(name)
+    }
+    /// The compiled options schema of formatter `name`.
+    pub fn options_schema(&self, name: &str) -> Option<&DocumentSchema> {
+        self.options_schemas.get(name)
+    }
+}
+
+/// What went wrong loading a plugin, by cause (for reports and metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureCause {
+    /// The file is missing, not a shared object, writable by others, or its checksum differs.
+    Trust,
+    /// dlopen, the ABI check or the plugin's own start failed.
+    Load,
+    /// The plugin's `[config]` failed its schema, or it declares invalid schemas.
+    Config,
+    /// Something plugins.toml asks for that this host cannot do.
+    Unsupported,
+}
+
+impl FailureCause {
+    /// A short lowercase label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureCause::Trust => "trust",
+            FailureCause::Load => "load",
+            FailureCause::Config => "config",
+            FailureCause::Unsupported => "unsupported",
+        }
+    }
+}
+
+/// A plugin that did not load, and why.
+#[derive(Debug, Clone)]
+pub struct LoadFailure {
+    /// Its name in plugins.toml (or the file name, for discovered files).
+    pub name: String,
+    /// The library file.
+    pub path: PathBuf,
+    /// The cause.
+    pub cause: FailureCause,
+    /// What was wrong and what to do.
+    pub reason: String,
+}
+
+impl std::fmt::Display for LoadFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "plugin {:?} ({}) was not loaded: {}",
+            self.name,
+            self.path.display(),
+            self.reason
+        )
+    }
+}
+
+/// A component found by address.
+pub struct Component<'r, M> {
+    /// The plugin that offers it.
+    pub plugin: &'r Arc<LoadedPlugin>,
+    /// Its manifest entry.
+    pub manifest: &'r M,
+}
+
+impl<M> Component<'_, M> {
+    /// `plugin/name`, the address that is never ambiguous.
+    pub fn address(&self, name: &str) -> String {
+        format!("{}/{}", self.plugin.name, name)
+    }
+}
+
+/// A loader or formatter address that does not resolve.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// Nothing has that name.
+    #[error("unknown {kind} {address:?}; available {kind}s: {available}")]
+    Unknown {
+        /// "loader" or "format".
+        kind: &'static str,
+        /// What was asked for.
+        address: String,
+        /// What exists.
+        available: String,
+    },
+    /// Several plugins offer the bare name.
+    #[error("{kind} {address:?} is offered by several plugins; name one of: {candidates}")]
+    Ambiguous {
+        /// "loader" or "format".
+        kind: &'static str,
+        /// What was asked for.
+        address: String,
+        /// `plugin/name` for each.
+        candidates: String,
+    },
+}
+
+/// Every plugin named by plugins.toml (and discovered, when asked), loaded or not.
+#[derive(Default)]
+pub struct Registry {
+    plugins: Vec<Arc<LoadedPlugin>>,
+    failures: Vec<LoadFailure>,
+    disabled: Vec<PluginEntry>,
+}
+
+impl Registry {
+    /// Loads every enabled plugin. Never fails as a whole: a plugin that
+    /// cannot load is recorded in [`Registry::failures`] and logged, and the
+    /// rest load.
+    pub fn load(config: &PluginsConfig) -> Registry {
+        let mut registry = Registry::default();
+        for entry in &config.entries {
+            if entry.enabled {
+                registry.add(entry);
+            } else {
+                registry.disabled.push(entry.clone());
+            }
+        }
+        if config.discover {
+            registry.discover(config);
+        }
+        registry
+    }
+
+    fn add(&mut self, entry: &PluginEntry) {
+        match load_plugin(entry) {
+            Ok(plugin) => {
+                tracing::info!(
+                    plugin = %plugin.name,
+                    version = %plugin.manifest().version,
+                    api = %plugin.manifest().api_version,
+                    path = %plugin.path.display(),
+                    "plugin loaded"
+                );
+                self.plugins.push(Arc::new(plugin));
+            }
+            Err(failure) => {
+                tracing::error!(plugin = %failure.name, cause = failure.cause.as_str(), "{failure}");
+                self.failures.push(failure);
+            }
+        }
+    }
+
+    fn discover(&mut self, config: &PluginsConfig) {
+        let named: Vec<&Path> = config.entries.iter().map(|e| e.library.as_path()).collect();
+        let Ok(read_dir) = std::fs::read_dir(&config.dir) else {
+            tracing::warn!(dir = %config.dir.display(), "discover = true but the plugin folder cannot be read");
+            return;
+        };
+        let mut files: Vec<PathBuf> = read_dir
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "so") && !named.contains(&p.as_path()))
+            .collect();
+        files.sort();
+        for library in files {
+            let stem = library
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let name = stem
+                .trim_start_matches("lib")
+                .trim_start_matches("export_")
+                .replace(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'), "_")
+                .to_ascii_lowercase();
+            if self.plugins.iter().any(|p| p.name == name) {
+                continue;
+            }
+            self.add(&PluginEntry {
+                name,
+                library,
+                enabled: true,
+                sha256: None,
+                isolation: Isolation::InProcess,
+                timeout: None,
+                config: serde_json::json!({}),
+            });
+        }
+    }
+
+    /// The plugins that loaded.
+    pub fn plugins(&self) -> &[Arc<LoadedPlugin>] {
+        &self.plugins
+    }
+
+    /// The plugins that did not load.
+    pub fn failures(&self) -> &[LoadFailure] {
+        &self.failures
+    }
+
+    /// The entries with `enabled = false`.
+    pub fn disabled(&self) -> &[PluginEntry] {
+        &self.disabled
+    }
+
+    /// Finds a loader by `name` or `plugin/name`.
+    pub fn loader(&self, address: &str) -> Result<Component<'_, LoaderManifest>, ResolveError> {
+        self.resolve("loader", address, |m| &m.loaders, |l| &l.name)
+    }
+
+    /// Finds a formatter by `name` or `plugin/name`.
+    pub fn formatter(
+        &self,
+        address: &str,
+    ) -> Result<Component<'_, FormatterManifest>, ResolveError> {
+        self.resolve("format", address, |m| &m.formatters, |f| &f.name)
+    }
+
+    fn resolve<'r, M>(
+        &'r self,
+        kind: &'static str,
+        address: &str,
+        components: impl Fn(&Manifest) -> &Vec<M>,
+        name_of: impl Fn(&M) -> &String,
+    ) -> Result<Component<'r, M>, ResolveError> {
+        let all: Vec<Component<'r, M>> = self
+            .plugins
+            .iter()
+            .flat_map(|plugin| {
+                components(plugin.manifest())
+                    .iter()
+                    .map(move |manifest| Component { plugin, manifest })
+            })
+            .collect();
+        let matches: Vec<Component<'r, M>> = match address.split_once('/') {
+            Some((plugin, name)) => all
+                .into_iter()
+                .filter(|c| c.plugin.name == plugin && name_of(c.manifest) == name)
+                .collect(),
+            None => {
+                let found: Vec<_> = all
+                    .into_iter()
+                    .filter(|c| name_of(c.manifest) == address)
+                    .collect();
+                if found.len() > 1 {
+                    let candidates = found
+                        .iter()
+                        .map(|c| c.address(name_of(c.manifest)))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    return Err(ResolveError::Ambiguous {
+                        kind,
+                        address: address.to_owned(),
+                        candidates,
+                    });
+                }
+                found
+            }
+        };
+        matches.into_iter().next().ok_or_else(|| {
+            let available: Vec<String> = self
+                .plugins
+                .iter()
+                .flat_map(|p| {
+                    components(p.manifest())
+                        .iter()
+                        .map(|c| format!("{}/{}", p.name, name_of(c)))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            ResolveError::Unknown {
+                kind,
+                address: address.to_owned(),
+                available: if available.is_empty() {
+                    "none (no plugin is loaded; see `export-host plugins list`)".to_owned()
+                } else {
+                    available.join(", ")
+                },
+            }
+        })
+    }
+}
+
+fn load_plugin(entry: &PluginEntry) -> Result<LoadedPlugin, LoadFailure> {
+    let fail = |cause, reason: String| LoadFailure {
+        name: entry.name.clone(),
+        path: entry.library.clone(),
+        cause,
+        reason,
+    };
+    if entry.isolation == Isolation::Process {
+        return Err(fail(
+            FailureCause::Unsupported,
+            "isolation = \"process\" is not supported yet by this export-host; use \"in-process\"".to_owned(),
+        ));
+    }
+    let (library, sha256) =
+        open_verified(&entry.library, entry.sha256.as_deref()).map_err(|(cause, reason)| fail(cause, reason))?;
+    let manifest = library.manifest();
+    let config_schema = DocumentSchema::compile(&manifest.config_schema).map_err(|err| {
+        fail(
+            FailureCause::Config,
+            format!("it declares an invalid config schema: {err}; this is a bug in the plugin"),
+        )
+    })?;
+    config_schema
+        .check("config", &entry.config)
+        .map_err(|violation| {
+            fail(
+                FailureCause::Config,
+                format!(
+                    "[plugins.{}.config] {}",
+                    entry.name,
+                    violation.to_string().trim_start_matches("config ")
+                ),
+            )
+        })?;
+    let mut selector_schemas = HashMap::new();
+    for loader in &manifest.loaders {
+        let schema = DocumentSchema::compile(&loader.selector_schema).map_err(|err| {
+            fail(
+                FailureCause::Config,
+                format!("loader {:?} declares an invalid selector schema: {err}", loader.name),
+            )
+        })?;
+        selector_schemas.insert(loader.name.clone(), schema);
+    }
+    let mut options_schemas = HashMap::new();
+    for formatter in &manifest.formatters {
+        let schema = DocumentSchema::compile(&formatter.options_schema).map_err(|err| {
+            fail(
+                FailureCause::Config,
+                format!("formatter {:?} declares an invalid options schema: {err}", formatter.name),
+            )
+        })?;
+        options_schemas.insert(formatter.name.clone(), schema);
+    }
+    Ok(LoadedPlugin {
+        name: entry.name.clone(),
+        path: entry.library.clone(),
+        sha256,
+        isolation: entry.isolation,
+        timeout: entry.timeout,
+        config_json: entry.config.to_string(),
+        library,
+        selector_schemas,
+        options_schemas,
+    })
+}
+
+/// Verifies and loads one library file: the trust checks, then dlopen of the
+/// verified copy, the version and ABI checks, and the manifest.
+pub fn open_verified(
+    path: &Path,
+    sha256: Option<&str>,
+) -> Result<(PluginLibrary, String), (FailureCause, String)> {
+    let verified = trust::verify(path, sha256).map_err(|err: TrustError| (FailureCause::Trust, err.to_string()))?;
+    // SAFETY: the bytes passed the trust checks (regular ELF shared object, not
+    // writable by others, checksum when pinned) and are loaded from a private
+    // copy that nobody else can change.
+    let library = unsafe { PluginLibrary::load(&verified.copy) }
+        .map_err(|err: LoadError| (FailureCause::Load, err.to_string()))?;
+    Ok((library, verified.sha256))
+}

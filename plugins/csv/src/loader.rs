@@ -1,0 +1,923 @@
+//! The `csv` loader: streams a CSV file under the configured root as `Utf8`
+//! columns, every value exactly as written in the file.
+
+use crate::config::{default_delimiter, delimiter_byte, CsvConfig, DELIMITER_PATTERN};
+use export_plugin_api::arrow_array::builder::StringBuilder;
+use export_plugin_api::arrow_array::{ArrayRef, RecordBatch};
+use export_plugin_api::arrow_schema::{DataType, Field, Schema, SchemaRef};
+use export_plugin_api::{BatchReader, ErrorKind, JsonSchema, Limits, Loader, PluginError, Result};
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+/// Bytes the CSV parser reads from the file at a time.
+const READ_BUFFER_BYTES: usize = 256 * 1024;
+/// A batch ends early once its rows hold this many bytes, so a file of huge
+/// cells keeps memory flat and never overflows Arrow's 32-bit string offsets.
+const MAX_BATCH_BYTES: usize = 256 * 1024 * 1024;
+/// Bytes per cell reserved for the first batch, before real sizes are known.
+const FIRST_BATCH_BYTES_PER_CELL: usize = 16;
+/// The UTF-8 byte order mark: an encoding marker, not data, so it is skipped.
+const UTF8_BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
+/// Header names listed at most in an "unknown column" message.
+const MAX_LISTED_COLUMNS: usize = 50;
+
+/// What a request passes to the `csv` loader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(crate = "export_plugin_api::schemars")]
+pub struct CsvSelector {
+    /// The file to read, relative to the plugin's configured `root`. It must
+    /// stay inside the root: `..` that climbs out, absolute paths and
+    /// symbolic links that lead outside are refused.
+    pub path: String,
+
+    /// The field delimiter: one ASCII character such as `","`, `";"`, `"|"`
+    /// or a tab (`"\t"`).
+    #[serde(default = "default_delimiter")]
+    #[schemars(pattern(DELIMITER_PATTERN))]
+    pub delimiter: String,
+
+    /// Whether the first row names the columns. Without a header the
+    /// columns are called `column_1` .. `column_n`, unless `columns` names them.
+    #[serde(default = "default_has_header")]
+    pub has_header: bool,
+
+    /// With a header: the columns to export, by name, in this order.
+    /// Without a header: a name for every column, in file order (as many
+    /// names as the rows have fields).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub columns: Option<Vec<String>>,
+
+    /// Export at most this many rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+}
+
+fn default_has_header() -> bool {
+    true
+}
+
+/// The `csv` loader. Every column is `Utf8` and every value comes back
+/// byte for byte as in the file: no type inference, no trimming, no
+/// rewriting of quotes or line breaks inside quoted fields.
+pub struct CsvLoader;
+
+impl Loader for CsvLoader {
+    type Config = CsvConfig;
+    type Selector = CsvSelector;
+    const NAME: &'static str = "csv";
+    const DESCRIPTION: &'static str =
+        "Reads a CSV file under the configured root; every value is text, exactly as written";
+
+    fn open(
+        &self,
+        config: CsvConfig,
+        selector: CsvSelector,
+        limits: &Limits,
+    ) -> Result<Box<dyn BatchReader>> {
+        let delimiter = delimiter_byte(&selector.delimiter)?;
+        if selector.columns.as_ref().is_some_and(Vec::is_empty) {
+            return Err(PluginError::invalid_input(
+                "columns is empty: name at least one column, or leave it out to export them all",
+            ));
+        }
+        let file_path = resolve(&config.root, &selector.path)?;
+        let path = selector.path;
+        let mut file = File::open(&file_path)
+            .map_err(|err| PluginError::from(err).context(format!("cannot open {path:?}")))?;
+        skip_bom(&mut file)
+            .map_err(|err| PluginError::from(err).context(format!("cannot read {path:?}")))?;
+
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .has_headers(selector.has_header)
+            .flexible(false)
+            .buffer_capacity(READ_BUFFER_BYTES)
+            .from_reader(file);
+        let mut record = csv::StringRecord::new();
+        let has_header = selector.has_header;
+
+        // The output names, the field each output column comes from, the
+        // width of every row, and whether `record` already holds the first row.
+        let (names, indices, width, pending) = if has_header {
+            let header = reader
+                .headers()
+                .map_err(|err| read_error(&path, has_header, err))?;
+            if header.is_empty() {
+                return Err(empty_file(&path));
+            }
+            match &selector.columns {
+                None => (
+                    header.iter().map(str::to_owned).collect::<Vec<_>>(),
+                    (0..header.len()).collect::<Vec<_>>(),
+                    header.len(),
+                    false,
+                ),
+                Some(wanted) => (
+                    wanted.clone(),
+                    select(&path, header, wanted)?,
+                    header.len(),
+                    false,
+                ),
+            }
+        } else {
+            if !reader
+                .read_record(&mut record)
+                .map_err(|err| read_error(&path, has_header, err))?
+            {
+                return Err(empty_file(&path));
+            }
+            let width = record.len();
+            let names = match &selector.columns {
+                None => (1..=width).map(|n| format!("column_{n}")).collect(),
+                Some(wanted) if wanted.len() == width => wanted.clone(),
+                Some(wanted) => {
+                    return Err(PluginError::invalid_input(format!(
+                        "columns names {} column(s) but the rows of {path:?} have {width} field(s); \
+                         without a header, name every column in file order",
+                        wanted.len()
+                    )))
+                }
+            };
+            (names, (0..width).collect(), width, true)
+        };
+
+        let schema: SchemaRef = Arc::new(Schema::new(
+            names
+                .into_iter()
+                .map(|name| Field::new(name, DataType::Utf8, false))
+                .collect::<Vec<_>>(),
+        ));
+        let identity = indices.iter().copied().eq(0..width);
+        let batch_size = limits.batch_size.max(1);
+        let remaining = selector
+            .limit
+            .unwrap_or(u64::MAX)
+            .min(limits.max_rows.saturating_add(1));
+        Ok(Box::new(CsvBatchReader {
+            path,
+            has_header,
+            reader,
+            record,
+            pending,
+            exhausted: false,
+            schema,
+            byte_capacity: vec![batch_size.saturating_mul(FIRST_BATCH_BYTES_PER_CELL); indices.len()],
+            identity,
+            indices,
+            remaining,
+            batch_size,
+        }))
+    }
+}
+
+/// Streams the rows of one file, `batch_size` rows at a time.
+struct CsvBatchReader {
+    /// The selector's path, for messages.
+    path: String,
+    has_header: bool,
+    reader: csv::Reader<File>,
+    /// The one record every row is read into.
+    record: csv::StringRecord,
+    /// Whether `record` holds a row read by `open` and not yet exported.
+    pending: bool,
+    exhausted: bool,
+    schema: SchemaRef,
+    /// For every output column, the field it comes from.
+    indices: Vec<usize>,
+    /// Whether `indices` is every field in file order.
+    identity: bool,
+    /// Rows still to export: the selector's limit, capped at `max_rows + 1`.
+    remaining: u64,
+    batch_size: usize,
+    /// Value bytes to reserve per column, from the previous batch.
+    byte_capacity: Vec<usize>,
+}
+
+impl BatchReader for CsvBatchReader {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        let rows = usize::try_from(self.remaining)
+            .unwrap_or(usize::MAX)
+            .min(self.batch_size);
+        if self.exhausted || rows == 0 {
+            return Ok(None);
+        }
+        let mut builders: Vec<StringBuilder> = self
+            .byte_capacity
+            .iter()
+            .map(|&bytes| StringBuilder::with_capacity(rows, bytes))
+            .collect();
+        let mut count = 0;
+        let mut batch_bytes = 0;
+        while count < rows && batch_bytes < MAX_BATCH_BYTES {
+            if self.pending {
+                self.pending = false;
+            } else if !self
+                .reader
+                .read_record(&mut self.record)
+                .map_err(|err| read_error(&self.path, self.has_header, err))?
+            {
+                self.exhausted = true;
+                break;
+            }
+            if self.identity {
+                for (builder, value) in builders.iter_mut().zip(self.record.iter()) {
+                    builder.append_value(value);
+                }
+            } else {
+                for (builder, &index) in builders.iter_mut().zip(&self.indices) {
+                    // Every row has the header's width (the parser checks), so
+                    // the field is always there.
+                    builder.append_value(self.record.get(index).unwrap_or_default());
+                }
+            }
+            batch_bytes += self.record.as_slice().len();
+            count += 1;
+        }
+        self.remaining = self.remaining.saturating_sub(count as u64);
+        if count == 0 {
+            return Ok(None);
+        }
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(builders.len());
+        for (builder, capacity) in builders.iter_mut().zip(&mut self.byte_capacity) {
+            let array = builder.finish();
+            let bytes = array.values().len();
+            // Reserve a little more than last time: the next batch rarely
+            // needs to grow its buffer.
+            *capacity = bytes.saturating_add(bytes / 8);
+            columns.push(Arc::new(array));
+        }
+        Ok(Some(RecordBatch::try_new(self.schema.clone(), columns)?))
+    }
+}
+
+/// The file `path` names under `root`, refusing anything that resolves
+/// outside the root.
+fn resolve(root: &Path, path: &str) -> Result<PathBuf> {
+    let outside = || {
+        PluginError::permission_denied(format!(
+            "path {path:?} must be inside the configured root"
+        ))
+    };
+    if path.is_empty() {
+        return Err(PluginError::invalid_input(
+            "path is empty: name a file under the configured root",
+        ));
+    }
+    // Refuse escapes before touching the file system, so nothing is learnt
+    // about what exists outside the root.
+    let relative = Path::new(path);
+    let mut depth = 0usize;
+    for component in relative.components() {
+        match component {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => depth = depth.checked_sub(1).ok_or_else(outside)?,
+            Component::RootDir | Component::Prefix(_) => return Err(outside()),
+        }
+    }
+    let root = root.canonicalize().map_err(|err| {
+        PluginError::io(format!(
+            "the configured root {} cannot be used: {err}",
+            root.display()
+        ))
+    })?;
+    // Symbolic links are resolved here; the result must still be under root.
+    let resolved = match root.join(relative).canonicalize() {
+        Ok(resolved) => resolved,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            return Err(PluginError::not_found(format!(
+                "file {path:?} not found under the configured root"
+            )))
+        }
+        Err(err) => return Err(PluginError::from(err).context(format!("cannot open {path:?}"))),
+    };
+    if !resolved.starts_with(&root) {
+        return Err(outside());
+    }
+    let metadata = resolved
+        .metadata()
+        .map_err(|err| PluginError::from(err).context(format!("cannot open {path:?}")))?;
+    if !metadata.is_file() {
+        return Err(PluginError::invalid_input(format!(
+            "{path:?} is not a regular file"
+        )));
+    }
+    Ok(resolved)
+}
+
+/// Positions `file` after a UTF-8 byte order mark, or at its start.
+fn skip_bom(file: &mut File) -> io::Result<()> {
+    let mut head = [0u8; 3];
+    let mut filled = 0;
+    while filled < head.len() {
+        match file.read(&mut head[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    let start = if filled == head.len() && head == UTF8_BOM {
+        3
+    } else {
+        0
+    };
+    file.seek(SeekFrom::Start(start))?;
+    Ok(())
+}
+
+/// The header positions of the `wanted` column names.
+fn select(path: &str, header: &csv::StringRecord, wanted: &[String]) -> Result<Vec<usize>> {
+    wanted
+        .iter()
+        .map(|name| {
+            let mut found = header
+                .iter()
+                .enumerate()
+                .filter(|(_, column)| column == name)
+                .map(|(index, _)| index);
+            match (found.next(), found.next()) {
+                (Some(index), None) => Ok(index),
+                (Some(_), Some(_)) => Err(PluginError::invalid_input(format!(
+                    "column {name:?} appears more than once in the header of {path:?}, \
+                     so it cannot be selected by name"
+                ))),
+                (None, _) => Err(PluginError::invalid_input(format!(
+                    "column {name:?} not found in {path:?}; the file has: {}",
+                    list_columns(header)
+                ))),
+            }
+        })
+        .collect()
+}
+
+fn list_columns(header: &csv::StringRecord) -> String {
+    let mut listed: Vec<String> = header
+        .iter()
+        .take(MAX_LISTED_COLUMNS)
+        .map(|name| format!("{name:?}"))
+        .collect();
+    if header.len() > MAX_LISTED_COLUMNS {
+        listed.push(format!("and {} more", header.len() - MAX_LISTED_COLUMNS));
+    }
+    listed.join(", ")
+}
+
+fn empty_file(path: &str) -> PluginError {
+    PluginError::invalid_input(format!("file {path:?} is empty"))
+}
+
+/// A parse error as a message naming the file, line and row.
+fn read_error(path: &str, has_header: bool, err: csv::Error) -> PluginError {
+    let text = err.to_string();
+    let place = |pos: Option<&csv::Position>| match pos {
+        Some(pos) => {
+            // `record` counts the header too.
+            let row = if has_header {
+                pos.record()
+            } else {
+                pos.record() + 1
+            };
+            if has_header && row == 0 {
+                format!("line {} (the header)", pos.line())
+            } else {
+                format!("line {} (row {row})", pos.line())
+            }
+        }
+        None => "a row".to_owned(),
+    };
+    match err.into_kind() {
+        csv::ErrorKind::Io(err) => {
+            let kind = PluginError::from(err).kind;
+            PluginError::new(
+                if kind == ErrorKind::InvalidInput {
+                    kind
+                } else {
+                    ErrorKind::Io
+                },
+                format!("reading {path:?} failed: {text}"),
+            )
+        }
+        csv::ErrorKind::Utf8 { pos, err } => PluginError::invalid_input(format!(
+            "{path:?}, {}: field {} is not valid UTF-8; only UTF-8 text files can be read",
+            place(pos.as_ref()),
+            err.field() + 1
+        )),
+        csv::ErrorKind::UnequalLengths {
+            pos,
+            expected_len,
+            len,
+        } => {
+            let against = if has_header {
+                "the header"
+            } else {
+                "the first row"
+            };
+            PluginError::invalid_input(format!(
+                "{path:?}, {}: the row has {len} field(s) but {against} has {expected_len}; \
+                 every row must have as many fields as {against}",
+                place(pos.as_ref())
+            ))
+        }
+        _ => PluginError::internal(format!("reading {path:?} failed: {text}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin;
+    use export_plugin_api::arrow_array::cast::AsArray;
+    use serde_json::{json, Value};
+    use std::fs;
+    use tempfile::TempDir;
+
+    /// A temp folder holding `root/`, with `files` written under the root.
+    fn root_with(files: &[(&str, &[u8])]) -> (TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir(&root).unwrap();
+        for (name, bytes) in files {
+            fs::write(root.join(name), bytes).unwrap();
+        }
+        (dir, root)
+    }
+
+    fn open(root: &Path, selector: Value, limits: &Limits) -> Result<Box<dyn BatchReader>> {
+        let config = json!({ "root": root }).to_string();
+        plugin().open_loader("csv", &config, &selector.to_string(), limits)
+    }
+
+    fn load_with(
+        root: &Path,
+        selector: Value,
+        limits: &Limits,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let mut reader = open(root, selector, limits)?;
+        let schema = reader.schema();
+        let mut batches = Vec::new();
+        while let Some(batch) = reader.next_batch()? {
+            assert_eq!(batch.schema(), schema);
+            batches.push(batch);
+        }
+        Ok((schema, batches))
+    }
+
+    fn load(root: &Path, selector: Value) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        load_with(root, selector, &Limits::default())
+    }
+
+    fn names(schema: &SchemaRef) -> Vec<&str> {
+        schema.fields().iter().map(|f| f.name().as_str()).collect()
+    }
+
+    /// Row-major values of every batch.
+    fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+        let mut rows = Vec::new();
+        for batch in batches {
+            for row in 0..batch.num_rows() {
+                rows.push(
+                    batch
+                        .columns()
+                        .iter()
+                        .map(|column| {
+                            assert_eq!(column.data_type(), &DataType::Utf8);
+                            assert_eq!(column.null_count(), 0);
+                            column.as_string::<i32>().value(row).to_owned()
+                        })
+                        .collect(),
+                );
+            }
+        }
+        rows
+    }
+
+    fn strings(values: &[&str]) -> Vec<String> {
+        values.iter().map(|v| (*v).to_owned()).collect()
+    }
+
+    fn big_cell() -> String {
+        // ~70 KB of mixed ASCII and multi-byte text, with a comma and a quote
+        // far from the start of the field.
+        let mut cell = "ab€ç日🌍 ".repeat(5_000);
+        cell.push_str("end, \"quoted\" end");
+        assert!(cell.len() > 70_000);
+        cell
+    }
+
+    /// The hard cases as they are written in the file, and as they must come back.
+    fn hard_file() -> (Vec<u8>, Vec<Vec<String>>) {
+        let big = big_cell();
+        let mut file = Vec::new();
+        file.extend_from_slice(b"id,amount,text,note\r\n");
+        file.extend_from_slice(b"007,1.50,NaN,=cmd()\r\n");
+        file.extend_from_slice(b",\"\",  padded  ,\"multi\nline\"\n");
+        file.extend_from_slice(b"0001,-0,\"crlf\r\ninside\",\"say \"\"hi\"\"\"\n");
+        file.extend_from_slice("x,1e5,tab\there,héllo 🌍 日本 \n".as_bytes());
+        file.extend_from_slice(format!("big,\"{}\",\"a, b\",'single'\n", big.replace('"', "\"\"")).as_bytes());
+        file.extend_from_slice(b"cr,\"lone\ronly\",\"  \",null\n");
+        file.extend_from_slice(b"last,TRUE,NULL,\"no final newline\"");
+        let expected = vec![
+            strings(&["007", "1.50", "NaN", "=cmd()"]),
+            strings(&["", "", "  padded  ", "multi\nline"]),
+            strings(&["0001", "-0", "crlf\r\ninside", "say \"hi\""]),
+            strings(&["x", "1e5", "tab\there", "héllo 🌍 日本 "]),
+            vec!["big".to_owned(), big, "a, b".to_owned(), "'single'".to_owned()],
+            strings(&["cr", "lone\ronly", "  ", "null"]),
+            strings(&["last", "TRUE", "NULL", "no final newline"]),
+        ];
+        (file, expected)
+    }
+
+    #[test]
+    fn hard_cases_come_back_byte_for_byte() {
+        let (file, expected) = hard_file();
+        let (_dir, root) = root_with(&[("hard.csv", &file)]);
+        let (schema, batches) = load(&root, json!({ "path": "hard.csv" })).unwrap();
+        assert_eq!(names(&schema), ["id", "amount", "text", "note"]);
+        for field in schema.fields() {
+            assert_eq!(field.data_type(), &DataType::Utf8);
+        }
+        let got = rows(&batches);
+        assert_eq!(got.len(), expected.len());
+        for (line, (got, want)) in got.iter().zip(&expected).enumerate() {
+            for (column, (got, want)) in got.iter().zip(want).enumerate() {
+                assert_eq!(got, want, "row {line}, column {column}");
+            }
+        }
+    }
+
+    #[test]
+    fn hard_cases_in_small_batches() {
+        let (file, expected) = hard_file();
+        let (_dir, root) = root_with(&[("hard.csv", &file)]);
+        let limits = Limits {
+            batch_size: 3,
+            ..Limits::default()
+        };
+        let (_, batches) = load_with(&root, json!({ "path": "hard.csv" }), &limits).unwrap();
+        let sizes: Vec<usize> = batches.iter().map(RecordBatch::num_rows).collect();
+        assert_eq!(sizes, [3, 3, 1]);
+        assert_eq!(rows(&batches), expected);
+    }
+
+    #[test]
+    fn utf8_bom_is_not_part_of_the_first_column_name() {
+        let (_dir, root) = root_with(&[("bom.csv", b"\xEF\xBB\xBFid,name\n1,ada\n")]);
+        let (schema, batches) =
+            load(&root, json!({ "path": "bom.csv", "columns": ["id"] })).unwrap();
+        assert_eq!(names(&schema), ["id"]);
+        assert_eq!(rows(&batches), [strings(&["1"])]);
+    }
+
+    #[test]
+    fn batches_of_batch_size_rows() {
+        let (_dir, root) = root_with(&[("five.csv", b"n\n1\n2\n3\n4\n5\n")]);
+        let limits = Limits {
+            batch_size: 2,
+            ..Limits::default()
+        };
+        let (_, batches) = load_with(&root, json!({ "path": "five.csv" }), &limits).unwrap();
+        let sizes: Vec<usize> = batches.iter().map(RecordBatch::num_rows).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+        let values: Vec<String> = rows(&batches).into_iter().flatten().collect();
+        assert_eq!(values, ["1", "2", "3", "4", "5"]);
+    }
+
+    #[test]
+    fn limit_caps_rows() {
+        let (_dir, root) = root_with(&[("five.csv", b"n\n1\n2\n3\n4\n5\n")]);
+        let limits = Limits {
+            batch_size: 2,
+            ..Limits::default()
+        };
+        let (_, batches) =
+            load_with(&root, json!({ "path": "five.csv", "limit": 3 }), &limits).unwrap();
+        let values: Vec<String> = rows(&batches).into_iter().flatten().collect();
+        assert_eq!(values, ["1", "2", "3"]);
+
+        let (schema, batches) = load(&root, json!({ "path": "five.csv", "limit": 0 })).unwrap();
+        assert_eq!(names(&schema), ["n"]);
+        assert!(batches.is_empty());
+
+        let (_, batches) = load(&root, json!({ "path": "five.csv", "limit": 99 })).unwrap();
+        assert_eq!(rows(&batches).len(), 5);
+    }
+
+    #[test]
+    fn stops_one_row_past_max_rows() {
+        let (_dir, root) = root_with(&[("five.csv", b"n\n1\n2\n3\n4\n5\n")]);
+        let limits = Limits {
+            max_rows: 2,
+            batch_size: 8192,
+        };
+        let (_, batches) = load_with(&root, json!({ "path": "five.csv" }), &limits).unwrap();
+        assert_eq!(rows(&batches).len(), 3);
+        let (_, batches) =
+            load_with(&root, json!({ "path": "five.csv", "limit": 1 }), &limits).unwrap();
+        assert_eq!(rows(&batches).len(), 1);
+    }
+
+    #[test]
+    fn semicolon_and_tab_delimiters() {
+        let (_dir, root) = root_with(&[
+            ("semi.csv", b"a;b\n1,5;\"x;y\"\n"),
+            ("tab.tsv", b"a\tb\n1,5\t\"x\ty\"\n, \t;\n"),
+        ]);
+        let (schema, batches) =
+            load(&root, json!({ "path": "semi.csv", "delimiter": ";" })).unwrap();
+        assert_eq!(names(&schema), ["a", "b"]);
+        assert_eq!(rows(&batches), [strings(&["1,5", "x;y"])]);
+
+        let (schema, batches) =
+            load(&root, json!({ "path": "tab.tsv", "delimiter": "\t" })).unwrap();
+        assert_eq!(names(&schema), ["a", "b"]);
+        assert_eq!(
+            rows(&batches),
+            [strings(&["1,5", "x\ty"]), strings(&[", ", ";"])]
+        );
+    }
+
+    #[test]
+    fn bad_delimiter_is_refused() {
+        let (_dir, root) = root_with(&[("a.csv", b"a\n1\n")]);
+        for delimiter in ["", ";;", "\"", "\n", "é"] {
+            let err = load(&root, json!({ "path": "a.csv", "delimiter": delimiter }))
+                .err()
+                .unwrap();
+            assert_eq!(err.kind, ErrorKind::InvalidInput, "{delimiter:?}");
+            assert!(err.message.contains("delimiter"), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn unknown_selector_fields_are_refused() {
+        let (_dir, root) = root_with(&[("a.csv", b"a\n1\n")]);
+        let err = load(&root, json!({ "path": "a.csv", "header": false }))
+            .err()
+            .unwrap();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        assert!(err.message.contains("header"), "{}", err.message);
+    }
+
+    #[test]
+    fn without_header_columns_are_numbered() {
+        let (_dir, root) = root_with(&[("raw.csv", b"id,name\n1,ada\n")]);
+        let (schema, batches) =
+            load(&root, json!({ "path": "raw.csv", "has_header": false })).unwrap();
+        assert_eq!(names(&schema), ["column_1", "column_2"]);
+        assert_eq!(
+            rows(&batches),
+            [strings(&["id", "name"]), strings(&["1", "ada"])]
+        );
+    }
+
+    #[test]
+    fn without_header_columns_name_every_field() {
+        let (_dir, root) = root_with(&[("raw.csv", b"1,ada\n2,bob\n")]);
+        let limits = Limits {
+            batch_size: 1,
+            ..Limits::default()
+        };
+        let (schema, batches) = load_with(
+            &root,
+            json!({ "path": "raw.csv", "has_header": false, "columns": ["id", "name"] }),
+            &limits,
+        )
+        .unwrap();
+        assert_eq!(names(&schema), ["id", "name"]);
+        assert_eq!(batches.len(), 2);
+        assert_eq!(
+            rows(&batches),
+            [strings(&["1", "ada"]), strings(&["2", "bob"])]
+        );
+
+        let err = load(
+            &root,
+            json!({ "path": "raw.csv", "has_header": false, "columns": ["id"] }),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        assert!(err.message.contains("1 column(s)"), "{}", err.message);
+        assert!(err.message.contains("2 field(s)"), "{}", err.message);
+    }
+
+    #[test]
+    fn columns_select_and_order_by_name() {
+        let (_dir, root) = root_with(&[("people.csv", b"id,name,age\n1,ada,36\n2,bob,7\n")]);
+        let (schema, batches) =
+            load(&root, json!({ "path": "people.csv", "columns": ["age", "id"] })).unwrap();
+        assert_eq!(names(&schema), ["age", "id"]);
+        assert_eq!(rows(&batches), [strings(&["36", "1"]), strings(&["7", "2"])]);
+    }
+
+    #[test]
+    fn unknown_column_lists_the_available_ones() {
+        let (_dir, root) = root_with(&[("people.csv", b"id,name\n1,ada\n")]);
+        let err = load(&root, json!({ "path": "people.csv", "columns": ["id", "price"] }))
+            .err()
+            .unwrap();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        assert!(err.message.contains("\"price\""), "{}", err.message);
+        assert!(err.message.contains("\"id\", \"name\""), "{}", err.message);
+    }
+
+    #[test]
+    fn ambiguous_or_empty_column_selection_is_refused() {
+        let (_dir, root) = root_with(&[("dup.csv", b"a,a,b\n1,2,3\n")]);
+        let err = load(&root, json!({ "path": "dup.csv", "columns": ["a"] }))
+            .err()
+            .unwrap();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        assert!(err.message.contains("more than once"), "{}", err.message);
+        let (_, batches) = load(&root, json!({ "path": "dup.csv", "columns": ["b"] })).unwrap();
+        assert_eq!(rows(&batches), [strings(&["3"])]);
+        let err = load(&root, json!({ "path": "dup.csv", "columns": [] }))
+            .err()
+            .unwrap();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn ragged_row_names_its_line() {
+        let (_dir, root) = root_with(&[("ragged.csv", b"a,b\n1,2\n\"x\ny\",2\n3\n")]);
+        let err = load(&root, json!({ "path": "ragged.csv" })).err().unwrap();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        // The short row starts on line 5 (the quoted field spans lines 3-4).
+        assert!(err.message.contains("line 5 (row 3)"), "{}", err.message);
+        assert!(err.message.contains("1 field(s)"), "{}", err.message);
+        assert!(err.message.contains("the header has 2"), "{}", err.message);
+
+        let err = load(&root, json!({ "path": "ragged.csv", "has_header": false }))
+            .err()
+            .unwrap();
+        assert!(err.message.contains("line 5 (row 4)"), "{}", err.message);
+        assert!(err.message.contains("the first row"), "{}", err.message);
+    }
+
+    #[test]
+    fn invalid_utf8_names_its_line() {
+        let (_dir, root) = root_with(&[
+            ("latin1.csv", b"a,b\n1,2\n3,caf\xE9\n"),
+            ("header.csv", b"a,\xFF\n1,2\n"),
+        ]);
+        let err = load(&root, json!({ "path": "latin1.csv" })).err().unwrap();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        assert!(err.message.contains("line 3"), "{}", err.message);
+        assert!(err.message.contains("field 2"), "{}", err.message);
+        assert!(err.message.contains("UTF-8"), "{}", err.message);
+
+        let err = load(&root, json!({ "path": "header.csv" })).err().unwrap();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        assert!(err.message.contains("line 1"), "{}", err.message);
+    }
+
+    #[test]
+    fn empty_file_is_refused_and_header_only_has_no_rows() {
+        let (_dir, root) = root_with(&[
+            ("empty.csv", b""),
+            ("blank.csv", b"\n\n"),
+            ("bom.csv", b"\xEF\xBB\xBF"),
+            ("header.csv", b"id,name\n"),
+        ]);
+        for path in ["empty.csv", "blank.csv", "bom.csv"] {
+            for has_header in [true, false] {
+                let err = load(&root, json!({ "path": path, "has_header": has_header }))
+                    .err()
+                    .unwrap();
+                assert_eq!(err.kind, ErrorKind::InvalidInput);
+                assert!(err.message.contains("is empty"), "{}", err.message);
+            }
+        }
+        let (schema, batches) = load(&root, json!({ "path": "header.csv" })).unwrap();
+        assert_eq!(names(&schema), ["id", "name"]);
+        assert!(batches.is_empty());
+    }
+
+    #[test]
+    fn missing_file_is_not_found() {
+        let (_dir, root) = root_with(&[]);
+        let err = load(&root, json!({ "path": "nope/missing.csv" })).err().unwrap();
+        assert_eq!(err.kind, ErrorKind::NotFound);
+        assert!(err.message.contains("nope/missing.csv"), "{}", err.message);
+    }
+
+    #[test]
+    fn folder_or_empty_path_is_refused() {
+        let (_dir, root) = root_with(&[]);
+        fs::create_dir(root.join("sub")).unwrap();
+        for path in ["sub", "", "."] {
+            let err = load(&root, json!({ "path": path })).err().unwrap();
+            assert_eq!(err.kind, ErrorKind::InvalidInput, "{path:?}");
+        }
+    }
+
+    #[test]
+    fn paths_inside_the_root_are_fine() {
+        let (_dir, root) = root_with(&[("a.csv", b"n\n1\n")]);
+        fs::create_dir(root.join("sub")).unwrap();
+        fs::write(root.join("sub/b.csv"), b"n\n2\n").unwrap();
+        std::os::unix::fs::symlink("a.csv", root.join("alias.csv")).unwrap();
+        for (path, value) in [
+            ("./a.csv", "1"),
+            ("sub/../a.csv", "1"),
+            ("sub/b.csv", "2"),
+            ("sub/./b.csv", "2"),
+            ("alias.csv", "1"),
+        ] {
+            let (_, batches) = load(&root, json!({ "path": path })).unwrap();
+            assert_eq!(rows(&batches), [strings(&[value])], "{path}");
+        }
+    }
+
+    fn assert_outside(err: PluginError, path: &str) {
+        assert_eq!(err.kind, ErrorKind::PermissionDenied, "{path}: {}", err.message);
+        assert!(err.message.contains(path), "{}", err.message);
+        assert!(
+            err.message.contains("must be inside the configured root"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn escape_by_parent_dir_or_absolute_path_is_refused() {
+        let (dir, root) = root_with(&[("a.csv", b"n\n1\n")]);
+        fs::write(dir.path().join("secret.csv"), b"s\nsecret\n").unwrap();
+        let absolute = dir.path().join("secret.csv");
+        let inside_absolute = root.join("a.csv");
+        for path in [
+            "../secret.csv",
+            "sub/../../secret.csv",
+            "./../secret.csv",
+            "../missing.csv",
+            absolute.to_str().unwrap(),
+            inside_absolute.to_str().unwrap(),
+        ] {
+            let err = load(&root, json!({ "path": path })).err().unwrap();
+            assert_outside(err, path);
+        }
+    }
+
+    #[test]
+    fn escape_by_symlink_is_refused() {
+        let (dir, root) = root_with(&[]);
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("secret.csv"), b"s\nsecret\n").unwrap();
+        std::os::unix::fs::symlink(outside.join("secret.csv"), root.join("link.csv")).unwrap();
+        std::os::unix::fs::symlink("../outside", root.join("dirlink")).unwrap();
+        for path in ["link.csv", "dirlink/secret.csv"] {
+            let err = load(&root, json!({ "path": path })).err().unwrap();
+            assert_outside(err, path);
+        }
+    }
+
+    #[test]
+    fn root_may_itself_be_a_symlink() {
+        let (dir, root) = root_with(&[("a.csv", b"n\n1\n")]);
+        let alias = dir.path().join("alias");
+        std::os::unix::fs::symlink(&root, &alias).unwrap();
+        let (_, batches) = load(&alias, json!({ "path": "a.csv" })).unwrap();
+        assert_eq!(rows(&batches), [strings(&["1"])]);
+    }
+
+    #[test]
+    fn missing_root_is_an_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = load(&dir.path().join("gone"), json!({ "path": "a.csv" }))
+            .err()
+            .unwrap();
+        assert_eq!(err.kind, ErrorKind::Io);
+        assert!(err.message.contains("configured root"), "{}", err.message);
+    }
+
+    #[test]
+    fn many_rows_stream_in_full_batches() {
+        let mut file = b"id,text\n".to_vec();
+        for n in 0..10_000 {
+            file.extend_from_slice(format!("{n:05},\"row {n}\nline two\"\n").as_bytes());
+        }
+        let (_dir, root) = root_with(&[("many.csv", &file)]);
+        let limits = Limits {
+            batch_size: 4096,
+            ..Limits::default()
+        };
+        let (_, batches) = load_with(&root, json!({ "path": "many.csv" }), &limits).unwrap();
+        let sizes: Vec<usize> = batches.iter().map(RecordBatch::num_rows).collect();
+        assert_eq!(sizes, [4096, 4096, 1808]);
+        let all = rows(&batches);
+        assert_eq!(all[0], strings(&["00000", "row 0\nline two"]));
+        assert_eq!(all[9_999], strings(&["09999", "row 9999\nline two"]));
+    }
+}
