@@ -8,6 +8,9 @@
 //! Data flows one way: request -> [`pipeline::prepare`] (resolve and validate)
 //! -> [`pipeline::run`] (loader thread -> formatter -> [`pipeline::Sink`]).
 
+pub mod config;
 pub mod pipeline;
 pub mod plugins;
+pub mod records;
 pub mod settings;
+pub mod storage;

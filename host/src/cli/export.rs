@@ -47,14 +47,8 @@ pub fn run(settings: &Settings, args: ExportArgs) -> anyhow::Result<()> {
         },
     };
     let registry = load_registry(settings)?;
-    let prepared = pipeline::prepare(&registry, &request).map_err(|err| {
-        let failed: Vec<String> = registry.failures().iter().map(|f| f.to_string()).collect();
-        if failed.is_empty() {
-            anyhow::Error::new(err)
-        } else {
-            anyhow::Error::new(err).context(format!("note: {}", failed.join("; ")))
-        }
-    })?;
+    // Plugins that failed to load were already reported, one log line each.
+    let prepared = pipeline::prepare(&registry, &request)?;
     let limits = settings.run_limits();
     let progress = progress_bar();
     let mut report = |rows: u64, bytes: u64| {

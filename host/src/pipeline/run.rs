@@ -40,14 +40,14 @@ pub enum Stage {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// A plugin returned an error or panicked.
-    #[error("{} {component} failed: {source}", match stage { Stage::Loader => "loader", Stage::Formatter => "formatter" })]
+    #[error("{} {component} failed: {error}", match stage { Stage::Loader => "loader", Stage::Formatter => "formatter" })]
     Plugin {
         /// Which side.
         stage: Stage,
         /// `plugin/name`.
         component: String,
-        /// What the plugin said.
-        source: PluginError,
+        /// What the plugin said (shown in the message, so not a `source`).
+        error: PluginError,
     },
     /// More rows than MAX_ROWS.
     #[error("the export has more than {limit} rows (MAX_ROWS); narrow the selector or raise MAX_ROWS")]
@@ -77,8 +77,8 @@ pub enum RunError {
 impl RunError {
     /// Whether the requester can fix it by changing the request.
     pub fn is_input_error(&self) -> bool {
-        matches!(self, RunError::Plugin { source, .. }
-            if matches!(source.kind, ErrorKind::InvalidInput | ErrorKind::NotFound | ErrorKind::PermissionDenied))
+        matches!(self, RunError::Plugin { error, .. }
+            if matches!(error.kind, ErrorKind::InvalidInput | ErrorKind::NotFound | ErrorKind::PermissionDenied))
     }
 }
 
@@ -106,15 +106,15 @@ pub fn run<W: Write>(
     let started = Instant::now();
     let loader_address = export.loader_address();
     let formatter_address = export.formatter_address();
-    let loader_error = |source| RunError::Plugin {
+    let loader_error = |error| RunError::Plugin {
         stage: Stage::Loader,
         component: loader_address.clone(),
-        source,
+        error,
     };
-    let formatter_error = |source| RunError::Plugin {
+    let formatter_error = |error| RunError::Plugin {
         stage: Stage::Formatter,
         component: formatter_address.clone(),
-        source,
+        error,
     };
     let deadline = deadline(export, started);
 

@@ -90,12 +90,12 @@ pub struct PluginsConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read plugin registry {path}: {source}; set EXPORT_HOST_PLUGINS or --plugins to a plugins.toml")]
+    #[error("cannot read plugin registry {path}: {error}; set EXPORT_HOST_PLUGINS or --plugins to a plugins.toml")]
     Read {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (shown in the message, so not a `source`).
+        error: std::io::Error,
     },
     /// The file is not valid.
     #[error("plugin registry {path} is invalid: {message}")]
@@ -110,9 +110,9 @@ pub enum ConfigError {
 impl PluginsConfig {
     /// Reads and checks `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         Self::parse(path, &text)
     }
@@ -188,6 +188,8 @@ fn one_line(err: &toml::de::Error) -> String {
 }
 
 fn absolute(path: &Path) -> PathBuf {
+    // `Path::new("plugins.toml").parent()` is "", which `absolute` refuses.
+    let path = if path.as_os_str().is_empty() { Path::new(".") } else { path };
     std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
 }
 

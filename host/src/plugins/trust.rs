@@ -49,7 +49,15 @@ pub enum TrustError {
     },
     /// Reading or copying failed.
     #[error("cannot read it: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+}
+
+// Not `#[from]`: that would also make the error its own `source`, and the
+// message, which already shows it, would print it twice.
+impl From<std::io::Error> for TrustError {
+    fn from(error: std::io::Error) -> Self {
+        TrustError::Io(error)
+    }
 }
 
 /// A plugin file that passed the checks, copied to a private location.

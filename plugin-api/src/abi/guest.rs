@@ -26,6 +26,7 @@ static BUILD: OnceLock<fn() -> Plugin> = OnceLock::new();
 /// Builds the root module; called once per library by `export_plugin!`.
 pub fn root_module(build: fn() -> Plugin) -> PluginModRef {
     let _ = BUILD.set(build);
+    install_panic_hook();
     PluginMod {
         manifest,
         open_loader,
@@ -47,13 +48,37 @@ fn plugin() -> Result<&'static Plugin, PluginError> {
         .map_err(Clone::clone)
 }
 
+thread_local! {
+    /// Where the last panic on this thread happened, for the error message.
+    static PANIC_LOCATION: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A cdylib carries its own copy of std, so this hook only sees panics raised
+/// in this plugin. Instead of printing to the host's stderr (a daemon's
+/// journal), it keeps the location; the panic then travels to the host as an
+/// error value and is logged there once, with context.
+fn install_panic_hook() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+            PANIC_LOCATION.with(|slot| *slot.borrow_mut() = location);
+        }));
+    });
+}
+
 fn panic_error(payload: &(dyn Any + Send)) -> PluginError {
     let message = payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic with a non-text payload".to_owned());
-    PluginError::new(crate::ErrorKind::Panic, format!("plugin panicked: {message}"))
+    let location = PANIC_LOCATION.with(|slot| slot.borrow_mut().take());
+    let message = match location {
+        Some(location) => format!("plugin panicked: {message} (at {location})"),
+        None => format!("plugin panicked: {message}"),
+    };
+    PluginError::new(crate::ErrorKind::Panic, message)
 }
 
 /// Runs plugin code, turning both errors and panics into values.
@@ -256,11 +281,24 @@ impl GuardedReader {
             }
             Ok(batch)
         });
-        if result.is_err() {
-            // Never call a reader again after it failed or panicked.
-            self.retire();
+        match result {
+            // Drop an exhausted reader now, while the host is still listening:
+            // a panic in its `Drop` then fails the export instead of vanishing
+            // when the host releases the stream.
+            Ok(None) => {
+                let reader = self.reader.take();
+                guard(move || {
+                    drop(reader);
+                    Ok(None)
+                })
+            }
+            Ok(batch) => Ok(batch),
+            Err(err) => {
+                // Never call a reader again after it failed or panicked.
+                self.retire();
+                Err(err)
+            }
         }
-        result
     }
 
     fn retire(&mut self) {

@@ -1,0 +1,853 @@
+//! Host settings (SPEC section 5).
+//!
+//! Precedence, highest first: command-line flag (`--max-rows 5`) >
+//! environment (`EXPORT_HOST_MAX_ROWS=5`) > config file (`--config FILE` or
+//! `EXPORT_HOST_CONFIG`, TOML with lower-case keys: `max_rows = 5`) > default.
+//!
+//! [`SettingsArgs`] carries the flags as raw text; [`resolve`] applies the
+//! precedence and validates, with the environment and the file passed in so
+//! the rules are explicit and testable. [`HostSettings::load`] does it for
+//! the real process. Any bad value stops startup with one line naming the
+//! setting, the value, where it came from and what is accepted:
+//!
+//! ```text
+//! invalid setting MAX_ROWS="ten" (from EXPORT_HOST_MAX_ROWS): expected a whole number of rows, at least 1, e.g. 10000000
+//! ```
+//!
+//! An empty environment variable counts as unset (`EnvironmentFile=` lines
+//! such as `EXPORT_HOST_SIGNING_KEY=` are common); an empty flag or file
+//! value is an error.
+
+use crate::storage::StorageUrl;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Prefix of every settings environment variable.
+pub const ENV_PREFIX: &str = "EXPORT_HOST_";
+/// Environment variable naming the config file (like `--config`).
+pub const CONFIG_ENV: &str = "EXPORT_HOST_CONFIG";
+/// Set by systemd for `StateDirectory=`; the default `DATA_DIR` when present.
+pub const STATE_DIRECTORY_ENV: &str = "STATE_DIRECTORY";
+
+/// One host setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Setting {
+    /// `DATA_DIR`
+    DataDir,
+    /// `DATABASE_URL`
+    DatabaseUrl,
+    /// `STORAGE`
+    Storage,
+    /// `LISTEN`
+    Listen,
+    /// `PLUGINS`
+    Plugins,
+    /// `EXPIRATION_HOURS`
+    ExpirationHours,
+    /// `MAX_ROWS`
+    MaxRows,
+    /// `MAX_FILE_SIZE_MB`
+    MaxFileSizeMb,
+    /// `MAX_PER_USER`
+    MaxPerUser,
+    /// `WORKERS`
+    Workers,
+    /// `CLEANUP_INTERVAL`
+    CleanupInterval,
+    /// `RETENTION_DAYS`
+    RetentionDays,
+    /// `CACHE_TTL_MINUTES`
+    CacheTtlMinutes,
+    /// `SIGNING_KEY`
+    SigningKey,
+    /// `BATCH_SIZE`
+    BatchSize,
+}
+
+impl Setting {
+    /// Every setting, in table order.
+    pub const ALL: [Setting; 15] = [
+        Setting::DataDir,
+        Setting::DatabaseUrl,
+        Setting::Storage,
+        Setting::Listen,
+        Setting::Plugins,
+        Setting::ExpirationHours,
+        Setting::MaxRows,
+        Setting::MaxFileSizeMb,
+        Setting::MaxPerUser,
+        Setting::Workers,
+        Setting::CleanupInterval,
+        Setting::RetentionDays,
+        Setting::CacheTtlMinutes,
+        Setting::SigningKey,
+        Setting::BatchSize,
+    ];
+
+    /// The name, as in the SPEC table: `MAX_ROWS`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Setting::DataDir => "DATA_DIR",
+            Setting::DatabaseUrl => "DATABASE_URL",
+            Setting::Storage => "STORAGE",
+            Setting::Listen => "LISTEN",
+            Setting::Plugins => "PLUGINS",
+            Setting::ExpirationHours => "EXPIRATION_HOURS",
+            Setting::MaxRows => "MAX_ROWS",
+            Setting::MaxFileSizeMb => "MAX_FILE_SIZE_MB",
+            Setting::MaxPerUser => "MAX_PER_USER",
+            Setting::Workers => "WORKERS",
+            Setting::CleanupInterval => "CLEANUP_INTERVAL",
+            Setting::RetentionDays => "RETENTION_DAYS",
+            Setting::CacheTtlMinutes => "CACHE_TTL_MINUTES",
+            Setting::SigningKey => "SIGNING_KEY",
+            Setting::BatchSize => "BATCH_SIZE",
+        }
+    }
+
+    /// The config-file key: `max_rows`.
+    pub fn key(self) -> String {
+        self.name().to_ascii_lowercase()
+    }
+
+    /// The environment variable: `EXPORT_HOST_MAX_ROWS`.
+    pub fn env_var(self) -> String {
+        format!("{ENV_PREFIX}{}", self.name())
+    }
+
+    /// The command-line flag: `--max-rows`.
+    pub fn flag(self) -> String {
+        format!("--{}", self.name().to_ascii_lowercase().replace('_', "-"))
+    }
+
+    /// What is accepted, for error messages.
+    pub fn expected(self) -> &'static str {
+        match self {
+            Setting::DataDir => "expected a directory path, e.g. /var/lib/export-host",
+            Setting::DatabaseUrl => {
+                "expected sqlite://PATH or postgres://USER@HOST/DATABASE, e.g. sqlite://./data/exports.db"
+            }
+            Setting::Storage => {
+                "expected file:///absolute/path, a directory path, or s3://bucket/prefix, e.g. file:///var/lib/export-host/files"
+            }
+            Setting::Listen => "expected an IP address and port, e.g. 127.0.0.1:8080 or [::]:8080",
+            Setting::Plugins => "expected the path of the plugin registry, e.g. ./plugins.toml",
+            Setting::ExpirationHours => "expected a whole number of hours from 1 to 87600, e.g. 24",
+            Setting::MaxRows => "expected a whole number of rows, at least 1, e.g. 10000000",
+            Setting::MaxFileSizeMb => {
+                "expected a whole number of megabytes from 1 to 16777216, e.g. 1024"
+            }
+            Setting::MaxPerUser => {
+                "expected a whole number of active exports per user from 1 to 1000000, e.g. 20"
+            }
+            Setting::Workers => "expected a whole number of workers from 1 to 1024, e.g. 4",
+            Setting::CleanupInterval => {
+                "expected a duration from 1s to 7days, e.g. 10m, 30s or 1h"
+            }
+            Setting::RetentionDays => "expected a whole number of days from 0 to 36500, e.g. 7",
+            Setting::CacheTtlMinutes => {
+                "expected a whole number of minutes from 0 (off) to 525600, e.g. 60"
+            }
+            Setting::SigningKey => {
+                "expected at least 32 characters without spaces, e.g. the output of `openssl rand -hex 32`"
+            }
+            Setting::BatchSize => {
+                "expected a whole number of rows per batch from 1 to 1048576, e.g. 8192"
+            }
+        }
+    }
+
+    /// Whether values are secret (never echoed in messages).
+    fn is_secret(self) -> bool {
+        matches!(self, Setting::SigningKey)
+    }
+
+    fn arg(self, args: &SettingsArgs) -> Option<&String> {
+        match self {
+            Setting::DataDir => args.data_dir.as_ref(),
+            Setting::DatabaseUrl => args.database_url.as_ref(),
+            Setting::Storage => args.storage.as_ref(),
+            Setting::Listen => args.listen.as_ref(),
+            Setting::Plugins => args.plugins.as_ref(),
+            Setting::ExpirationHours => args.expiration_hours.as_ref(),
+            Setting::MaxRows => args.max_rows.as_ref(),
+            Setting::MaxFileSizeMb => args.max_file_size_mb.as_ref(),
+            Setting::MaxPerUser => args.max_per_user.as_ref(),
+            Setting::Workers => args.workers.as_ref(),
+            Setting::CleanupInterval => args.cleanup_interval.as_ref(),
+            Setting::RetentionDays => args.retention_days.as_ref(),
+            Setting::CacheTtlMinutes => args.cache_ttl_minutes.as_ref(),
+            Setting::SigningKey => args.signing_key.as_ref(),
+            Setting::BatchSize => args.batch_size.as_ref(),
+        }
+    }
+}
+
+impl fmt::Display for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A command-line flag, e.g. `--max-rows`.
+    Flag(String),
+    /// An environment variable, e.g. `EXPORT_HOST_MAX_ROWS`.
+    Env(String),
+    /// A key of the config file.
+    File {
+        /// The file, when known.
+        path: Option<PathBuf>,
+        /// The key, e.g. `max_rows`.
+        key: String,
+    },
+    /// `$STATE_DIRECTORY` (systemd), the default `DATA_DIR`.
+    StateDirectory,
+    /// The built-in default.
+    Default,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Flag(flag) => f.write_str(flag),
+            Origin::Env(var) => f.write_str(var),
+            Origin::File {
+                path: Some(path),
+                key,
+            } => write!(f, "{key} in {}", path.display()),
+            Origin::File { path: None, key } => write!(f, "{key} in the config file"),
+            Origin::StateDirectory => f.write_str(STATE_DIRECTORY_ENV),
+            Origin::Default => f.write_str("the default"),
+        }
+    }
+}
+
+/// Why the settings could not be resolved. Every message is one line.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingError {
+    /// A value that is not accepted.
+    #[error("invalid setting {setting}={value} (from {origin}): {expected}")]
+    Invalid {
+        /// The setting.
+        setting: Setting,
+        /// The value, quoted (secrets and passwords redacted).
+        value: String,
+        /// Where it came from.
+        origin: Origin,
+        /// What is accepted.
+        expected: String,
+    },
+    /// A key of the config file that is not a setting.
+    #[error("unknown setting {key:?} in config file {file}{hint}; valid settings: {valid}")]
+    UnknownKey {
+        /// The key.
+        key: String,
+        /// The file.
+        file: String,
+        /// ` (did you mean "max_rows"?)` or empty.
+        hint: String,
+        /// The valid keys, comma-separated.
+        valid: String,
+    },
+    /// An environment variable that is set but not UTF-8.
+    #[error("environment variable {var} is not valid UTF-8; set it to UTF-8 text or unset it")]
+    NotUtf8 {
+        /// The variable.
+        var: String,
+    },
+    /// The config file could not be read.
+    #[error("cannot read config file {} (from {origin}): {source}", path.display())]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// Where its name came from.
+        origin: Origin,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML.
+    #[error("config file {} is not valid TOML{at}: {message}", path.display())]
+    ParseFile {
+        /// The file.
+        path: PathBuf,
+        /// ` at line N` or empty.
+        at: String,
+        /// The parser's message (one line).
+        message: String,
+    },
+}
+
+/// A signing key. Never printed: `Debug` and `Display` show `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKey(String);
+
+impl SigningKey {
+    /// The key material.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningKey(<redacted>)")
+    }
+}
+
+/// The host's settings, resolved and validated.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HostSettings {
+    /// `DATA_DIR`: where the database, files and signing key live by default.
+    pub data_dir: PathBuf,
+    /// `DATABASE_URL`: `sqlite://...` or `postgres://...`.
+    pub database_url: String,
+    /// `STORAGE`: where export files are kept.
+    pub storage: StorageUrl,
+    /// `LISTEN`: the HTTP API's address.
+    pub listen: SocketAddr,
+    /// `PLUGINS`: the plugin registry.
+    pub plugins: PathBuf,
+    /// `EXPIRATION_HOURS`: how long a completed export stays downloadable.
+    pub expiration_hours: u64,
+    /// `MAX_ROWS`: most rows one export may have.
+    pub max_rows: u64,
+    /// `MAX_FILE_SIZE_MB`: largest stored file, in MB (after compression).
+    pub max_file_size_mb: u64,
+    /// `MAX_PER_USER`: most active (pending or processing) exports per user.
+    pub max_per_user: u32,
+    /// `WORKERS`: exports run at once.
+    pub workers: usize,
+    /// `CLEANUP_INTERVAL`: time between cleanup passes.
+    pub cleanup_interval: Duration,
+    /// `RETENTION_DAYS`: how long expired and failed records are kept.
+    pub retention_days: u64,
+    /// `CACHE_TTL_MINUTES`: dedupe window for identical requests; 0 is off.
+    pub cache_ttl_minutes: u64,
+    /// `SIGNING_KEY`: `None` means "generate one and keep it in `DATA_DIR`".
+    pub signing_key: Option<SigningKey>,
+    /// `BATCH_SIZE`: rows per batch asked of loaders.
+    pub batch_size: usize,
+    origins: BTreeMap<Setting, Origin>,
+}
+
+impl fmt::Debug for HostSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("HostSettings");
+        for (setting, value, origin) in self.report() {
+            out.field(&setting.key(), &format_args!("{value} ({origin})"));
+        }
+        out.finish()
+    }
+}
+
+impl HostSettings {
+    /// Resolves the settings of this process: `args`, the real environment,
+    /// and the config file named by `--config` or `EXPORT_HOST_CONFIG`.
+    pub fn load(args: &SettingsArgs) -> Result<Self, SettingError> {
+        // A variable that is set but not UTF-8 is an error, not "unset".
+        let mut names: Vec<String> = Setting::ALL.iter().map(|s| s.env_var()).collect();
+        names.push(CONFIG_ENV.to_owned());
+        names.push(STATE_DIRECTORY_ENV.to_owned());
+        for name in names {
+            if std::env::var_os(&name).is_some_and(|value| value.to_str().is_none()) {
+                return Err(SettingError::NotUtf8 { var: name });
+            }
+        }
+        let env = |name: &str| std::env::var(name).ok();
+        let table = match config_path(args, &env) {
+            Some((path, origin)) => Some(load_config_file(&path, origin)?),
+            None => None,
+        };
+        resolve(args, &env, table.as_ref())
+    }
+
+    /// Where a setting's value came from.
+    pub fn origin(&self, setting: Setting) -> &Origin {
+        self.origins.get(&setting).unwrap_or(&Origin::Default)
+    }
+
+    /// Every setting with its value (secrets redacted) and origin, e.g. for
+    /// a startup log line.
+    pub fn report(&self) -> Vec<(Setting, String, &Origin)> {
+        Setting::ALL
+            .into_iter()
+            .map(|setting| {
+                let value = match setting {
+                    Setting::DataDir => self.data_dir.display().to_string(),
+                    Setting::DatabaseUrl => redact_url(&self.database_url),
+                    Setting::Storage => self.storage.to_string(),
+                    Setting::Listen => self.listen.to_string(),
+                    Setting::Plugins => self.plugins.display().to_string(),
+                    Setting::ExpirationHours => self.expiration_hours.to_string(),
+                    Setting::MaxRows => self.max_rows.to_string(),
+                    Setting::MaxFileSizeMb => self.max_file_size_mb.to_string(),
+                    Setting::MaxPerUser => self.max_per_user.to_string(),
+                    Setting::Workers => self.workers.to_string(),
+                    Setting::CleanupInterval => {
+                        humantime::format_duration(self.cleanup_interval).to_string()
+                    }
+                    Setting::RetentionDays => self.retention_days.to_string(),
+                    Setting::CacheTtlMinutes => self.cache_ttl_minutes.to_string(),
+                    Setting::SigningKey => match self.signing_key {
+                        Some(_) => "<redacted>".to_owned(),
+                        None => "<generated in DATA_DIR>".to_owned(),
+                    },
+                    Setting::BatchSize => self.batch_size.to_string(),
+                };
+                (setting, value, self.origin(setting))
+            })
+            .collect()
+    }
+
+    /// The caps one export runs under.
+    pub fn run_limits(&self) -> crate::pipeline::RunLimits {
+        crate::pipeline::RunLimits {
+            max_rows: self.max_rows,
+            max_bytes: self.max_file_bytes(),
+            batch_size: self.batch_size,
+        }
+    }
+
+    /// `MAX_FILE_SIZE_MB` in bytes.
+    pub fn max_file_bytes(&self) -> u64 {
+        self.max_file_size_mb.saturating_mul(1024 * 1024)
+    }
+
+    /// `EXPIRATION_HOURS` as a duration.
+    pub fn expiration(&self) -> Duration {
+        Duration::from_secs(self.expiration_hours.saturating_mul(3600))
+    }
+
+    /// `RETENTION_DAYS` as a duration.
+    pub fn retention(&self) -> Duration {
+        Duration::from_secs(self.retention_days.saturating_mul(86_400))
+    }
+
+    /// `CACHE_TTL_MINUTES` as a duration; `None` when off (0).
+    pub fn cache_ttl(&self) -> Option<Duration> {
+        (self.cache_ttl_minutes > 0).then(|| Duration::from_secs(self.cache_ttl_minutes * 60))
+    }
+
+    /// Where a generated signing key is kept: `DATA_DIR/signing.key`.
+    pub fn signing_key_file(&self) -> PathBuf {
+        self.data_dir.join("signing.key")
+    }
+}
+
+/// The settings flags, as raw text: [`resolve`] parses and validates them so
+/// that every bad value, whatever its source, fails the same way. Flatten
+/// into the top-level parser with `#[command(flatten)]`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SettingsArgs {
+    /// Read settings from this TOML file (lower-case keys, e.g. `max_rows = 5`); flags and EXPORT_HOST_* variables override it. [env: EXPORT_HOST_CONFIG]
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// Directory for the database, files and signing key. [env: EXPORT_HOST_DATA_DIR] [default: ./data, or $STATE_DIRECTORY]
+    #[arg(long, value_name = "DIR", global = true)]
+    pub data_dir: Option<String>,
+    /// Database: sqlite://PATH or postgres://... [env: EXPORT_HOST_DATABASE_URL] [default: sqlite://$DATA_DIR/exports.db]
+    #[arg(long, value_name = "URL", global = true)]
+    pub database_url: Option<String>,
+    /// Where export files are kept: file:///PATH, a directory, or s3://bucket/prefix. [env: EXPORT_HOST_STORAGE] [default: file://$DATA_DIR/files]
+    #[arg(long, value_name = "URL", global = true)]
+    pub storage: Option<String>,
+    /// Address of the HTTP API. [env: EXPORT_HOST_LISTEN] [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR:PORT", global = true)]
+    pub listen: Option<String>,
+    /// The plugin registry. [env: EXPORT_HOST_PLUGINS] [default: ./plugins.toml]
+    #[arg(long, value_name = "FILE", global = true)]
+    pub plugins: Option<String>,
+    /// Hours a completed export stays downloadable. [env: EXPORT_HOST_EXPIRATION_HOURS] [default: 24]
+    #[arg(long, value_name = "HOURS", global = true)]
+    pub expiration_hours: Option<String>,
+    /// Most rows one export may have. [env: EXPORT_HOST_MAX_ROWS] [default: 10000000]
+    #[arg(long, value_name = "ROWS", global = true)]
+    pub max_rows: Option<String>,
+    /// Largest file one export may produce, in MB after compression. [env: EXPORT_HOST_MAX_FILE_SIZE_MB] [default: 1024]
+    #[arg(long, value_name = "MB", global = true)]
+    pub max_file_size_mb: Option<String>,
+    /// Most active exports per user. [env: EXPORT_HOST_MAX_PER_USER] [default: 20]
+    #[arg(long, value_name = "N", global = true)]
+    pub max_per_user: Option<String>,
+    /// Exports run at once. [env: EXPORT_HOST_WORKERS] [default: number of CPUs]
+    #[arg(long, value_name = "N", global = true)]
+    pub workers: Option<String>,
+    /// Time between cleanup passes, e.g. 10m. [env: EXPORT_HOST_CLEANUP_INTERVAL] [default: 10m]
+    #[arg(long, value_name = "DURATION", global = true)]
+    pub cleanup_interval: Option<String>,
+    /// Days an expired or failed record is kept before it is purged. [env: EXPORT_HOST_RETENTION_DAYS] [default: 7]
+    #[arg(long, value_name = "DAYS", global = true)]
+    pub retention_days: Option<String>,
+    /// Minutes within which an identical request by the same user returns the existing export; 0 is off. [env: EXPORT_HOST_CACHE_TTL_MINUTES] [default: 0]
+    #[arg(long, value_name = "MINUTES", global = true)]
+    pub cache_ttl_minutes: Option<String>,
+    /// Key that signs download links; prefer the environment or the config file, since a flag is visible to other local users. [env: EXPORT_HOST_SIGNING_KEY] [default: generated in DATA_DIR]
+    #[arg(long, value_name = "KEY", global = true)]
+    pub signing_key: Option<String>,
+    /// Rows per batch asked of loaders; larger batches use more memory. [env: EXPORT_HOST_BATCH_SIZE] [default: 8192]
+    #[arg(long, value_name = "ROWS", global = true)]
+    pub batch_size: Option<String>,
+}
+
+/// The config file to read, if any, and where its name came from:
+/// `--config` over `EXPORT_HOST_CONFIG` (empty counts as unset).
+pub fn config_path(
+    args: &SettingsArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<(PathBuf, Origin)> {
+    if let Some(path) = &args.config {
+        return Some((path.clone(), Origin::Flag("--config".to_owned())));
+    }
+    env(CONFIG_ENV)
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| (PathBuf::from(v), Origin::Env(CONFIG_ENV.to_owned())))
+}
+
+/// Reads and parses a config file (keys are checked by [`resolve`]).
+pub fn load_config_file(path: &Path, origin: Origin) -> Result<toml::Table, SettingError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SettingError::ReadFile {
+        path: path.to_path_buf(),
+        origin,
+        source,
+    })?;
+    parse_config(&text, path)
+}
+
+/// Parses config-file text (`path` is for messages).
+pub fn parse_config(text: &str, path: &Path) -> Result<toml::Table, SettingError> {
+    text.parse::<toml::Table>().map_err(|e| {
+        let at = e
+            .span()
+            .map(|span| {
+                let line = text
+                    .get(..span.start)
+                    .map_or(0, |head| head.matches('\n').count())
+                    + 1;
+                format!(" at line {line}")
+            })
+            .unwrap_or_default();
+        SettingError::ParseFile {
+            path: path.to_path_buf(),
+            at,
+            message: one_line(e.message()),
+        }
+    })
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The raw value of one setting and its origin, by precedence.
+struct Raw {
+    text: String,
+    origin: Origin,
+}
+
+struct Sources<'a> {
+    args: &'a SettingsArgs,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    file: Option<&'a toml::Table>,
+    file_path: Option<PathBuf>,
+}
+
+impl Sources<'_> {
+    fn raw(&self, setting: Setting) -> Option<Raw> {
+        if let Some(text) = setting.arg(self.args) {
+            return Some(Raw {
+                text: text.clone(),
+                origin: Origin::Flag(setting.flag()),
+            });
+        }
+        let var = setting.env_var();
+        if let Some(text) = (self.env)(&var).filter(|v| !v.trim().is_empty()) {
+            return Some(Raw {
+                text,
+                origin: Origin::Env(var),
+            });
+        }
+        let key = setting.key();
+        self.file
+            .and_then(|table| table.get(&key))
+            .map(|value| Raw {
+                text: match value {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                },
+                origin: Origin::File {
+                    path: self.file_path.clone(),
+                    key,
+                },
+            })
+    }
+}
+
+fn invalid(setting: Setting, text: &str, origin: Origin) -> SettingError {
+    let value = if setting.is_secret() {
+        format!("<redacted, {} characters>", text.chars().count())
+    } else if setting == Setting::DatabaseUrl {
+        format!("{:?}", redact_url(text))
+    } else {
+        format!("{text:?}")
+    };
+    SettingError::Invalid {
+        setting,
+        value,
+        origin,
+        expected: setting.expected().to_owned(),
+    }
+}
+
+/// Hides the password of `scheme://user:password@host/...`.
+fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    let userinfo = &authority[..at];
+    match userinfo.find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &userinfo[..colon],
+            &rest[at..]
+        ),
+        None => url.to_owned(),
+    }
+}
+
+/// A whole number, allowing `_` between digits (`10_000_000`).
+fn whole_number(text: &str) -> Option<u64> {
+    let text = text.trim();
+    if text.is_empty()
+        || text.starts_with('_')
+        || text.ends_with('_')
+        || !text.bytes().all(|b| b.is_ascii_digit() || b == b'_')
+    {
+        return None;
+    }
+    text.replace('_', "").parse().ok()
+}
+
+fn in_range(text: &str, min: u64, max: u64) -> Option<u64> {
+    whole_number(text).filter(|n| (min..=max).contains(n))
+}
+
+fn non_empty_path(text: &str) -> Option<PathBuf> {
+    let text = text.trim();
+    (!text.is_empty() && !text.contains('\0')).then(|| PathBuf::from(text))
+}
+
+fn database_url(text: &str) -> Option<String> {
+    let text = text.trim();
+    let lower = text.to_ascii_lowercase();
+    let ok = (lower.starts_with("sqlite:") && text.len() > "sqlite:".len())
+        || (lower.starts_with("postgres://") && text.len() > "postgres://".len())
+        || (lower.starts_with("postgresql://") && text.len() > "postgresql://".len());
+    (ok && !text.chars().any(char::is_control)).then(|| text.to_owned())
+}
+
+fn duration(text: &str) -> Option<Duration> {
+    humantime::parse_duration(text.trim())
+        .ok()
+        .filter(|d| *d >= Duration::from_secs(1) && *d <= Duration::from_secs(7 * 86_400))
+}
+
+fn signing_key(text: &str) -> Option<SigningKey> {
+    let text = text.trim();
+    (text.chars().count() >= 32 && !text.chars().any(|c| c.is_whitespace() || c.is_control()))
+        .then(|| SigningKey(text.to_owned()))
+}
+
+/// The default `DATA_DIR`: the first entry of `$STATE_DIRECTORY` (systemd
+/// may list several, colon-separated), else `./data`.
+fn default_data_dir(env: &dyn Fn(&str) -> Option<String>) -> (PathBuf, Origin) {
+    match env(STATE_DIRECTORY_ENV)
+        .and_then(|v| v.split(':').next().map(str::trim).map(str::to_owned))
+        .filter(|v| !v.is_empty())
+    {
+        Some(dir) => (PathBuf::from(dir), Origin::StateDirectory),
+        None => (PathBuf::from("./data"), Origin::Default),
+    }
+}
+
+/// The default `STORAGE`: `file://$DATA_DIR/files`, or the plain path
+/// `$DATA_DIR/files` when `DATA_DIR` is relative (a file URL cannot be).
+fn default_storage(data_dir: &Path) -> StorageUrl {
+    StorageUrl::Local(data_dir.join("files"))
+}
+
+/// The default `DATABASE_URL`: `sqlite://$DATA_DIR/exports.db`.
+fn default_database_url(data_dir: &Path) -> String {
+    format!("sqlite://{}", data_dir.join("exports.db").display())
+}
+
+/// The number of CPUs, the default `WORKERS`.
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Checks that every key of the config file is a setting.
+fn check_keys(table: &toml::Table, file: &str) -> Result<(), SettingError> {
+    let valid: Vec<String> = Setting::ALL.iter().map(|s| s.key()).collect();
+    for key in table.keys() {
+        if valid.iter().any(|v| v == key) {
+            continue;
+        }
+        let lower = key.to_ascii_lowercase().replace('-', "_");
+        let lower = lower.strip_prefix("export_host_").unwrap_or(&lower);
+        let guess = valid.iter().find(|v| v.as_str() == lower).or_else(|| {
+            valid
+                .iter()
+                .map(|v| (edit_distance(v, lower), v))
+                .filter(|(d, _)| *d <= 2)
+                .min_by_key(|(d, _)| *d)
+                .map(|(_, v)| v)
+        });
+        return Err(SettingError::UnknownKey {
+            key: key.clone(),
+            file: file.to_owned(),
+            hint: guess
+                .map(|g| format!(" (did you mean {g:?}?)"))
+                .unwrap_or_default(),
+            valid: valid.join(", "),
+        });
+    }
+    Ok(())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(cur).min(row[j])
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// Resolves the settings from flags (`args`), the environment (`env`, given
+/// a variable name) and a parsed config file (`file`), in that order of
+/// precedence, then defaults. `$STATE_DIRECTORY` is read through `env` too.
+/// The file's path, for messages, is taken from `args.config` or
+/// `EXPORT_HOST_CONFIG`.
+pub fn resolve(
+    args: &SettingsArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    file: Option<&toml::Table>,
+) -> Result<HostSettings, SettingError> {
+    let file_path = config_path(args, env).map(|(path, _)| path);
+    if let Some(table) = file {
+        let label = file_path
+            .as_ref()
+            .map_or_else(|| "(unnamed)".to_owned(), |p| p.display().to_string());
+        check_keys(table, &label)?;
+    }
+    let sources = Sources {
+        args,
+        env,
+        file,
+        file_path,
+    };
+    let mut origins = BTreeMap::new();
+
+    // Looks a setting up, parses it, records where it came from; `None`
+    // when unset (the caller applies the default).
+    macro_rules! get {
+        ($setting:expr, $parse:expr) => {{
+            let setting: Setting = $setting;
+            match sources.raw(setting) {
+                Some(raw) => match ($parse)(raw.text.as_str()) {
+                    Some(value) => {
+                        origins.insert(setting, raw.origin);
+                        Some(value)
+                    }
+                    None => return Err(invalid(setting, &raw.text, raw.origin)),
+                },
+                None => None,
+            }
+        }};
+    }
+
+    let data_dir = match get!(Setting::DataDir, non_empty_path) {
+        Some(dir) => dir,
+        None => {
+            let (dir, origin) = default_data_dir(env);
+            origins.insert(Setting::DataDir, origin);
+            dir
+        }
+    };
+    let database_url =
+        get!(Setting::DatabaseUrl, database_url).unwrap_or_else(|| default_database_url(&data_dir));
+    let storage = get!(Setting::Storage, |t: &str| StorageUrl::parse(t.trim()).ok())
+        .unwrap_or_else(|| default_storage(&data_dir));
+    let listen = get!(Setting::Listen, |t: &str| t
+        .trim()
+        .parse::<SocketAddr>()
+        .ok())
+    .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let plugins =
+        get!(Setting::Plugins, non_empty_path).unwrap_or_else(|| PathBuf::from("./plugins.toml"));
+    let expiration_hours = get!(Setting::ExpirationHours, |t| in_range(t, 1, 87_600)).unwrap_or(24);
+    let max_rows = get!(Setting::MaxRows, |t| in_range(t, 1, u64::MAX)).unwrap_or(10_000_000);
+    let max_file_size_mb =
+        get!(Setting::MaxFileSizeMb, |t| in_range(t, 1, 16_777_216)).unwrap_or(1024);
+    let max_per_user = get!(Setting::MaxPerUser, |t| in_range(t, 1, 1_000_000)
+        .and_then(|n| u32::try_from(n).ok()))
+    .unwrap_or(20);
+    let workers = get!(Setting::Workers, |t| in_range(t, 1, 1024)
+        .and_then(|n| usize::try_from(n).ok()))
+    .unwrap_or_else(default_workers);
+    let cleanup_interval =
+        get!(Setting::CleanupInterval, duration).unwrap_or(Duration::from_secs(600));
+    let retention_days = get!(Setting::RetentionDays, |t| in_range(t, 0, 36_500)).unwrap_or(7);
+    let cache_ttl_minutes =
+        get!(Setting::CacheTtlMinutes, |t| in_range(t, 0, 525_600)).unwrap_or(0);
+    let signing_key = get!(Setting::SigningKey, signing_key);
+    let batch_size = get!(Setting::BatchSize, |t| in_range(t, 1, 1_048_576)
+        .and_then(|n| usize::try_from(n).ok()))
+    .unwrap_or(8192);
+
+    Ok(HostSettings {
+        data_dir,
+        database_url,
+        storage,
+        listen,
+        plugins,
+        expiration_hours,
+        max_rows,
+        max_file_size_mb,
+        max_per_user,
+        workers,
+        cleanup_interval,
+        retention_days,
+        cache_ttl_minutes,
+        signing_key,
+        batch_size,
+        origins,
+    })
+}
+
+#[cfg(test)]
+mod tests;

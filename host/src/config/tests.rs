@@ -1,0 +1,481 @@
+use super::*;
+use std::collections::HashMap;
+
+fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |name: &str| map.get(name).cloned()
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn table(text: &str) -> toml::Table {
+    parse_config(text, Path::new("test.toml")).unwrap()
+}
+
+fn error(
+    args: &SettingsArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    file: Option<&toml::Table>,
+) -> String {
+    let err = resolve(args, env, file).unwrap_err().to_string();
+    assert!(!err.contains('\n'), "one line: {err}");
+    err
+}
+
+#[test]
+fn defaults_without_state_directory() {
+    let s = resolve(&SettingsArgs::default(), &no_env, None).unwrap();
+    assert_eq!(s.data_dir, PathBuf::from("./data"));
+    assert_eq!(s.database_url, "sqlite://./data/exports.db");
+    assert_eq!(s.storage, StorageUrl::Local(PathBuf::from("./data/files")));
+    assert_eq!(s.listen, "127.0.0.1:8080".parse::<SocketAddr>().unwrap());
+    assert_eq!(s.plugins, PathBuf::from("./plugins.toml"));
+    assert_eq!(s.expiration_hours, 24);
+    assert_eq!(s.max_rows, 10_000_000);
+    assert_eq!(s.max_file_size_mb, 1024);
+    assert_eq!(s.max_per_user, 20);
+    assert_eq!(
+        s.workers,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    assert_eq!(s.cleanup_interval, Duration::from_secs(600));
+    assert_eq!(s.retention_days, 7);
+    assert_eq!(s.cache_ttl_minutes, 0);
+    assert_eq!(s.cache_ttl(), None);
+    assert_eq!(s.signing_key, None);
+    assert_eq!(s.batch_size, 8192);
+    assert_eq!(s.origin(Setting::DataDir), &Origin::Default);
+    assert_eq!(s.origin(Setting::MaxRows), &Origin::Default);
+    let limits = s.run_limits();
+    assert_eq!(limits.max_rows, 10_000_000);
+    assert_eq!(limits.max_bytes, 1024 * 1024 * 1024);
+    assert_eq!(limits.batch_size, 8192);
+    assert_eq!(s.expiration(), Duration::from_secs(24 * 3600));
+    assert_eq!(s.retention(), Duration::from_secs(7 * 86_400));
+}
+
+#[test]
+fn defaults_under_systemd_state_directory() {
+    let env = env_of(&[(STATE_DIRECTORY_ENV, "/var/lib/export-host:/var/lib/other")]);
+    let s = resolve(&SettingsArgs::default(), &env, None).unwrap();
+    assert_eq!(s.data_dir, PathBuf::from("/var/lib/export-host"));
+    assert_eq!(s.origin(Setting::DataDir), &Origin::StateDirectory);
+    assert_eq!(s.database_url, "sqlite:///var/lib/export-host/exports.db");
+    assert_eq!(s.storage.to_string(), "file:///var/lib/export-host/files");
+    // An explicit DATA_DIR wins over STATE_DIRECTORY, and moves the derived defaults.
+    let env = env_of(&[
+        (STATE_DIRECTORY_ENV, "/var/lib/export-host"),
+        ("EXPORT_HOST_DATA_DIR", "/srv/exports"),
+    ]);
+    let s = resolve(&SettingsArgs::default(), &env, None).unwrap();
+    assert_eq!(s.data_dir, PathBuf::from("/srv/exports"));
+    assert_eq!(s.database_url, "sqlite:///srv/exports/exports.db");
+    assert_eq!(
+        s.storage,
+        StorageUrl::Local(PathBuf::from("/srv/exports/files"))
+    );
+    // Empty STATE_DIRECTORY is ignored.
+    let s = resolve(
+        &SettingsArgs::default(),
+        &env_of(&[(STATE_DIRECTORY_ENV, "")]),
+        None,
+    )
+    .unwrap();
+    assert_eq!(s.data_dir, PathBuf::from("./data"));
+}
+
+#[test]
+fn precedence_flag_over_env_over_file_over_default() {
+    let file = table("max_rows = 3\nmax_per_user = 3\nretention_days = 3\n");
+    let env = env_of(&[
+        ("EXPORT_HOST_MAX_ROWS", "2"),
+        ("EXPORT_HOST_MAX_PER_USER", "2"),
+    ]);
+    let args = SettingsArgs {
+        max_rows: Some("1".into()),
+        config: Some(PathBuf::from("/etc/export-host.toml")),
+        ..SettingsArgs::default()
+    };
+    let s = resolve(&args, &env, Some(&file)).unwrap();
+    // flag > env > file
+    assert_eq!(s.max_rows, 1);
+    assert_eq!(
+        s.origin(Setting::MaxRows),
+        &Origin::Flag("--max-rows".into())
+    );
+    // env > file
+    assert_eq!(s.max_per_user, 2);
+    assert_eq!(
+        s.origin(Setting::MaxPerUser),
+        &Origin::Env("EXPORT_HOST_MAX_PER_USER".into())
+    );
+    // file > default
+    assert_eq!(s.retention_days, 3);
+    assert_eq!(
+        s.origin(Setting::RetentionDays),
+        &Origin::File {
+            path: Some(PathBuf::from("/etc/export-host.toml")),
+            key: "retention_days".into()
+        }
+    );
+    // default
+    assert_eq!(s.expiration_hours, 24);
+    assert_eq!(s.origin(Setting::ExpirationHours), &Origin::Default);
+}
+
+#[test]
+fn every_setting_reads_from_each_level() {
+    let values: &[(Setting, &str)] = &[
+        (Setting::DataDir, "/d"),
+        (Setting::DatabaseUrl, "postgres://u@db/exports"),
+        (Setting::Storage, "file:///s"),
+        (Setting::Listen, "[::1]:9000"),
+        (Setting::Plugins, "/etc/p.toml"),
+        (Setting::ExpirationHours, "5"),
+        (Setting::MaxRows, "6"),
+        (Setting::MaxFileSizeMb, "7"),
+        (Setting::MaxPerUser, "8"),
+        (Setting::Workers, "9"),
+        (Setting::CleanupInterval, "30s"),
+        (Setting::RetentionDays, "0"),
+        (Setting::CacheTtlMinutes, "15"),
+        (Setting::SigningKey, "0123456789abcdef0123456789abcdef"),
+        (Setting::BatchSize, "100"),
+    ];
+    let check = |s: &HostSettings| {
+        assert_eq!(s.data_dir, PathBuf::from("/d"));
+        assert_eq!(s.database_url, "postgres://u@db/exports");
+        assert_eq!(s.storage, StorageUrl::Local(PathBuf::from("/s")));
+        assert_eq!(s.listen, "[::1]:9000".parse::<SocketAddr>().unwrap());
+        assert_eq!(s.plugins, PathBuf::from("/etc/p.toml"));
+        assert_eq!(s.expiration_hours, 5);
+        assert_eq!(s.max_rows, 6);
+        assert_eq!(s.max_file_size_mb, 7);
+        assert_eq!(s.max_per_user, 8);
+        assert_eq!(s.workers, 9);
+        assert_eq!(s.cleanup_interval, Duration::from_secs(30));
+        assert_eq!(s.retention_days, 0);
+        assert_eq!(s.cache_ttl(), Some(Duration::from_secs(15 * 60)));
+        assert_eq!(
+            s.signing_key.as_ref().map(SigningKey::expose),
+            Some("0123456789abcdef0123456789abcdef")
+        );
+        assert_eq!(s.batch_size, 100);
+    };
+    // Flags.
+    let mut args = SettingsArgs::default();
+    for (setting, value) in values {
+        let v = Some((*value).to_owned());
+        match setting {
+            Setting::DataDir => args.data_dir = v,
+            Setting::DatabaseUrl => args.database_url = v,
+            Setting::Storage => args.storage = v,
+            Setting::Listen => args.listen = v,
+            Setting::Plugins => args.plugins = v,
+            Setting::ExpirationHours => args.expiration_hours = v,
+            Setting::MaxRows => args.max_rows = v,
+            Setting::MaxFileSizeMb => args.max_file_size_mb = v,
+            Setting::MaxPerUser => args.max_per_user = v,
+            Setting::Workers => args.workers = v,
+            Setting::CleanupInterval => args.cleanup_interval = v,
+            Setting::RetentionDays => args.retention_days = v,
+            Setting::CacheTtlMinutes => args.cache_ttl_minutes = v,
+            Setting::SigningKey => args.signing_key = v,
+            Setting::BatchSize => args.batch_size = v,
+        }
+    }
+    let s = resolve(&args, &no_env, None).unwrap();
+    check(&s);
+    assert!(Setting::ALL
+        .iter()
+        .all(|setting| matches!(s.origin(*setting), Origin::Flag(_))));
+    // Environment.
+    let pairs: Vec<(String, &str)> = values.iter().map(|(s, v)| (s.env_var(), *v)).collect();
+    let env_pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let s = resolve(&SettingsArgs::default(), &env_of(&env_pairs), None).unwrap();
+    check(&s);
+    assert!(Setting::ALL
+        .iter()
+        .all(|setting| matches!(s.origin(*setting), Origin::Env(_))));
+    // Config file, with TOML integers where natural.
+    let mut text = String::new();
+    for (setting, value) in values {
+        if value.bytes().all(|b| b.is_ascii_digit()) && *setting != Setting::SigningKey {
+            text.push_str(&format!("{} = {value}\n", setting.key()));
+        } else {
+            text.push_str(&format!("{} = {value:?}\n", setting.key()));
+        }
+    }
+    let s = resolve(&SettingsArgs::default(), &no_env, Some(&table(&text))).unwrap();
+    check(&s);
+    assert!(Setting::ALL
+        .iter()
+        .all(|setting| matches!(s.origin(*setting), Origin::File { .. })));
+}
+
+#[test]
+fn empty_environment_variables_count_as_unset() {
+    let env = env_of(&[
+        ("EXPORT_HOST_MAX_ROWS", ""),
+        ("EXPORT_HOST_SIGNING_KEY", "  "),
+    ]);
+    let file = table("max_rows = 42");
+    let s = resolve(&SettingsArgs::default(), &env, Some(&file)).unwrap();
+    assert_eq!(s.max_rows, 42);
+    assert_eq!(s.signing_key, None);
+}
+
+#[test]
+fn bad_values_name_setting_value_origin_and_what_is_accepted() {
+    let env = env_of(&[("EXPORT_HOST_MAX_ROWS", "ten")]);
+    assert_eq!(
+        error(&SettingsArgs::default(), &env, None),
+        "invalid setting MAX_ROWS=\"ten\" (from EXPORT_HOST_MAX_ROWS): expected a whole number of rows, at least 1, e.g. 10000000"
+    );
+    let cases: &[(Setting, &str)] = &[
+        (Setting::DataDir, ""),
+        (Setting::DatabaseUrl, "mysql://db/x"),
+        (Setting::DatabaseUrl, "exports.db"),
+        (Setting::DatabaseUrl, "sqlite:"),
+        (Setting::Storage, "ftp://host/x"),
+        (Setting::Storage, "file://host/x"),
+        (Setting::Storage, "s3://"),
+        (Setting::Storage, ""),
+        (Setting::Listen, "localhost:8080"),
+        (Setting::Listen, "8080"),
+        (Setting::Listen, "127.0.0.1:99999"),
+        (Setting::Plugins, " "),
+        (Setting::ExpirationHours, "0"),
+        (Setting::ExpirationHours, "24h"),
+        (Setting::ExpirationHours, "87601"),
+        (Setting::MaxRows, "0"),
+        (Setting::MaxRows, "-1"),
+        (Setting::MaxRows, "1e6"),
+        (Setting::MaxRows, "18446744073709551616"),
+        (Setting::MaxFileSizeMb, "0"),
+        (Setting::MaxFileSizeMb, "16777217"),
+        (Setting::MaxFileSizeMb, "1.5"),
+        (Setting::MaxPerUser, "0"),
+        (Setting::MaxPerUser, "many"),
+        (Setting::Workers, "0"),
+        (Setting::Workers, "1025"),
+        (Setting::CleanupInterval, "10"),
+        (Setting::CleanupInterval, "0s"),
+        (Setting::CleanupInterval, "500ms"),
+        (Setting::CleanupInterval, "8days"),
+        (Setting::CleanupInterval, "soon"),
+        (Setting::RetentionDays, "-1"),
+        (Setting::RetentionDays, "36501"),
+        (Setting::CacheTtlMinutes, "525601"),
+        (Setting::CacheTtlMinutes, "off"),
+        (Setting::SigningKey, "short"),
+        (Setting::SigningKey, "0123456789abcdef 0123456789abcdef"),
+        (Setting::BatchSize, "0"),
+        (Setting::BatchSize, "1048577"),
+        (Setting::MaxRows, "_1"),
+    ];
+    for (setting, value) in cases {
+        // As a flag (env-empty values would be "unset", so use flags).
+        let mut args = SettingsArgs::default();
+        let v = Some((*value).to_owned());
+        match setting {
+            Setting::DataDir => args.data_dir = v,
+            Setting::DatabaseUrl => args.database_url = v,
+            Setting::Storage => args.storage = v,
+            Setting::Listen => args.listen = v,
+            Setting::Plugins => args.plugins = v,
+            Setting::ExpirationHours => args.expiration_hours = v,
+            Setting::MaxRows => args.max_rows = v,
+            Setting::MaxFileSizeMb => args.max_file_size_mb = v,
+            Setting::MaxPerUser => args.max_per_user = v,
+            Setting::Workers => args.workers = v,
+            Setting::CleanupInterval => args.cleanup_interval = v,
+            Setting::RetentionDays => args.retention_days = v,
+            Setting::CacheTtlMinutes => args.cache_ttl_minutes = v,
+            Setting::SigningKey => args.signing_key = v,
+            Setting::BatchSize => args.batch_size = v,
+        }
+        let err = error(&args, &no_env, None);
+        let prefix = format!("invalid setting {}=", setting.name());
+        assert!(err.starts_with(&prefix), "{setting} {value:?}: {err}");
+        assert!(err.contains(&format!("(from {})", setting.flag())), "{err}");
+        assert!(err.ends_with(setting.expected()), "{err}");
+        if *setting == Setting::SigningKey {
+            assert!(!err.contains(value), "secret echoed: {err}");
+            assert!(err.contains("<redacted"), "{err}");
+        } else {
+            assert!(err.contains(&format!("{value:?}")), "{err}");
+        }
+    }
+}
+
+#[test]
+fn bad_file_values_name_the_file_and_key() {
+    let args = SettingsArgs {
+        config: Some(PathBuf::from("/etc/eh.toml")),
+        ..SettingsArgs::default()
+    };
+    assert_eq!(
+        error(&args, &no_env, Some(&table("max_rows = -5"))),
+        "invalid setting MAX_ROWS=\"-5\" (from max_rows in /etc/eh.toml): expected a whole number of rows, at least 1, e.g. 10000000"
+    );
+    let err = error(&args, &no_env, Some(&table("workers = true")));
+    assert!(
+        err.starts_with("invalid setting WORKERS=\"true\" (from workers in /etc/eh.toml)"),
+        "{err}"
+    );
+    let err = error(&args, &no_env, Some(&table("listen = [1, 2]")));
+    assert!(err.starts_with("invalid setting LISTEN="), "{err}");
+    // The config path can come from EXPORT_HOST_CONFIG too.
+    let env = env_of(&[(CONFIG_ENV, "/run/eh.toml")]);
+    let err = error(
+        &SettingsArgs::default(),
+        &env,
+        Some(&table("batch_size = 0")),
+    );
+    assert!(err.contains("(from batch_size in /run/eh.toml)"), "{err}");
+}
+
+#[test]
+fn database_passwords_are_not_echoed() {
+    let args = SettingsArgs {
+        database_url: Some("mysql://app:hunter2@db:3306/x".into()),
+        ..SettingsArgs::default()
+    };
+    let err = error(&args, &no_env, None);
+    assert!(!err.contains("hunter2"), "{err}");
+    assert!(err.contains("mysql://app:***@db:3306/x"), "{err}");
+    let s = resolve(
+        &SettingsArgs {
+            database_url: Some("postgres://app:hunter2@db/x".into()),
+            ..SettingsArgs::default()
+        },
+        &no_env,
+        None,
+    )
+    .unwrap();
+    assert_eq!(s.database_url, "postgres://app:hunter2@db/x");
+    let debug = format!("{s:?}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+}
+
+#[test]
+fn signing_key_is_never_printed() {
+    let key = "k".repeat(40);
+    let env_pairs = [("EXPORT_HOST_SIGNING_KEY", key.as_str())];
+    let s = resolve(&SettingsArgs::default(), &env_of(&env_pairs), None).unwrap();
+    assert_eq!(
+        s.signing_key.as_ref().map(SigningKey::expose),
+        Some(key.as_str())
+    );
+    let debug = format!("{s:?}");
+    assert!(!debug.contains(&key), "{debug}");
+    assert!(s.report().iter().all(|(_, value, _)| !value.contains(&key)));
+}
+
+#[test]
+fn unknown_file_keys_are_refused_with_the_valid_ones() {
+    let args = SettingsArgs {
+        config: Some(PathBuf::from("/etc/eh.toml")),
+        ..SettingsArgs::default()
+    };
+    let err = error(&args, &no_env, Some(&table("max_row = 5")));
+    assert!(
+        err.starts_with("unknown setting \"max_row\" in config file /etc/eh.toml (did you mean \"max_rows\"?); valid settings: data_dir, database_url, storage,"),
+        "{err}"
+    );
+    assert!(err.ends_with("signing_key, batch_size"), "{err}");
+    let err = error(&args, &no_env, Some(&table("MAX_ROWS = 5")));
+    assert!(err.contains("(did you mean \"max_rows\"?)"), "{err}");
+    let err = error(&args, &no_env, Some(&table("[server]\nlisten = \"x\"")));
+    assert!(err.starts_with("unknown setting \"server\""), "{err}");
+    assert!(!err.contains("did you mean"), "{err}");
+    // Unknown keys fail even when a flag would override everything else.
+    let args = SettingsArgs {
+        max_rows: Some("1".into()),
+        ..args
+    };
+    assert!(resolve(&args, &no_env, Some(&table("colour = 1"))).is_err());
+}
+
+#[test]
+fn config_file_errors_are_one_line() {
+    let err = parse_config("max_rows = 5\nworkers = = 3\n", Path::new("/etc/eh.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("config file /etc/eh.toml is not valid TOML at line 2: "),
+        "{err}"
+    );
+    assert!(!err.contains('\n'), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.toml");
+    let err = load_config_file(&missing, Origin::Flag("--config".into()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&format!(
+            "cannot read config file {} (from --config): ",
+            missing.display()
+        )),
+        "{err}"
+    );
+    let path = dir.path().join("eh.toml");
+    std::fs::write(&path, "max_rows = 1_000\ncleanup_interval = \"1h 30m\"\n").unwrap();
+    let file = load_config_file(&path, Origin::Flag("--config".into())).unwrap();
+    let s = resolve(&SettingsArgs::default(), &no_env, Some(&file)).unwrap();
+    assert_eq!(s.max_rows, 1000);
+    assert_eq!(s.cleanup_interval, Duration::from_secs(5400));
+}
+
+#[test]
+fn config_path_prefers_the_flag() {
+    let env = env_of(&[(CONFIG_ENV, "/env.toml")]);
+    let args = SettingsArgs {
+        config: Some(PathBuf::from("/flag.toml")),
+        ..SettingsArgs::default()
+    };
+    assert_eq!(
+        config_path(&args, &env),
+        Some((PathBuf::from("/flag.toml"), Origin::Flag("--config".into())))
+    );
+    assert_eq!(
+        config_path(&SettingsArgs::default(), &env),
+        Some((PathBuf::from("/env.toml"), Origin::Env(CONFIG_ENV.into())))
+    );
+    assert_eq!(
+        config_path(&SettingsArgs::default(), &env_of(&[(CONFIG_ENV, "")])),
+        None
+    );
+}
+
+#[test]
+fn numbers_allow_digit_separators_and_spaces() {
+    let env = env_of(&[("EXPORT_HOST_MAX_ROWS", " 10_000 ")]);
+    let s = resolve(&SettingsArgs::default(), &env, None).unwrap();
+    assert_eq!(s.max_rows, 10_000);
+}
+
+#[test]
+fn names_keys_flags_and_variables_line_up() {
+    assert_eq!(Setting::MaxFileSizeMb.key(), "max_file_size_mb");
+    assert_eq!(Setting::MaxFileSizeMb.flag(), "--max-file-size-mb");
+    assert_eq!(
+        Setting::MaxFileSizeMb.env_var(),
+        "EXPORT_HOST_MAX_FILE_SIZE_MB"
+    );
+    assert_eq!(
+        redact_url("postgres://u:p@h:5432/d?x=1"),
+        "postgres://u:***@h:5432/d?x=1"
+    );
+    assert_eq!(redact_url("postgres://u@h/d"), "postgres://u@h/d");
+    assert_eq!(
+        redact_url("sqlite://./data/exports.db"),
+        "sqlite://./data/exports.db"
+    );
+}

@@ -1,0 +1,103 @@
+//! The embedded backend: one SQLite file in WAL mode.
+//!
+//! Writers are serialised by SQLite itself. Every write transaction starts
+//! with `BEGIN IMMEDIATE`, which takes the write lock up front: a deferred
+//! `BEGIN` that reads and then writes can hit `SQLITE_BUSY` on the upgrade
+//! with no waiting (busy_timeout does not apply once another writer has
+//! committed in between), whereas an immediate one simply queues behind the
+//! current writer for up to [`BUSY_TIMEOUT`]. Together with the single
+//! conditional UPDATE per transition this is what makes racing workers
+//! safe here: exactly one of them sees the row in the old status.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+
+use super::queries::CLAIM_SET;
+use super::row::COLUMNS;
+use super::{Mode, RecordError};
+
+/// The migrations in `migrations/sqlite`, embedded at build time.
+pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// How long a writer waits for another writer's transaction before failing.
+/// Transitions are single statements, so waiting this long means something
+/// is badly wrong rather than merely busy.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Enough connections for a worker pool plus API readers; SQLite still
+/// admits one writer at a time.
+const MAX_CONNECTIONS: u32 = 10;
+
+/// Opens (creating it and its directory if needed) the database at `url`.
+pub(crate) async fn connect(url: &str) -> Result<SqlitePool, RecordError> {
+    let options = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        // WAL: readers never block the writer nor the writer the readers.
+        .journal_mode(SqliteJournalMode::Wal)
+        // NORMAL is durable against a killed process in WAL mode (only a
+        // power loss can drop the last commits, never corrupt the file).
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(true);
+    if !is_in_memory(url) {
+        create_parent_dir(options.get_filename())?;
+    }
+    let pool = SqlitePoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .connect_with(options)
+        .await?;
+    Ok(pool)
+}
+
+fn is_in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
+/// `sqlite://data/exports.db` on a first start: SQLite creates the file but
+/// not the directory it lives in.
+fn create_parent_dir(file: &Path) -> Result<(), RecordError> {
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            std::fs::create_dir_all(dir).map_err(|source| RecordError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Starts a transaction: `BEGIN IMMEDIATE` for anything that writes, a plain
+/// (deferred) `BEGIN` for reads so they run alongside the writer.
+pub(crate) async fn begin(
+    pool: &SqlitePool,
+    mode: Mode,
+) -> Result<Transaction<'static, Sqlite>, RecordError> {
+    let tx = match mode {
+        Mode::Read => pool.begin().await?,
+        Mode::Write => pool.begin_with("BEGIN IMMEDIATE").await?,
+    };
+    Ok(tx)
+}
+
+/// Claims the oldest pending export. The write lock taken by BEGIN IMMEDIATE
+/// already excludes every other claimer, so the subquery needs no row lock;
+/// the repeated `status = 'pending'` keeps the UPDATE conditional on its own.
+/// $1 worker, $2 lease_expires_at, $3 now.
+pub(crate) static CLAIM: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE exports SET {CLAIM_SET} \
+         WHERE id = (SELECT id FROM exports WHERE status = 'pending' \
+                     ORDER BY created_at, id LIMIT 1) \
+           AND status = 'pending' \
+         RETURNING {COLUMNS}"
+    )
+});

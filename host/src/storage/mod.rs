@@ -1,0 +1,486 @@
+//! Where export files live: a [`Storage`] trait, and a local-filesystem
+//! implementation ([`LocalStorage`]) on `object_store`'s `LocalFileSystem`.
+//!
+//! - Keys are made by the host only ([`keys`]); a user's files sit under
+//!   `u/<hash of user id>/`.
+//! - Writes are atomic: [`Storage::begin`] returns an [`Upload`], a plain
+//!   [`std::io::Write`] over a temporary file kept aside (in `.incoming/`
+//!   under the storage root, on the same filesystem). [`Upload::commit`]
+//!   syncs it and renames it into place; [`Upload::abort`], or dropping the
+//!   upload, removes it. Nothing partial is ever visible under a key.
+//! - Reads stream ([`Storage::open`]); [`Storage::list_keys`] serves orphan
+//!   cleanup and never shows uploads in progress.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), export_host::storage::StorageError> {
+//! use export_host::storage::{self, keys};
+//! use std::io::Write;
+//! let store = storage::from_url("file:///var/lib/export-host/files")?;
+//! let key = keys::export_key("alice", "exp_0123456789abcdef0123456789abcdef", "csv")
+//!     .map_err(storage::StorageError::from)?;
+//! let mut upload = store.begin(&key)?;   // on the export's blocking thread
+//! upload.write_all(b"a,b\n1,2\n").map_err(|e| storage::StorageError::io("writing", e))?;
+//! upload.commit_async().await?;          // or upload.commit() when blocking
+//! # Ok(()) }
+//! ```
+
+pub mod keys;
+mod local;
+
+pub use keys::{KeyError, StorageKey};
+pub use local::LocalStorage;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use std::fmt;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// A storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// No object under the key.
+    #[error("no stored file under {key}: it expired, was deleted, or was never committed")]
+    NotFound {
+        /// The key.
+        key: String,
+    },
+    /// The `STORAGE` setting is not a location this host understands.
+    #[error("invalid STORAGE {url:?}: {reason}; expected file:///absolute/path, a plain directory path, or s3://bucket/prefix")]
+    InvalidUrl {
+        /// The setting as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A location this build cannot use yet.
+    #[error("S3 storage is not supported yet (STORAGE={url:?}); set STORAGE to a local directory, e.g. file:///var/lib/export-host/files")]
+    UnsupportedS3 {
+        /// The setting as given.
+        url: String,
+    },
+    /// The storage root could not be made or opened.
+    #[error("cannot use storage directory {}: {source}; create it, or point STORAGE at a directory the daemon's user may write", path.display())]
+    Root {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A key was refused.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// Local file I/O failed.
+    #[error("storage I/O failed while {what}: {source}; check free space and permissions of the storage directory")]
+    Io {
+        /// What the host was doing.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: io::Error,
+    },
+    /// The object store failed.
+    #[error("storage failed while {what}: {source}")]
+    Backend {
+        /// What the host was doing.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: object_store::Error,
+    },
+    /// A blocking storage task did not finish (it panicked or the runtime is
+    /// shutting down).
+    #[error("storage task did not finish while {what}: {reason}")]
+    Task {
+        /// What the host was doing.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl StorageError {
+    /// An I/O error while doing `what`.
+    pub fn io(what: impl Into<String>, source: io::Error) -> Self {
+        StorageError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+
+    /// Whether the error means "no such object".
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, StorageError::NotFound { .. })
+    }
+}
+
+/// A stored object, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    /// Its key.
+    pub key: StorageKey,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was last written (for local storage: the file's mtime, i.e.
+    /// when its upload last wrote, not when it was committed).
+    pub last_modified: SystemTime,
+}
+
+/// An object opened for reading: its size and a stream of its bytes.
+///
+/// The object is pinned when opened: deleting or replacing the key
+/// afterwards does not cut a download short.
+pub struct Download {
+    /// The key read.
+    pub key: StorageKey,
+    /// The size in bytes (the stream yields exactly this many).
+    pub size: u64,
+    /// When it was last written.
+    pub last_modified: SystemTime,
+    /// The bytes, in chunks of at most [`READ_CHUNK`] bytes.
+    pub stream: BoxStream<'static, Result<Bytes, StorageError>>,
+}
+
+impl fmt::Debug for Download {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Download")
+            .field("key", &self.key)
+            .field("size", &self.size)
+            .field("last_modified", &self.last_modified)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Largest chunk a [`Download`] stream yields from local storage.
+pub const READ_CHUNK: usize = 256 * 1024;
+
+/// Where export files are kept. Object safe: the host holds an
+/// `Arc<dyn Storage>`.
+pub trait Storage: Send + Sync + fmt::Debug {
+    /// Starts writing the object `key`. The returned [`Upload`] is a
+    /// blocking [`std::io::Write`] for the export's blocking thread; nothing
+    /// is visible under `key` until [`Upload::commit`]. Creates one temporary
+    /// file (a short blocking call).
+    fn begin(&self, key: &StorageKey) -> Result<Upload, StorageError>;
+
+    /// Opens `key` for a streaming read. [`StorageError::NotFound`] when absent.
+    fn open<'a>(&'a self, key: &'a StorageKey) -> BoxFuture<'a, Result<Download, StorageError>>;
+
+    /// Deletes `key`. A missing key is not an error.
+    fn delete<'a>(&'a self, key: &'a StorageKey) -> BoxFuture<'a, Result<(), StorageError>>;
+
+    /// The size of `key` in bytes. [`StorageError::NotFound`] when absent.
+    fn size<'a>(&'a self, key: &'a StorageKey) -> BoxFuture<'a, Result<u64, StorageError>>;
+
+    /// Every committed object under `prefix` (whole segments; `None`
+    /// lists everything). Uploads in progress are never listed, nor are
+    /// files under the root that are not valid host keys. Order is
+    /// unspecified. For orphan cleanup list [`keys::USERS_PREFIX`].
+    fn list_keys(
+        &self,
+        prefix: Option<&StorageKey>,
+    ) -> BoxStream<'static, Result<StoredObject, StorageError>>;
+
+    /// Removes temporary files of uploads that have not been written to for
+    /// `older_than` (left by a host killed mid-export). Returns how many were
+    /// removed. Use a bound well above the longest export's quiet period.
+    fn purge_stale_uploads(&self, older_than: Duration)
+        -> BoxFuture<'_, Result<u64, StorageError>>;
+
+    /// A one-line description for logs, e.g. `file:///var/lib/export-host/files`.
+    fn describe(&self) -> String;
+}
+
+impl dyn Storage {
+    /// Same as [`from_url`]: `<dyn Storage>::from_url(url)`.
+    pub fn from_url(url: &str) -> Result<Arc<dyn Storage>, StorageError> {
+        from_url(url)
+    }
+}
+
+/// A parsed `STORAGE` setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageUrl {
+    /// A local directory (absolute, or relative to the working directory).
+    Local(PathBuf),
+    /// An S3-compatible bucket (not supported by this build yet).
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The key prefix inside it (may be empty).
+        prefix: String,
+    },
+}
+
+impl StorageUrl {
+    /// Parses `file:///abs/path`, `file://localhost/abs/path`, a plain path
+    /// (`/abs` or `relative/dir`), or `s3://bucket[/prefix]`. As a
+    /// convenience, `file://./rel` and `file://../rel` are read as relative
+    /// paths. `%XX` escapes in `file:` URLs are decoded.
+    pub fn parse(url: &str) -> Result<Self, StorageError> {
+        let invalid = |reason: &str| StorageError::InvalidUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if url.trim().is_empty() {
+            return Err(invalid("it is empty"));
+        }
+        if url.chars().any(char::is_control) {
+            return Err(invalid("it contains control characters"));
+        }
+        if let Some(rest) = strip_prefix_ignore_case(url, "s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(invalid("the bucket name is missing"));
+            }
+            return Ok(StorageUrl::S3 {
+                bucket: bucket.to_owned(),
+                prefix: prefix.trim_matches('/').to_owned(),
+            });
+        }
+        if let Some(rest) = strip_prefix_ignore_case(url, "file:") {
+            let path = if let Some(after) = rest.strip_prefix("//") {
+                if after.starts_with('/') {
+                    after
+                } else if let Some(abs) = strip_prefix_ignore_case(after, "localhost/") {
+                    // Keep the '/' that starts the path.
+                    &after[after.len() - abs.len() - 1..]
+                } else if after.starts_with("./") || after.starts_with("../") {
+                    after
+                } else {
+                    return Err(invalid(
+                        "a file URL names a host; use file:///absolute/path (three slashes)",
+                    ));
+                }
+            } else if rest.starts_with('/') {
+                rest
+            } else {
+                return Err(invalid("use file:///absolute/path (three slashes)"));
+            };
+            let path = percent_decode(path)
+                .ok_or_else(|| invalid("a %-escape is malformed or not UTF-8"))?;
+            if path.contains('\0') {
+                return Err(invalid("it contains a NUL byte"));
+            }
+            return Ok(StorageUrl::Local(PathBuf::from(path)));
+        }
+        if let Some((scheme, _)) = url.split_once("://") {
+            if !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            {
+                return Err(invalid(&format!("the scheme {scheme:?} is not supported")));
+            }
+        }
+        Ok(StorageUrl::Local(PathBuf::from(url)))
+    }
+}
+
+impl fmt::Display for StorageUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageUrl::Local(path) if path.is_absolute() => write!(f, "file://{}", path.display()),
+            StorageUrl::Local(path) => write!(f, "{}", path.display()),
+            StorageUrl::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            StorageUrl::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Opens the storage a `STORAGE` setting names: a local directory (created
+/// if missing) for `file://` URLs and plain paths; `s3://` is refused for now.
+pub fn from_url(url: &str) -> Result<Arc<dyn Storage>, StorageError> {
+    open_location(&StorageUrl::parse(url)?)
+}
+
+/// Opens the storage of an already parsed `STORAGE` setting.
+pub fn open_location(location: &StorageUrl) -> Result<Arc<dyn Storage>, StorageError> {
+    match location {
+        StorageUrl::Local(path) => Ok(Arc::new(LocalStorage::open(path)?)),
+        StorageUrl::S3 { .. } => Err(StorageError::UnsupportedS3 {
+            url: location.to_string(),
+        }),
+    }
+}
+
+/// What a committed upload reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The key now holding the object.
+    pub key: StorageKey,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// How an upload is put in place on commit (one variant per backend).
+#[derive(Debug)]
+enum Finish {
+    /// Rename the temporary file to this path (same filesystem).
+    Rename {
+        /// The object's final path.
+        path: PathBuf,
+    },
+}
+
+/// One object being written. Implements [`std::io::Write`] (buffered) over a
+/// temporary file kept aside; see the module docs. Send it to the blocking
+/// thread that formats the export, then [`commit`](Upload::commit) or
+/// [`abort`](Upload::abort) it; dropping it aborts.
+pub struct Upload {
+    key: StorageKey,
+    file: Option<BufWriter<tempfile::NamedTempFile>>,
+    written: u64,
+    finish: Finish,
+}
+
+impl fmt::Debug for Upload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Upload")
+            .field("key", &self.key)
+            .field("temp", &self.temp_path())
+            .field("written", &self.written)
+            .field("finish", &self.finish)
+            .finish()
+    }
+}
+
+/// Write buffer of an [`Upload`].
+const WRITE_BUFFER: usize = 128 * 1024;
+
+impl Upload {
+    fn new(key: StorageKey, temp: tempfile::NamedTempFile, finish: Finish) -> Self {
+        Upload {
+            key,
+            file: Some(BufWriter::with_capacity(WRITE_BUFFER, temp)),
+            written: 0,
+            finish,
+        }
+    }
+
+    /// The key this upload will commit to.
+    pub fn key(&self) -> &StorageKey {
+        &self.key
+    }
+
+    /// Bytes accepted so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.written
+    }
+
+    /// Where the bytes are kept until commit (for diagnostics).
+    pub fn temp_path(&self) -> Option<&Path> {
+        self.file.as_ref().map(|f| f.get_ref().path())
+    }
+
+    fn writer(&mut self) -> io::Result<&mut BufWriter<tempfile::NamedTempFile>> {
+        self.file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("the upload is already finished"))
+    }
+
+    /// Makes the object visible under its key, atomically: flushes and syncs
+    /// the temporary file, renames it into place (replacing any object
+    /// already there) and syncs the directory. Blocking; use
+    /// [`commit_async`](Upload::commit_async) from async code. On error
+    /// nothing is visible under the key and the temporary file is removed.
+    pub fn commit(mut self) -> Result<Committed, StorageError> {
+        let Some(mut writer) = self.file.take() else {
+            return Err(StorageError::io(
+                format!("committing {}", self.key),
+                io::Error::other("the upload is already finished"),
+            ));
+        };
+        if let Err(e) = writer.flush() {
+            // Discard what is left in the buffer; dropping the file removes it.
+            drop(writer.into_parts());
+            return Err(StorageError::io(format!("writing {}", self.key), e));
+        }
+        let (temp, _) = writer.into_parts();
+        temp.as_file()
+            .sync_all()
+            .map_err(|e| StorageError::io(format!("syncing {}", self.key), e))?;
+        match &self.finish {
+            Finish::Rename { path } => local::commit_rename(temp, path, &self.key)?,
+        }
+        Ok(Committed {
+            key: self.key.clone(),
+            size: self.written,
+        })
+    }
+
+    /// [`commit`](Upload::commit) on tokio's blocking pool.
+    pub async fn commit_async(self) -> Result<Committed, StorageError> {
+        let key = self.key.to_string();
+        tokio::task::spawn_blocking(move || self.commit())
+            .await
+            .map_err(|e| StorageError::Task {
+                what: format!("committing {key}"),
+                reason: e.to_string(),
+            })?
+    }
+
+    /// Discards the upload and removes its temporary file, reporting a
+    /// failure to remove it (dropping the upload does the same silently).
+    pub fn abort(mut self) -> Result<(), StorageError> {
+        match self.file.take() {
+            Some(writer) => {
+                // Discard the buffer without writing it.
+                let (temp, _) = writer.into_parts();
+                temp.close().map_err(|e| {
+                    StorageError::io(format!("removing the partial upload of {}", self.key), e)
+                })
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl Write for Upload {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.writer()?.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer()?.flush()
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if let Some(writer) = self.file.take() {
+            // Discard the buffer; dropping the temp file removes it.
+            let (temp, _) = writer.into_parts();
+            drop(temp);
+        }
+    }
+}
