@@ -88,7 +88,10 @@ pub enum RequestError {
 }
 
 /// Resolves the components and validates the selector and options.
-pub fn prepare(registry: &Registry, request: &ExportRequest) -> Result<PreparedExport, RequestError> {
+pub fn prepare(
+    registry: &Registry,
+    request: &ExportRequest,
+) -> Result<PreparedExport, RequestError> {
     let loader = registry.loader(&request.loader)?;
     let formatter = registry.formatter(&request.format)?;
     if !request.selector.is_object() {
@@ -105,11 +108,13 @@ pub fn prepare(registry: &Registry, request: &ExportRequest) -> Result<PreparedE
     };
     let compression = match options.remove("compression") {
         None | Some(Value::Null) => None,
-        Some(value) => Some(serde_json::from_value::<Compression>(value.clone()).map_err(|_| {
-            RequestError::Invalid(format!(
-                "options.compression = {value} is not supported; use \"gzip\" or \"zstd\""
-            ))
-        })?),
+        Some(value) => Some(
+            serde_json::from_value::<Compression>(value.clone()).map_err(|_| {
+                RequestError::Invalid(format!(
+                    "options.compression = {value} is not supported; use \"gzip\" or \"zstd\""
+                ))
+            })?,
+        ),
     };
     let file_name = match options.remove("file_name") {
         None | Some(Value::Null) => None,
