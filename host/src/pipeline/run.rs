@@ -50,7 +50,9 @@ pub enum RunError {
         error: PluginError,
     },
     /// More rows than MAX_ROWS.
-    #[error("the export has more than {limit} rows (MAX_ROWS); narrow the selector or raise MAX_ROWS")]
+    #[error(
+        "the export has more than {limit} rows (MAX_ROWS); narrow the selector or raise MAX_ROWS"
+    )]
     RowLimit {
         /// The cap.
         limit: u64,
