@@ -180,8 +180,12 @@ impl<L: Loader> ErasedLoader for L {
 
 /// Object-safe view of a [`Formatter`], taking its inputs as JSON text.
 trait ErasedFormatter: Send + Sync {
-    fn start(&self, config: &str, options: &str, schema: SchemaRef)
-        -> Result<Box<dyn FormatWriter>>;
+    fn start(
+        &self,
+        config: &str,
+        options: &str,
+        schema: SchemaRef,
+    ) -> Result<Box<dyn FormatWriter>>;
 }
 
 impl<F: Formatter> ErasedFormatter for F {

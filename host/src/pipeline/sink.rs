@@ -64,7 +64,12 @@ pub struct Sink<W: Write> {
 impl<W: Write> Sink<W> {
     /// A sink over `inner` that fails once more than `limit` bytes would be
     /// stored, compressing first when asked and hashing when `hash` is set.
-    pub fn new(inner: W, limit: u64, compression: Option<Compression>, hash: bool) -> io::Result<Self> {
+    pub fn new(
+        inner: W,
+        limit: u64,
+        compression: Option<Compression>,
+        hash: bool,
+    ) -> io::Result<Self> {
         let meter = Meter {
             inner,
             written: 0,
@@ -77,9 +82,7 @@ impl<W: Write> Sink<W> {
                 meter,
                 flate2::Compression::default(),
             )),
-            Some(Compression::Zstd) => {
-                Encoder::Zstd(zstd::stream::write::Encoder::new(meter, 3)?)
-            }
+            Some(Compression::Zstd) => Encoder::Zstd(zstd::stream::write::Encoder::new(meter, 3)?),
         };
         Ok(Sink {
             encoder,
@@ -161,7 +164,9 @@ mod tests {
             let mut back = Vec::new();
             match compression {
                 Compression::Gzip => {
-                    flate2::read::GzDecoder::new(&bytes[..]).read_to_end(&mut back).unwrap();
+                    flate2::read::GzDecoder::new(&bytes[..])
+                        .read_to_end(&mut back)
+                        .unwrap();
                 }
                 Compression::Zstd => back = zstd::decode_all(&bytes[..]).unwrap(),
             }

@@ -189,7 +189,11 @@ fn one_line(err: &toml::de::Error) -> String {
 
 fn absolute(path: &Path) -> PathBuf {
     // `Path::new("plugins.toml").parent()` is "", which `absolute` refuses.
-    let path = if path.as_os_str().is_empty() { Path::new(".") } else { path };
+    let path = if path.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        path
+    };
     std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
 }
 
@@ -223,7 +227,10 @@ mod tests {
         .unwrap();
         assert_eq!(config.dir, Path::new("/etc/export-host/lib"));
         let csv = &config.entries[0];
-        assert_eq!(csv.library, Path::new("/etc/export-host/lib/libexport_csv.so"));
+        assert_eq!(
+            csv.library,
+            Path::new("/etc/export-host/lib/libexport_csv.so")
+        );
         assert!(csv.enabled);
         assert_eq!(csv.isolation, Isolation::InProcess);
         assert_eq!(csv.timeout, Some(Duration::from_secs(600)));
@@ -234,9 +241,18 @@ mod tests {
     #[test]
     fn refuses_bad_values_with_the_field_named() {
         let bad = [
-            ("[plugins.x]\nlibrary = \"a.so\"\ntimeout = \"soon\"", "timeout"),
-            ("[plugins.x]\nlibrary = \"a.so\"\nsha256 = \"abc\"", "sha256"),
-            ("[plugins.x]\nlibrary = \"a.so\"\nisolation = \"vm\"", "isolation"),
+            (
+                "[plugins.x]\nlibrary = \"a.so\"\ntimeout = \"soon\"",
+                "timeout",
+            ),
+            (
+                "[plugins.x]\nlibrary = \"a.so\"\nsha256 = \"abc\"",
+                "sha256",
+            ),
+            (
+                "[plugins.x]\nlibrary = \"a.so\"\nisolation = \"vm\"",
+                "isolation",
+            ),
             ("[plugins.x]\nlibrary = \"a.so\"\nlibary = \"b\"", "libary"),
             ("[plugins.Bad]\nlibrary = \"a.so\"", "Bad"),
         ];

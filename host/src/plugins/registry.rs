@@ -203,7 +203,10 @@ impl Registry {
             let name = stem
                 .trim_start_matches("lib")
                 .trim_start_matches("export_")
-                .replace(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'), "_")
+                .replace(
+                    |c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+                    "_",
+                )
                 .to_ascii_lowercase();
             if self.plugins.iter().any(|p| p.name == name) {
                 continue;
@@ -323,11 +326,12 @@ fn load_plugin(entry: &PluginEntry) -> Result<LoadedPlugin, LoadFailure> {
     if entry.isolation == Isolation::Process {
         return Err(fail(
             FailureCause::Unsupported,
-            "isolation = \"process\" is not supported yet by this export-host; use \"in-process\"".to_owned(),
+            "isolation = \"process\" is not supported yet by this export-host; use \"in-process\""
+                .to_owned(),
         ));
     }
-    let (library, sha256) =
-        open_verified(&entry.library, entry.sha256.as_deref()).map_err(|(cause, reason)| fail(cause, reason))?;
+    let (library, sha256) = open_verified(&entry.library, entry.sha256.as_deref())
+        .map_err(|(cause, reason)| fail(cause, reason))?;
     let manifest = library.manifest();
     let config_schema = DocumentSchema::compile(&manifest.config_schema).map_err(|err| {
         fail(
@@ -352,7 +356,10 @@ fn load_plugin(entry: &PluginEntry) -> Result<LoadedPlugin, LoadFailure> {
         let schema = DocumentSchema::compile(&loader.selector_schema).map_err(|err| {
             fail(
                 FailureCause::Config,
-                format!("loader {:?} declares an invalid selector schema: {err}", loader.name),
+                format!(
+                    "loader {:?} declares an invalid selector schema: {err}",
+                    loader.name
+                ),
             )
         })?;
         selector_schemas.insert(loader.name.clone(), schema);
@@ -362,7 +369,10 @@ fn load_plugin(entry: &PluginEntry) -> Result<LoadedPlugin, LoadFailure> {
         let schema = DocumentSchema::compile(&formatter.options_schema).map_err(|err| {
             fail(
                 FailureCause::Config,
-                format!("formatter {:?} declares an invalid options schema: {err}", formatter.name),
+                format!(
+                    "formatter {:?} declares an invalid options schema: {err}",
+                    formatter.name
+                ),
             )
         })?;
         options_schemas.insert(formatter.name.clone(), schema);
@@ -386,7 +396,8 @@ pub fn open_verified(
     path: &Path,
     sha256: Option<&str>,
 ) -> Result<(PluginLibrary, String), (FailureCause, String)> {
-    let verified = trust::verify(path, sha256).map_err(|err: TrustError| (FailureCause::Trust, err.to_string()))?;
+    let verified = trust::verify(path, sha256)
+        .map_err(|err: TrustError| (FailureCause::Trust, err.to_string()))?;
     // SAFETY: the bytes passed the trust checks (regular ELF shared object, not
     // writable by others, checksum when pinned) and are loaded from a private
     // copy that nobody else can change.

@@ -65,7 +65,9 @@ mod tests {
         assert!(schema.check("selector", &json!({"path": "a.csv"})).is_ok());
         let err = schema.check("selector", &json!({"path": 5})).unwrap_err();
         assert!(err.to_string().contains("/path"), "{err}");
-        let err = schema.check("selector", &json!({"path": "a", "pth": 1})).unwrap_err();
+        let err = schema
+            .check("selector", &json!({"path": "a", "pth": 1}))
+            .unwrap_err();
         assert!(err.to_string().contains("pth"), "{err}");
     }
 }

@@ -131,7 +131,11 @@ fn check_elf_shared_object(bytes: &[u8]) -> Result<(), TrustError> {
 /// Writes the verified bytes to a fresh, uniquely named file only this user
 /// can touch. A fresh name also means a replaced library is loaded anew
 /// instead of `dlopen` handing back the already-loaded one.
-fn private_copy(original: &Path, bytes: &[u8], sha256: &str) -> std::io::Result<tempfile::TempPath> {
+fn private_copy(
+    original: &Path,
+    bytes: &[u8],
+    sha256: &str,
+) -> std::io::Result<tempfile::TempPath> {
     static SEQUENCE: AtomicU64 = AtomicU64::new(0);
     let dir = copies_dir()?;
     let stem = original
@@ -198,7 +202,10 @@ mod tests {
             verify(&dir.path().join("absent.so"), None),
             Err(TrustError::Missing)
         ));
-        assert!(matches!(verify(dir.path(), None), Err(TrustError::NotRegularFile)));
+        assert!(matches!(
+            verify(dir.path(), None),
+            Err(TrustError::NotRegularFile)
+        ));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! Each entry point runs the plugin's code inside `catch_unwind`, because a
 //! panic unwinding into an `extern "C"` frame aborts the whole host.
 
-use super::{AbiError, AbiFormatWriter, AbiFormatWriter_TO, FormatWriterBox, PluginMod, PluginModRef};
+use super::{
+    AbiError, AbiFormatWriter, AbiFormatWriter_TO, FormatWriterBox, PluginMod, PluginModRef,
+};
 use crate::error::PluginError;
 use crate::formatter::FormatWriter;
 use crate::loader::{BatchReader, Limits};
@@ -42,7 +44,9 @@ fn plugin() -> Result<&'static Plugin, PluginError> {
     PLUGIN
         .get_or_init(|| match BUILD.get() {
             Some(build) => catch_unwind(build).map_err(|payload| panic_error(payload.as_ref())),
-            None => Err(PluginError::internal("plugin root module was not initialised")),
+            None => Err(PluginError::internal(
+                "plugin root module was not initialised",
+            )),
         })
         .as_ref()
         .map_err(Clone::clone)
@@ -61,7 +65,9 @@ fn install_panic_hook() {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     INSTALLED.get_or_init(|| {
         std::panic::set_hook(Box::new(|info| {
-            let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+            let location = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()));
             PANIC_LOCATION.with(|slot| *slot.borrow_mut() = location);
         }));
     });
@@ -235,7 +241,10 @@ pub(crate) const WIRE_MARK: char = '\u{1}';
 impl WireError {
     fn new(err: &PluginError) -> Self {
         let message = err.message.replace('\0', "\\0");
-        WireError(format!("{WIRE_MARK}{}{WIRE_MARK}{message}", err.kind.code()))
+        WireError(format!(
+            "{WIRE_MARK}{}{WIRE_MARK}{message}",
+            err.kind.code()
+        ))
     }
 }
 

@@ -99,7 +99,12 @@ fn incompatible(plugin: String) -> LoadError {
 
 fn first_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let mut out = lines.iter().take(n).copied().collect::<Vec<_>>().join(" / ");
+    let mut out = lines
+        .iter()
+        .take(n)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" / ");
     if lines.len() > n {
         out.push_str(" / ...");
     }
@@ -134,7 +139,9 @@ impl PluginLibrary {
         let header = lib_header_from_path(path).map_err(LoadError::from_library)?;
         let consts = header.root_mod_consts();
         if consts.name().as_str() != <PluginModRef as RootModule>::NAME {
-            return Err(LoadError::OtherRootModule(consts.name().as_str().to_owned()));
+            return Err(LoadError::OtherRootModule(
+                consts.name().as_str().to_owned(),
+            ));
         }
         // Compare versions ourselves first: abi_stable's layout error would bury
         // the one fact a plugin author needs, the two version numbers.

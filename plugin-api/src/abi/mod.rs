@@ -63,13 +63,8 @@ pub struct PluginMod {
     pub manifest: extern "C" fn() -> RResult<RString, AbiError>,
     /// `(loader, config, selector, limits, out: *mut FFI_ArrowArrayStream)`:
     /// on success the plugin has written a live stream to `out`.
-    pub open_loader: extern "C" fn(
-        RStr<'_>,
-        RStr<'_>,
-        RStr<'_>,
-        RStr<'_>,
-        *mut c_void,
-    ) -> RResult<(), AbiError>,
+    pub open_loader:
+        extern "C" fn(RStr<'_>, RStr<'_>, RStr<'_>, RStr<'_>, *mut c_void) -> RResult<(), AbiError>,
     /// `(formatter, config, options, schema: *const FFI_ArrowSchema)`: the
     /// plugin copies the schema; the host keeps ownership of it.
     #[sabi(last_prefix_field)]
@@ -108,7 +103,7 @@ pub mod __private {
     pub use super::guest::root_module;
     pub use super::PluginModRef;
     pub use abi_stable::library::{
-        CheckTypeLayout, LibHeader, RootModuleResult, __call_root_module_loader,
+        __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
     };
 }
 

@@ -4,9 +4,7 @@ use crate::config::{default_delimiter, delimiter_byte, DELIMITER_PATTERN};
 use export_plugin_api::arrow_array::RecordBatch;
 use export_plugin_api::arrow_schema::SchemaRef;
 use export_plugin_api::rows::{Cell, Rows};
-use export_plugin_api::{
-    FormatWriter, Formatter, JsonSchema, NoConfig, PluginError, Result,
-};
+use export_plugin_api::{FormatWriter, Formatter, JsonSchema, NoConfig, PluginError, Result};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 

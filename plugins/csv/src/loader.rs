@@ -135,13 +135,11 @@ impl Loader for CsvLoader {
             let names = match &selector.columns {
                 None => (1..=width).map(|n| format!("column_{n}")).collect(),
                 Some(wanted) if wanted.len() == width => wanted.clone(),
-                Some(wanted) => {
-                    return Err(PluginError::invalid_input(format!(
-                        "columns names {} column(s) but the rows of {path:?} have {width} field(s); \
+                Some(wanted) => return Err(PluginError::invalid_input(format!(
+                    "columns names {} column(s) but the rows of {path:?} have {width} field(s); \
                          without a header, name every column in file order",
-                        wanted.len()
-                    )))
-                }
+                    wanted.len()
+                ))),
             };
             (names, (0..width).collect(), width, true)
         };
@@ -166,7 +164,10 @@ impl Loader for CsvLoader {
             pending,
             exhausted: false,
             schema,
-            byte_capacity: vec![batch_size.saturating_mul(FIRST_BATCH_BYTES_PER_CELL); indices.len()],
+            byte_capacity: vec![
+                batch_size.saturating_mul(FIRST_BATCH_BYTES_PER_CELL);
+                indices.len()
+            ],
             identity,
             indices,
             remaining,
@@ -263,9 +264,7 @@ impl BatchReader for CsvBatchReader {
 /// outside the root.
 fn resolve(root: &Path, path: &str) -> Result<PathBuf> {
     let outside = || {
-        PluginError::permission_denied(format!(
-            "path {path:?} must be inside the configured root"
-        ))
+        PluginError::permission_denied(format!("path {path:?} must be inside the configured root"))
     };
     if path.is_empty() {
         return Err(PluginError::invalid_input(
@@ -523,7 +522,9 @@ mod tests {
         file.extend_from_slice(b",\"\",  padded  ,\"multi\nline\"\n");
         file.extend_from_slice(b"0001,-0,\"crlf\r\ninside\",\"say \"\"hi\"\"\"\n");
         file.extend_from_slice("x,1e5,tab\there,héllo 🌍 日本 \n".as_bytes());
-        file.extend_from_slice(format!("big,\"{}\",\"a, b\",'single'\n", big.replace('"', "\"\"")).as_bytes());
+        file.extend_from_slice(
+            format!("big,\"{}\",\"a, b\",'single'\n", big.replace('"', "\"\"")).as_bytes(),
+        );
         file.extend_from_slice(b"cr,\"lone\ronly\",\"  \",null\n");
         file.extend_from_slice(b"last,TRUE,NULL,\"no final newline\"");
         let expected = vec![
@@ -531,7 +532,12 @@ mod tests {
             strings(&["", "", "  padded  ", "multi\nline"]),
             strings(&["0001", "-0", "crlf\r\ninside", "say \"hi\""]),
             strings(&["x", "1e5", "tab\there", "héllo 🌍 日本 "]),
-            vec!["big".to_owned(), big, "a, b".to_owned(), "'single'".to_owned()],
+            vec![
+                "big".to_owned(),
+                big,
+                "a, b".to_owned(),
+                "'single'".to_owned(),
+            ],
             strings(&["cr", "lone\ronly", "  ", "null"]),
             strings(&["last", "TRUE", "NULL", "no final newline"]),
         ];
@@ -715,18 +721,27 @@ mod tests {
     #[test]
     fn columns_select_and_order_by_name() {
         let (_dir, root) = root_with(&[("people.csv", b"id,name,age\n1,ada,36\n2,bob,7\n")]);
-        let (schema, batches) =
-            load(&root, json!({ "path": "people.csv", "columns": ["age", "id"] })).unwrap();
+        let (schema, batches) = load(
+            &root,
+            json!({ "path": "people.csv", "columns": ["age", "id"] }),
+        )
+        .unwrap();
         assert_eq!(names(&schema), ["age", "id"]);
-        assert_eq!(rows(&batches), [strings(&["36", "1"]), strings(&["7", "2"])]);
+        assert_eq!(
+            rows(&batches),
+            [strings(&["36", "1"]), strings(&["7", "2"])]
+        );
     }
 
     #[test]
     fn unknown_column_lists_the_available_ones() {
         let (_dir, root) = root_with(&[("people.csv", b"id,name\n1,ada\n")]);
-        let err = load(&root, json!({ "path": "people.csv", "columns": ["id", "price"] }))
-            .err()
-            .unwrap();
+        let err = load(
+            &root,
+            json!({ "path": "people.csv", "columns": ["id", "price"] }),
+        )
+        .err()
+        .unwrap();
         assert_eq!(err.kind, ErrorKind::InvalidInput);
         assert!(err.message.contains("\"price\""), "{}", err.message);
         assert!(err.message.contains("\"id\", \"name\""), "{}", err.message);
@@ -807,7 +822,9 @@ mod tests {
     #[test]
     fn missing_file_is_not_found() {
         let (_dir, root) = root_with(&[]);
-        let err = load(&root, json!({ "path": "nope/missing.csv" })).err().unwrap();
+        let err = load(&root, json!({ "path": "nope/missing.csv" }))
+            .err()
+            .unwrap();
         assert_eq!(err.kind, ErrorKind::NotFound);
         assert!(err.message.contains("nope/missing.csv"), "{}", err.message);
     }
@@ -841,7 +858,12 @@ mod tests {
     }
 
     fn assert_outside(err: PluginError, path: &str) {
-        assert_eq!(err.kind, ErrorKind::PermissionDenied, "{path}: {}", err.message);
+        assert_eq!(
+            err.kind,
+            ErrorKind::PermissionDenied,
+            "{path}: {}",
+            err.message
+        );
         assert!(err.message.contains(path), "{}", err.message);
         assert!(
             err.message.contains("must be inside the configured root"),
