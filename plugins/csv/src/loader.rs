@@ -135,11 +135,13 @@ impl Loader for CsvLoader {
             let names = match &selector.columns {
                 None => (1..=width).map(|n| format!("column_{n}")).collect(),
                 Some(wanted) if wanted.len() == width => wanted.clone(),
-                Some(wanted) => return Err(PluginError::invalid_input(format!(
+                Some(wanted) => {
+                    return Err(PluginError::invalid_input(format!(
                     "columns names {} column(s) but the rows of {path:?} have {width} field(s); \
                          without a header, name every column in file order",
                     wanted.len()
-                ))),
+                )))
+                }
             };
             (names, (0..width).collect(), width, true)
         };
