@@ -532,9 +532,9 @@ def main(argv=None) -> int:
     ap.add_argument("--duckdb-threads", type=int, default=2, help="DuckDB's SET threads")
     ap.add_argument("--duckdb", metavar="PATH", help="use this duckdb CLI binary")
     ap.add_argument("--no-install", action="store_true", help="never pip install DuckDB")
-    ap.add_argument("--batch-size", type=int, help="pass --batch-size to export-host (default: the host's)")
+    ap.add_argument("--batch-size", type=int, help="pass --batch-size to export-host; None: the host's default")
     ap.add_argument("--options", metavar="JSON",
-                    help="formatter options for export-host, e.g. '{\"infer_numbers\": false}' (default: the formatter's)")
+                    help="formatter options for export-host, e.g. '{\"infer_numbers\": false}'; None: the formatter's defaults")
     ap.add_argument("--plugin-dir", default=RELEASE,
                     help="folder of libexport_csv.so and libexport_json.so (e.g. stripped copies)")
     ap.add_argument("--keep-output", action="store_true", help="keep the exported files in bench/out/")
@@ -717,11 +717,14 @@ def main(argv=None) -> int:
         log(f"  {verdict(targets['peak_rss_mib']['pass'])}  peak RSS {eh['peak_rss_mib']:.1f} MiB  (target <= {TARGET_RSS_MIB:.0f} MiB)")
         if scale:
             se = scale["export_host"]["peak_rss_mib"]
-            ok = se <= TARGET_RSS_MIB and scale["rss_ratio_vs_1x"] <= TARGET_SCALE_RSS_RATIO
-            targets["scale_peak_rss"] = {"value": se, "ratio_vs_1x": scale["rss_ratio_vs_1x"],
-                                         "max_ratio": TARGET_SCALE_RSS_RATIO, "max_mib": TARGET_RSS_MIB, "pass": ok}
-            log(f"  {verdict(ok)}  peak RSS at x{args.scale} rows {se:.1f} MiB = {scale['rss_ratio_vs_1x']:.2f}x the 1x peak"
-                f"  (target: same peak, <= {TARGET_SCALE_RSS_RATIO}x and <= {TARGET_RSS_MIB:.0f} MiB)")
+            ratio = scale["rss_ratio_vs_1x"]
+            targets["scale_peak_rss_ratio"] = {"value": ratio, "max": TARGET_SCALE_RSS_RATIO,
+                                               "pass": ratio <= TARGET_SCALE_RSS_RATIO}
+            targets["scale_peak_rss_mib"] = {"value": se, "max": TARGET_RSS_MIB, "pass": se <= TARGET_RSS_MIB}
+            log(f"  {verdict(targets['scale_peak_rss_ratio']['pass'])}  peak RSS at x{args.scale} rows is "
+                f"{ratio:.2f}x the 1x peak  (target: the same peak, <= {TARGET_SCALE_RSS_RATIO}x)")
+            log(f"  {verdict(targets['scale_peak_rss_mib']['pass'])}  peak RSS at x{args.scale} rows {se:.1f} MiB"
+                f"  (target <= {TARGET_RSS_MIB:.0f} MiB)")
         else:
             log("  ----  scale run skipped")
         results["targets_result"] = targets

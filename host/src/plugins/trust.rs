@@ -6,7 +6,7 @@
 //! between the check and the load.
 
 use sha2::{Digest, Sha256};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,19 +71,40 @@ pub struct VerifiedLibrary {
 }
 
 /// Verifies `path` and returns a private copy of exactly the bytes verified.
+///
+/// The file is opened once and streamed: checks, hash and copy all see the
+/// same bytes, and a 60 MB library costs a 256 KiB buffer, not 60 MB of heap.
 pub fn verify(path: &Path, pinned_sha256: Option<&str>) -> Result<VerifiedLibrary, TrustError> {
-    let meta = match std::fs::metadata(path) {
-        Ok(meta) => meta,
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(TrustError::Missing),
         Err(err) => return Err(err.into()),
     };
+    let meta = file.metadata()?;
     if !meta.is_file() {
         return Err(TrustError::NotRegularFile);
     }
     check_permissions(path, meta.mode())?;
-    let bytes = std::fs::read(path)?;
-    check_elf_shared_object(&bytes)?;
-    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let mut head = Vec::with_capacity(ELF_HEADER_LEN);
+    (&mut file).take(ELF_HEADER_LEN as u64).read_to_end(&mut head)?;
+    check_elf_shared_object(&head)?;
+
+    let (copy, mut out) = private_copy(path)?;
+    let mut hasher = Sha256::new();
+    hasher.update(&head);
+    out.write_all(&head)?;
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        let read = match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err.into()),
+        };
+        hasher.update(&buffer[..read]);
+        out.write_all(&buffer[..read])?;
+    }
+    let sha256 = hex::encode(hasher.finalize());
     if let Some(expected) = pinned_sha256 {
         if !expected.eq_ignore_ascii_case(&sha256) {
             return Err(TrustError::ChecksumMismatch {
@@ -92,9 +113,11 @@ pub fn verify(path: &Path, pinned_sha256: Option<&str>) -> Result<VerifiedLibrar
             });
         }
     }
-    let copy = private_copy(path, &bytes, &sha256)?;
     Ok(VerifiedLibrary { sha256, copy })
 }
+
+/// The ELF64 header, enough for `goblin` to read the file type.
+const ELF_HEADER_LEN: usize = 64;
 
 fn check_permissions(path: &Path, mode: u32) -> Result<(), TrustError> {
     let who = if mode & 0o002 != 0 {
@@ -128,14 +151,12 @@ fn check_elf_shared_object(bytes: &[u8]) -> Result<(), TrustError> {
     }
 }
 
-/// Writes the verified bytes to a fresh, uniquely named file only this user
-/// can touch. A fresh name also means a replaced library is loaded anew
-/// instead of `dlopen` handing back the already-loaded one.
-fn private_copy(
-    original: &Path,
-    bytes: &[u8],
-    sha256: &str,
-) -> std::io::Result<tempfile::TempPath> {
+/// Creates a fresh, uniquely named file only this user can touch, for the
+/// verified bytes. A fresh name also means a replaced library is loaded anew
+/// instead of `dlopen` handing back the already-loaded one. No fsync: the
+/// copy is read back at once by this process, from the page cache, and is
+/// worthless after a crash.
+fn private_copy(original: &Path) -> std::io::Result<(tempfile::TempPath, std::fs::File)> {
     static SEQUENCE: AtomicU64 = AtomicU64::new(0);
     let dir = copies_dir()?;
     let stem = original
@@ -143,20 +164,17 @@ fn private_copy(
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "plugin".to_owned());
     let name = format!(
-        "{stem}-{}-{}-{}.so",
+        "{stem}-{}-{}.so",
         std::process::id(),
         SEQUENCE.fetch_add(1, Ordering::Relaxed),
-        &sha256[..12]
     );
     let path = dir.join(name);
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o500)
         .open(&path)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    tempfile::TempPath::try_from_path(path)
+    Ok((tempfile::TempPath::try_from_path(path)?, file))
 }
 
 fn copies_dir() -> std::io::Result<PathBuf> {
