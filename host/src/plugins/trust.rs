@@ -86,7 +86,9 @@ pub fn verify(path: &Path, pinned_sha256: Option<&str>) -> Result<VerifiedLibrar
     }
     check_permissions(path, meta.mode())?;
     let mut head = Vec::with_capacity(ELF_HEADER_LEN);
-    (&mut file).take(ELF_HEADER_LEN as u64).read_to_end(&mut head)?;
+    (&mut file)
+        .take(ELF_HEADER_LEN as u64)
+        .read_to_end(&mut head)?;
     check_elf_shared_object(&head)?;
 
     let (copy, mut out) = private_copy(path)?;
