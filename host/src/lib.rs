@@ -7,10 +7,15 @@
 //!
 //! Data flows one way: request -> [`pipeline::prepare`] (resolve and validate)
 //! -> [`pipeline::run`] (loader thread -> formatter -> [`pipeline::Sink`]).
+//!
+//! Exports with a lifecycle go through [`service::ExportService`]: requests
+//! become [`records`] (SQLite or PostgreSQL), runs write to [`storage`], and
+//! a cleanup pass expires and purges them. [`config`] resolves the host
+//! settings.
 
 pub mod config;
 pub mod pipeline;
 pub mod plugins;
 pub mod records;
-pub mod settings;
+pub mod service;
 pub mod storage;

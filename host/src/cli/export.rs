@@ -1,10 +1,12 @@
 //! `export-host export`: one export now, without the daemon.
 
-use super::{load_registry, InputError};
+use super::{load_registry, open_service, runtime, InputError};
 use anyhow::Context;
 use clap::Args;
+use export_host::config::HostSettings;
 use export_host::pipeline::{self, ExportRequest, Sink};
-use export_host::settings::Settings;
+use export_host::records::{ExportId, ExportRecord, Scope, Status};
+use export_host::service::ExportService;
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Map, Value};
 use std::io::{BufWriter, IsTerminal, Write};
@@ -31,38 +33,164 @@ pub struct ExportArgs {
     #[arg(long)]
     options: Option<String>,
     /// Where to write: a file (written aside and renamed into place when
-    /// complete) or `-` for standard output.
-    #[arg(short, long, default_value = "-")]
-    output: PathBuf,
+    /// complete) or `-` for standard output [default: -].
+    #[arg(short, long, conflicts_with = "record")]
+    output: Option<PathBuf>,
+    /// Run through the export service: record the export, store its file in
+    /// STORAGE, and print its id, status, size, rows and sha256.
+    #[arg(long)]
+    record: bool,
+    /// The user the recorded export belongs to [default: the current login,
+    /// from $USER or $LOGNAME, else "local"].
+    #[arg(long, requires = "record")]
+    user: Option<String>,
 }
 
-pub fn run(settings: &Settings, args: ExportArgs) -> anyhow::Result<()> {
-    let request = ExportRequest {
-        loader: args.loader,
-        format: args.format,
+pub fn run(settings: &HostSettings, args: ExportArgs) -> anyhow::Result<()> {
+    let request = request(&args)?;
+    if args.record {
+        let user = args.user.clone().unwrap_or_else(current_login);
+        return run_recorded(settings, &user, &request);
+    }
+    one_shot(
+        settings,
+        &request,
+        args.output.as_deref().unwrap_or(Path::new("-")),
+    )
+}
+
+fn request(args: &ExportArgs) -> anyhow::Result<ExportRequest> {
+    Ok(ExportRequest {
+        loader: args.loader.clone(),
+        format: args.format.clone(),
         selector: selector(args.selector.as_deref(), &args.set)?,
         options: match args.options.as_deref() {
             Some(text) => json_object("--options", text)?,
             None => Value::Object(Map::new()),
         },
-    };
+    })
+}
+
+/// The login name of whoever runs the command: `$USER`, else `$LOGNAME`,
+/// else `local`.
+fn current_login() -> String {
+    ["USER", "LOGNAME"]
+        .into_iter()
+        .filter_map(|var| std::env::var(var).ok())
+        .map(|name| name.trim().to_owned())
+        .find(|name| !name.is_empty())
+        .unwrap_or_else(|| "local".to_owned())
+}
+
+/// The export ended `failed` (or was cancelled) while run with `--record`.
+#[derive(Debug, thiserror::Error)]
+#[error("export {id} {status}: {reason}")]
+struct RecordedExportFailed {
+    id: ExportId,
+    status: Status,
+    reason: String,
+}
+
+/// `export --record`: create the export through the service, run it now in
+/// this process, print the record's summary.
+fn run_recorded(
+    settings: &HostSettings,
+    user: &str,
+    request: &ExportRequest,
+) -> anyhow::Result<()> {
+    let registry = load_registry(settings)?;
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let service = open_service(settings, registry).await?;
+        let outcome = create_and_run(&service, user, request).await;
+        service.records().close().await;
+        let (record, reused) = outcome?;
+        print_summary(&record, reused);
+        match record.status {
+            Status::Completed => Ok(()),
+            status => Err(RecordedExportFailed {
+                id: record.id.clone(),
+                status,
+                reason: record
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| "no reason recorded".to_owned()),
+            }
+            .into()),
+        }
+    })
+}
+
+async fn create_and_run(
+    service: &ExportService,
+    user: &str,
+    request: &ExportRequest,
+) -> anyhow::Result<(ExportRecord, bool)> {
+    let created = service.create(user, request).await?;
+    if created.status != Status::Pending {
+        // An identical export within CACHE_TTL_MINUTES.
+        return Ok((created, true));
+    }
+    let worker = format!("cli-{}", std::process::id());
+    if let Some(done) = service.run_export(&created.id, &worker).await? {
+        return Ok((done, false));
+    }
+    // A daemon on the same database claimed it first: wait for its outcome.
+    loop {
+        let record = service.get(&Scope::Admin, &created.id).await?;
+        if !record.status.is_active() {
+            return Ok((record, false));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn print_summary(record: &ExportRecord, reused: bool) {
+    let optional = |value: Option<String>| value.unwrap_or_else(|| "-".to_owned());
+    println!("id: {}", record.id);
+    println!("status: {}", record.status);
+    if reused {
+        println!("reused: true (an identical export within CACHE_TTL_MINUTES)");
+    }
+    println!("user: {}", record.user_id);
+    println!(
+        "rows: {}",
+        optional(record.row_count.map(|n| n.to_string()))
+    );
+    println!(
+        "size: {}",
+        optional(record.size_bytes.map(|n| n.to_string()))
+    );
+    println!("sha256: {}", optional(record.sha256.clone()));
+    println!("mime_type: {}", optional(record.mime_type.clone()));
+    println!(
+        "expires_at: {}",
+        optional(record.expires_at.map(|t| t.to_rfc3339()))
+    );
+    if let Some(error) = &record.error {
+        println!("error: {error}");
+    }
+}
+
+/// One export now, to a file or standard output, with no record.
+fn one_shot(settings: &HostSettings, request: &ExportRequest, output: &Path) -> anyhow::Result<()> {
     let registry = load_registry(settings)?;
     // Plugins that failed to load were already reported, one log line each.
-    let prepared = pipeline::prepare(&registry, &request)?;
+    let prepared = pipeline::prepare(&registry, request)?;
     let limits = settings.run_limits();
     let progress = progress_bar();
     let mut report = |rows: u64, bytes: u64| {
         progress.set_message(format!("{rows} rows, {}", HumanBytes(bytes)));
     };
 
-    let summary = if args.output == Path::new("-") {
+    let summary = if output == Path::new("-") {
         let stdout = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
         let sink = Sink::new(stdout, limits.max_bytes, prepared.compression, false)?;
         let (mut out, summary) = pipeline::run(&prepared, limits, sink, &mut report)?;
         out.flush().context("writing to standard output")?;
         summary
     } else {
-        let target = &args.output;
+        let target = output;
         let folder = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
@@ -81,8 +209,9 @@ pub fn run(settings: &Settings, args: ExportArgs) -> anyhow::Result<()> {
             .map_err(|err| err.into_error())
             .with_context(|| format!("writing {}", target.display()))?;
         temp.as_file().sync_all()?;
-        temp.persist(target)
-            .with_context(|| format!("cannot move the export into place at {}", target.display()))?;
+        temp.persist(target).with_context(|| {
+            format!("cannot move the export into place at {}", target.display())
+        })?;
         summary
     };
     progress.finish_and_clear();
@@ -145,8 +274,15 @@ mod tests {
 
     #[test]
     fn set_pairs_read_json_values_and_keep_text() {
-        let value = selector(None, &["path=a.csv".into(), "limit=10".into(), "id=007".into()]).unwrap();
-        assert_eq!(value, serde_json::json!({"path": "a.csv", "limit": 10, "id": "007"}));
+        let value = selector(
+            None,
+            &["path=a.csv".into(), "limit=10".into(), "id=007".into()],
+        )
+        .unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"path": "a.csv", "limit": 10, "id": "007"})
+        );
         assert!(selector(None, &["novalue".into()]).is_err());
         assert!(selector(Some("[1]"), &[]).is_err());
     }

@@ -2,9 +2,9 @@
 
 use super::{load_registry, InputError};
 use clap::Subcommand;
+use export_host::config::HostSettings;
 use export_host::plugins::registry::open_verified;
 use export_host::plugins::schema::DocumentSchema;
-use export_host::settings::Settings;
 use export_plugin_api::host::host_api_version;
 use export_plugin_api::Manifest;
 use std::path::PathBuf;
@@ -27,7 +27,7 @@ pub enum PluginsCommand {
     },
 }
 
-pub fn run(settings: &Settings, command: PluginsCommand) -> anyhow::Result<()> {
+pub fn run(settings: &HostSettings, command: PluginsCommand) -> anyhow::Result<()> {
     match command {
         PluginsCommand::List { json } => list(settings, json),
         PluginsCommand::Check { file, config } => check(&file, config.as_deref()),
@@ -45,7 +45,11 @@ struct Line {
 
 fn components(manifest: &Manifest) -> String {
     let loaders: Vec<&str> = manifest.loaders.iter().map(|l| l.name.as_str()).collect();
-    let formats: Vec<&str> = manifest.formatters.iter().map(|f| f.name.as_str()).collect();
+    let formats: Vec<&str> = manifest
+        .formatters
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
     let mut parts = Vec::new();
     if !loaders.is_empty() {
         parts.push(format!("loaders: {}", loaders.join(", ")));
@@ -56,7 +60,7 @@ fn components(manifest: &Manifest) -> String {
     parts.join("; ")
 }
 
-fn list(settings: &Settings, json: bool) -> anyhow::Result<()> {
+fn list(settings: &HostSettings, json: bool) -> anyhow::Result<()> {
     let registry = load_registry(settings)?;
     let mut lines = Vec::new();
     for plugin in registry.plugins() {
@@ -196,8 +200,9 @@ fn manifest_checks(manifest: &Manifest) -> Vec<(String, Option<String>)> {
 }
 
 fn check(file: &std::path::Path, config: Option<&str>) -> anyhow::Result<()> {
-    let (library, sha256) = open_verified(file, None)
-        .map_err(|(_, reason)| anyhow::anyhow!("{} cannot be used as a plugin: {reason}", file.display()))?;
+    let (library, sha256) = open_verified(file, None).map_err(|(_, reason)| {
+        anyhow::anyhow!("{} cannot be used as a plugin: {reason}", file.display())
+    })?;
     let manifest = library.manifest();
     println!(
         "{} {} (plugin-api {}, host speaks {}), sha256 {}",
@@ -228,7 +233,12 @@ fn check(file: &std::path::Path, config: Option<&str>) -> anyhow::Result<()> {
         }
     }
     if failed > 0 {
-        anyhow::bail!("{} of {} checks failed for {}", failed, checks.len(), file.display());
+        anyhow::bail!(
+            "{} of {} checks failed for {}",
+            failed,
+            checks.len(),
+            file.display()
+        );
     }
     println!("{} checks passed", checks.len());
     Ok(())

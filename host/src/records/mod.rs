@@ -643,6 +643,49 @@ impl Records {
         Ok(claimed)
     }
 
+    /// Claims the pending export `id` for `worker`, like
+    /// [`Records::claim_next`] but for one named export (the CLI runs the
+    /// export it just created). `None` when `id` is not pending (another
+    /// worker claimed it first, it was cancelled, or it does not exist).
+    pub async fn claim(
+        &self,
+        id: &ExportId,
+        worker: &str,
+        lease: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ExportRecord>, RecordError> {
+        let until = lease_deadline(now, lease)?;
+        let claimed = in_tx!(self, &Scope::Admin, Mode::Write, |tx| {
+            let raw = sqlx::query_as::<_, RawRecord>(&q::CLAIM_ONE)
+                .bind(worker)
+                .bind(Ts::new(until))
+                .bind(Ts::new(now))
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            raw.map(ExportRecord::try_from).transpose()
+        })?;
+        if let Some(record) = &claimed {
+            tracing::info!(
+                export_id = %record.id, status = %Status::Processing, worker, attempt = record.attempts,
+                "export transition"
+            );
+        }
+        Ok(claimed)
+    }
+
+    /// The newest migration applied to the database, as (version,
+    /// description); `None` on a database never migrated.
+    pub async fn migration_version(&self) -> Result<Option<(i64, String)>, RecordError> {
+        const SQL: &str = "SELECT version, description FROM _sqlx_migrations \
+             WHERE success ORDER BY version DESC LIMIT 1";
+        let row: Option<(i64, String)> = match &self.backend {
+            Backend::Sqlite(pool) => sqlx::query_as(SQL).fetch_optional(pool).await?,
+            Backend::Postgres(pool) => sqlx::query_as(SQL).fetch_optional(pool).await?,
+        };
+        Ok(row)
+    }
+
     async fn claim_with(
         &self,
         sql: &str,

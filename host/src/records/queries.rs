@@ -86,6 +86,15 @@ pub(crate) static COUNT_ACTIVE: LazyLock<String> = LazyLock::new(|| {
 pub(crate) const CLAIM_SET: &str = "status = 'processing', attempts = attempts + 1, \
      lease_owner = $1, lease_expires_at = $2, started_at = $3, updated_at = $3";
 
+/// Claims one named export if it is still pending (the CLI runs the export
+/// it just created). $1 worker, $2 lease_expires_at, $3 now, $4 id.
+pub(crate) static CLAIM_ONE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE exports SET {CLAIM_SET} WHERE id = $4 AND status = 'pending' \
+         RETURNING {COLUMNS}"
+    )
+});
+
 /// $1 id, $2 worker, $3 lease_expires_at, $4 now.
 pub(crate) const HEARTBEAT: &str = "UPDATE exports SET lease_expires_at = $3, updated_at = $4 \
      WHERE id = $1 AND status = 'processing' AND lease_owner = $2";

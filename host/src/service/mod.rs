@@ -1,0 +1,583 @@
+//! The export service: the one place that turns requests into records and
+//! records into files (issue 3, items 5 and 6).
+//!
+//! [`ExportService`] ties the [`Records`] (the lifecycle of SPEC section 6),
+//! the [`Storage`] (where files live) and the plugin [`Registry`] together:
+//!
+//! - [`ExportService::create`] checks a request against the plugins'
+//!   schemas ([`pipeline::prepare`]), returns an identical completed export
+//!   of the same user made within `CACHE_TTL_MINUTES` when there is one,
+//!   enforces `MAX_PER_USER`, and records the request as `pending`.
+//! - [`ExportService::run_next`] (a worker) claims the oldest pending export
+//!   with a lease and [runs](ExportService::run) it: loader -> formatter ->
+//!   sink (counting rows and bytes against `MAX_ROWS` and
+//!   `MAX_FILE_SIZE_MB`, compressing, hashing) -> an [`Upload`] that only
+//!   becomes visible when committed. The pipeline runs on a blocking thread
+//!   while the async side renews the lease; a lost lease (the export was
+//!   cancelled, or requeued and taken over) stops the run and discards its
+//!   output. Success commits the file, then records it; failure discards the
+//!   upload and records the reason.
+//! - [`ExportService::get`], [`list`](ExportService::list),
+//!   [`cancel`](ExportService::cancel), [`delete`](ExportService::delete)
+//!   (the record, then its file) and
+//!   [`record_download`](ExportService::record_download) (an open stream,
+//!   its name and MIME type).
+//! - [`ExportService::cleanup_pass`] (see [`cleanup`]): expiry, purge,
+//!   orphan files, stale uploads and lost leases.
+//!
+//! Time comes from a [`Clock`], so tests decide what time it is.
+//!
+//! Storage keys are `u/<user hash>/<export id>.<ext>` for an export's first
+//! attempt and `u/<user hash>/<export id>.r<attempt>.<ext>` for retries: two
+//! attempts of one export (a lost lease taken over while the first worker is
+//! still writing) never write the same key, so discarding one attempt's file
+//! can never touch the file another attempt recorded.
+
+pub mod cleanup;
+mod run;
+
+pub use cleanup::CleanupReport;
+
+use crate::config::HostSettings;
+use crate::pipeline::{self, ExportRequest, RunLimits};
+use crate::plugins::Registry;
+use crate::records::{
+    ExportId, ExportRecord, ListFilter, NewExport, Page, RecordError, Records, Scope, Status,
+};
+use crate::storage::{self, keys, Storage, StorageError, StorageKey};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What time it is. [`system_clock`] in production; tests pass their own.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// The wall clock.
+pub fn system_clock() -> Clock {
+    Arc::new(Utc::now)
+}
+
+/// The limits and timings the service works with; [`ServiceSettings::from_host`]
+/// takes them from the host settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSettings {
+    /// `MAX_ROWS`.
+    pub max_rows: u64,
+    /// `MAX_FILE_SIZE_MB`.
+    pub max_file_size_mb: u64,
+    /// `BATCH_SIZE`.
+    pub batch_size: usize,
+    /// `MAX_PER_USER`: most pending or processing exports per user.
+    pub max_per_user: u32,
+    /// `EXPIRATION_HOURS`: how long a completed export stays downloadable.
+    pub expiration: Duration,
+    /// `RETENTION_DAYS`: how long expired, failed and cancelled records stay.
+    pub retention: Duration,
+    /// `CACHE_TTL_MINUTES`; `None` is off.
+    pub cache_ttl: Option<Duration>,
+    /// How long a claim lasts without a heartbeat. Also the age below which
+    /// the orphan sweep leaves an unrecorded file alone (a worker may be
+    /// about to record it).
+    pub lease: Duration,
+    /// How often a running export renews its lease (well under `lease`).
+    pub heartbeat: Duration,
+    /// Claims an export gets before a lost lease fails it.
+    pub max_attempts: u32,
+    /// Uploads not written to for this long are debris of a killed host.
+    pub stale_upload_age: Duration,
+}
+
+impl ServiceSettings {
+    /// The default lease.
+    pub const LEASE: Duration = Duration::from_secs(60);
+    /// The default heartbeat interval.
+    pub const HEARTBEAT: Duration = Duration::from_secs(15);
+    /// The default number of claims per export.
+    pub const MAX_ATTEMPTS: u32 = 3;
+    /// The default age of a stale upload.
+    pub const STALE_UPLOAD_AGE: Duration = Duration::from_secs(6 * 3600);
+
+    /// The service settings the host settings imply (lease, heartbeat,
+    /// attempts and stale-upload age at their defaults).
+    pub fn from_host(settings: &HostSettings) -> ServiceSettings {
+        ServiceSettings {
+            max_rows: settings.max_rows,
+            max_file_size_mb: settings.max_file_size_mb,
+            batch_size: settings.batch_size,
+            max_per_user: settings.max_per_user,
+            expiration: settings.expiration(),
+            retention: settings.retention(),
+            cache_ttl: settings.cache_ttl(),
+            ..ServiceSettings::default()
+        }
+    }
+
+    /// The caps one export runs under.
+    pub fn run_limits(&self) -> RunLimits {
+        RunLimits {
+            max_rows: self.max_rows,
+            max_bytes: self.max_file_size_mb.saturating_mul(1024 * 1024),
+            batch_size: self.batch_size,
+        }
+    }
+}
+
+impl Default for ServiceSettings {
+    /// The SPEC's defaults.
+    fn default() -> Self {
+        ServiceSettings {
+            max_rows: 10_000_000,
+            max_file_size_mb: 1024,
+            batch_size: 8192,
+            max_per_user: 20,
+            expiration: Duration::from_secs(24 * 3600),
+            retention: Duration::from_secs(7 * 86_400),
+            cache_ttl: None,
+            lease: Self::LEASE,
+            heartbeat: Self::HEARTBEAT,
+            max_attempts: Self::MAX_ATTEMPTS,
+            stale_upload_age: Self::STALE_UPLOAD_AGE,
+        }
+    }
+}
+
+/// Why a service call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request is wrong: unknown loader or format, a selector or options
+    /// that fail their schema, an empty user. The requester's to fix.
+    #[error("{0}")]
+    Invalid(String),
+    /// The user has `MAX_PER_USER` active exports already.
+    #[error(
+        "user {user:?} already has {active} active exports, the most allowed \
+         (MAX_PER_USER = {limit}); wait for one to finish or cancel one, then try again"
+    )]
+    QuotaExceeded {
+        /// The user.
+        user: String,
+        /// Their pending and processing exports.
+        active: u64,
+        /// `MAX_PER_USER`.
+        limit: u32,
+    },
+    /// A records operation failed (not found, illegal transition, database).
+    #[error(transparent)]
+    Records(#[from] RecordError),
+    /// A storage operation failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl ServiceError {
+    /// Whether the caller can fix it by changing the request (HTTP 4xx,
+    /// exit code 2).
+    pub fn is_input_error(&self) -> bool {
+        matches!(
+            self,
+            ServiceError::Invalid(_)
+                | ServiceError::Records(
+                    RecordError::NotFound { .. }
+                        | RecordError::InvalidCursor { .. }
+                        | RecordError::InvalidInput { .. }
+                )
+        )
+    }
+}
+
+/// A completed export opened for download.
+pub struct ExportDownload {
+    /// The record, with the download counted.
+    pub record: ExportRecord,
+    /// The name to offer (sanitised; for `Content-Disposition` only).
+    pub file_name: String,
+    /// The MIME type to send.
+    pub mime_type: String,
+    /// A ready `Content-Disposition` header value.
+    pub content_disposition: String,
+    /// The bytes.
+    pub download: storage::Download,
+}
+
+impl fmt::Debug for ExportDownload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExportDownload")
+            .field("id", &self.record.id)
+            .field("file_name", &self.file_name)
+            .field("mime_type", &self.mime_type)
+            .field("download", &self.download)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The export service. Cheap to clone: every part is a shared handle.
+#[derive(Clone)]
+pub struct ExportService {
+    records: Records,
+    storage: Arc<dyn Storage>,
+    registry: Arc<Registry>,
+    settings: ServiceSettings,
+    clock: Clock,
+}
+
+impl fmt::Debug for ExportService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExportService")
+            .field("records", &self.records)
+            .field("storage", &self.storage)
+            .field("plugins", &self.registry.plugins().len())
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl ExportService {
+    /// A service over these parts, on the wall clock.
+    pub fn new(
+        records: Records,
+        storage: Arc<dyn Storage>,
+        registry: Arc<Registry>,
+        settings: ServiceSettings,
+    ) -> ExportService {
+        ExportService {
+            records,
+            storage,
+            registry,
+            settings,
+            clock: system_clock(),
+        }
+    }
+
+    /// The same service on another clock.
+    pub fn with_clock(mut self, clock: Clock) -> ExportService {
+        self.clock = clock;
+        self
+    }
+
+    /// The records.
+    pub fn records(&self) -> &Records {
+        &self.records
+    }
+
+    /// The storage.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// The plugins.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &ServiceSettings {
+        &self.settings
+    }
+
+    /// What time the service's clock says it is.
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    /// Records a request of `user`: validated against the plugins' schemas;
+    /// an identical completed export of the same user created within
+    /// `CACHE_TTL_MINUTES` is returned instead when there is one (so reuse
+    /// never counts against the quota); otherwise refused past
+    /// `MAX_PER_USER` active exports, else recorded as `pending` with the
+    /// loader and format resolved to `plugin/name`.
+    pub async fn create(
+        &self,
+        user: &str,
+        request: &ExportRequest,
+    ) -> Result<ExportRecord, ServiceError> {
+        if user.trim().is_empty() {
+            return Err(ServiceError::Invalid(
+                "the user id is empty: every export belongs to a user".to_owned(),
+            ));
+        }
+        let prepared = pipeline::prepare(&self.registry, request)
+            .map_err(|err| ServiceError::Invalid(err.to_string()))?;
+        let loader = prepared.loader_address();
+        let format = prepared.formatter_address();
+        let hash = request_hash(&loader, &format, &request.selector, &request.options);
+        let now = self.now();
+        if let Some(ttl) = self.settings.cache_ttl {
+            let since = earlier(now, ttl);
+            if let Some(existing) = self.records.find_reusable(user, &hash, since, now).await? {
+                tracing::info!(export_id = %existing.id, user, "identical request within CACHE_TTL_MINUTES: reusing the export");
+                return Ok(existing);
+            }
+        }
+        let active = self.records.count_active(user).await?;
+        if active >= u64::from(self.settings.max_per_user) {
+            return Err(ServiceError::QuotaExceeded {
+                user: user.to_owned(),
+                active,
+                limit: self.settings.max_per_user,
+            });
+        }
+        let new = NewExport {
+            user_id: user.to_owned(),
+            loader,
+            format,
+            selector: request.selector.clone(),
+            options: request.options.clone(),
+            file_name: prepared.file_name.clone(),
+            request_hash: Some(hash),
+            expires_at: None,
+        };
+        Ok(self.records.insert(new, now).await?)
+    }
+
+    /// The record `id` as `scope` sees it.
+    pub async fn get(&self, scope: &Scope, id: &ExportId) -> Result<ExportRecord, ServiceError> {
+        Ok(self.records.get(scope, id).await?)
+    }
+
+    /// One page of records, newest first.
+    pub async fn list(&self, filter: &ListFilter) -> Result<Page, ServiceError> {
+        Ok(self.records.list(filter).await?)
+    }
+
+    /// Cancels a pending or processing export; a worker running it stops at
+    /// its next heartbeat and discards its output.
+    pub async fn cancel(&self, scope: &Scope, id: &ExportId) -> Result<ExportRecord, ServiceError> {
+        Ok(self.records.cancel(scope, id, self.now()).await?)
+    }
+
+    /// Deletes a finished export: the record first, then its file (a file
+    /// whose deletion fails has no record any more, and the orphan sweep
+    /// removes it).
+    pub async fn delete(&self, scope: &Scope, id: &ExportId) -> Result<(), ServiceError> {
+        if let Some(key) = self.records.delete(scope, id).await? {
+            self.delete_dead_file(&key).await;
+        }
+        Ok(())
+    }
+
+    /// Opens a completed, unexpired export for download and counts the
+    /// download.
+    pub async fn record_download(
+        &self,
+        scope: &Scope,
+        id: &ExportId,
+    ) -> Result<ExportDownload, ServiceError> {
+        let record = self.records.get(scope, id).await?;
+        let key = match (&record.status, &record.storage_key) {
+            (Status::Completed, Some(key)) => StorageKey::parse(key).map_err(StorageError::from)?,
+            // Not downloadable: the records layer says why.
+            _ => {
+                self.records.record_download(scope, id, self.now()).await?;
+                return Err(RecordError::Conflict {
+                    id: id.to_string(),
+                    reason: format!(
+                        "it is {}; only a completed export can be downloaded",
+                        record.status
+                    ),
+                }
+                .into());
+            }
+        };
+        // Opened first: an open download is pinned even if cleanup deletes
+        // the key right after.
+        let download = self.storage.open(&key).await?;
+        let record = self.records.record_download(scope, id, self.now()).await?;
+        let extension = file_extension(&record);
+        let fallback = format!("{}.{extension}", record.id);
+        let file_name =
+            keys::sanitize_file_name(record.file_name.as_deref().unwrap_or(""), &fallback);
+        let mime_type = record
+            .mime_type
+            .clone()
+            .unwrap_or_else(|| "application/octet-stream".to_owned());
+        Ok(ExportDownload {
+            content_disposition: keys::content_disposition(&file_name),
+            file_name,
+            mime_type,
+            record,
+            download,
+        })
+    }
+
+    /// Deletes the file under `key` unless a completed record points at it.
+    /// Failures are logged: an unrecorded file is left to the orphan sweep.
+    async fn delete_dead_file(&self, key: &str) -> Removal {
+        let parsed = match StorageKey::parse(key) {
+            Ok(parsed) => parsed,
+            Err(err) => {
+                tracing::warn!(key, error = %err, "a record holds a storage key the host does not make; its file is left alone");
+                return Removal::Failed;
+            }
+        };
+        match self.records.is_key_live(key).await {
+            Ok(false) => {}
+            Ok(true) => {
+                tracing::warn!(key, "not deleting a file a completed export points to");
+                return Removal::Live;
+            }
+            Err(err) => {
+                tracing::warn!(key, error = %err, "cannot check whether a file is still recorded; leaving it for the next cleanup");
+                return Removal::Failed;
+            }
+        }
+        match self.storage.delete(&parsed).await {
+            Ok(()) => Removal::Deleted,
+            Err(err) => {
+                tracing::warn!(key, error = %err, "deleting a file failed; the next cleanup retries");
+                Removal::Failed
+            }
+        }
+    }
+}
+
+/// What became of a file the host meant to delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Removal {
+    /// Gone.
+    Deleted,
+    /// Kept: a completed record points at it.
+    Live,
+    /// Still there: deleting or checking it failed (logged).
+    Failed,
+}
+
+/// The request hash: SHA-256 (hex) of the canonical JSON (object keys
+/// sorted, no spaces) of `{loader, format, selector, options}`, with the
+/// loader and format as resolved `plugin/name` addresses and the options as
+/// given (compression and file name included).
+pub fn request_hash(loader: &str, format: &str, selector: &Value, options: &Value) -> String {
+    let mut document = Map::new();
+    document.insert("format".to_owned(), Value::String(format.to_owned()));
+    document.insert("loader".to_owned(), Value::String(loader.to_owned()));
+    document.insert("options".to_owned(), options.clone());
+    document.insert("selector".to_owned(), selector.clone());
+    let mut text = String::new();
+    canonical_json(&Value::Object(document), &mut text);
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// Writes `value` as JSON with every object's keys sorted, whatever order
+/// the map keeps.
+fn canonical_json(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (n, (key, value)) in entries.into_iter().enumerate() {
+                if n > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                canonical_json(value, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (n, item) in items.iter().enumerate() {
+                if n > 0 {
+                    out.push(',');
+                }
+                canonical_json(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// The extension of a completed export's file (`csv`, `csv.gz`), from its
+/// metadata, else from its storage key.
+fn file_extension(record: &ExportRecord) -> String {
+    if let Some(ext) = record
+        .metadata
+        .get("file_extension")
+        .and_then(Value::as_str)
+    {
+        return ext.to_owned();
+    }
+    let last = record
+        .storage_key
+        .as_deref()
+        .and_then(|key| key.rsplit('/').next())
+        .unwrap_or("");
+    let rest = last
+        .strip_prefix(record.id.as_str())
+        .and_then(|rest| rest.strip_prefix('.'))
+        .unwrap_or("");
+    // Drop a retry marker (`r2.`).
+    let rest = match rest.split_once('.') {
+        Some((head, tail))
+            if head.len() > 1
+                && head.starts_with('r')
+                && head[1..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            tail
+        }
+        _ => rest,
+    };
+    if rest.is_empty() {
+        "bin".to_owned()
+    } else {
+        rest.to_owned()
+    }
+}
+
+/// `now + by`, saturating far in the future.
+pub(crate) fn later(now: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+    TimeDelta::from_std(by)
+        .ok()
+        .and_then(|by| now.checked_add_signed(by))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `now - by`, saturating far in the past.
+pub(crate) fn earlier(now: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+    TimeDelta::from_std(by)
+        .ok()
+        .and_then(|by| now.checked_sub_signed(by))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_request_hash_ignores_key_order_but_not_values() {
+        let a = request_hash(
+            "csv/csv",
+            "csv/csv",
+            &json!({"path": "a.csv", "limit": 3}),
+            &json!({"compression": "gzip", "delimiter": ";"}),
+        );
+        let b = request_hash(
+            "csv/csv",
+            "csv/csv",
+            &serde_json::from_str(r#"{"limit": 3, "path": "a.csv"}"#).unwrap(),
+            &serde_json::from_str(r#"{"delimiter": ";", "compression": "gzip"}"#).unwrap(),
+        );
+        assert_eq!(a, b);
+        let c = request_hash(
+            "csv/csv",
+            "csv/csv",
+            &json!({"path": "a.csv", "limit": 3}),
+            &json!({"compression": "zstd", "delimiter": ";"}),
+        );
+        assert_ne!(a, c);
+        assert_eq!(a.len(), 64);
+    }
+
+    #[test]
+    fn canonical_json_sorts_nested_keys() {
+        let mut out = String::new();
+        canonical_json(&json!({"b": [{"z": 1, "a": "x\"y"}], "a": null}), &mut out);
+        assert_eq!(out, r#"{"a":null,"b":[{"a":"x\"y","z":1}]}"#);
+    }
+}

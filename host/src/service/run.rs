@@ -1,0 +1,349 @@
+//! Running a claimed export: pipeline on a blocking thread, lease renewed
+//! from the async side, the file committed and then recorded.
+
+use super::{later, ExportService, ServiceError};
+use crate::pipeline::{
+    self, Compression, ExportRequest, PreparedExport, RunError, RunSummary, Sink,
+};
+use crate::records::{Completion, ExportId, ExportRecord, RecordError, Scope};
+use crate::storage::{keys, Committed, StorageError, StorageKey, Upload};
+use serde_json::{json, Value};
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// An [`Upload`] that refuses further writes once its export is called off
+/// (cancelled, or the lease lost): the pipeline stops at its next write.
+struct Cancellable {
+    inner: Upload,
+    stop: Arc<AtomicBool>,
+}
+
+impl Cancellable {
+    fn check(&self) -> io::Result<()> {
+        if self.stop.load(Ordering::Relaxed) {
+            Err(io::Error::other(
+                "the export was called off (cancelled, or its lease was lost)",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Write for Cancellable {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.check()?;
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.check()?;
+        self.inner.flush()
+    }
+}
+
+/// Why the blocking part of a run failed.
+#[derive(Debug, thiserror::Error)]
+enum TaskFailure {
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("cannot start the output: {0}")]
+    Sink(io::Error),
+    #[error("{0}")]
+    Commit(StorageError),
+}
+
+/// What the run's metadata says about the plugins and the file.
+struct Described {
+    metadata: Value,
+    mime_type: String,
+    extension: String,
+}
+
+fn describe(prepared: &PreparedExport) -> Described {
+    let loader = &prepared.loader_plugin;
+    let formatter = &prepared.formatter_plugin;
+    let (mime_type, extension) = match prepared.compression {
+        None => (
+            prepared.formatter.mime_type.clone(),
+            prepared.formatter.extension.clone(),
+        ),
+        Some(compression) => (
+            compression_mime(compression).to_owned(),
+            format!(
+                "{}.{}",
+                prepared.formatter.extension,
+                compression.extension()
+            ),
+        ),
+    };
+    let metadata = json!({
+        "loader": {
+            "plugin": loader.name,
+            "name": prepared.loader.name,
+            "version": loader.manifest().version,
+        },
+        "format": {
+            "plugin": formatter.name,
+            "name": prepared.formatter.name,
+            "version": formatter.manifest().version,
+            "mime_type": prepared.formatter.mime_type,
+            "extension": prepared.formatter.extension,
+        },
+        "compression": prepared.compression,
+        "file_extension": extension,
+    });
+    Described {
+        metadata,
+        mime_type,
+        extension,
+    }
+}
+
+/// The MIME type of a compressed file.
+pub fn compression_mime(compression: Compression) -> &'static str {
+    match compression {
+        Compression::Gzip => "application/gzip",
+        Compression::Zstd => "application/zstd",
+    }
+}
+
+/// The data's schema as JSON: `{"fields": [{"name", "data_type", "nullable"}]}`.
+fn schema_json(summary: &RunSummary) -> Value {
+    let fields: Vec<Value> = summary
+        .schema
+        .fields()
+        .iter()
+        .map(|field| {
+            json!({
+                "name": field.name(),
+                "data_type": field.data_type().to_string(),
+                "nullable": field.is_nullable(),
+            })
+        })
+        .collect();
+    json!({ "fields": fields })
+}
+
+fn millis(delta: chrono::TimeDelta) -> i64 {
+    delta.num_milliseconds().max(0)
+}
+
+impl ExportService {
+    /// Claims the oldest pending export for `worker` and runs it. `None`
+    /// when the queue is empty. The record returned is the export's final
+    /// state (`completed` or `failed`; `cancelled` when it was cancelled
+    /// while running).
+    pub async fn run_next(&self, worker: &str) -> Result<Option<ExportRecord>, ServiceError> {
+        let claimed = self
+            .records
+            .claim_next(worker, self.settings.lease, self.now())
+            .await?;
+        match claimed {
+            Some(claimed) => self.run(claimed, worker).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Claims the pending export `id` for `worker` and runs it; `None` when
+    /// it is not pending (another worker took it, or it was cancelled).
+    pub async fn run_export(
+        &self,
+        id: &ExportId,
+        worker: &str,
+    ) -> Result<Option<ExportRecord>, ServiceError> {
+        let claimed = self
+            .records
+            .claim(id, worker, self.settings.lease, self.now())
+            .await?;
+        match claimed {
+            Some(claimed) => self.run(claimed, worker).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Runs an export `worker` has claimed (`processing`, leased to it).
+    ///
+    /// Export failures (bad input, plugin errors, `MAX_ROWS`,
+    /// `MAX_FILE_SIZE_MB`, timeouts, storage errors) end the export `failed`
+    /// with the reason and leave no file; they are not errors of this call,
+    /// which returns the failed record. An `Err` means the outcome could not
+    /// be recorded (the database failed); the lease then runs out and the
+    /// export is retried.
+    pub async fn run(
+        &self,
+        claimed: ExportRecord,
+        worker: &str,
+    ) -> Result<ExportRecord, ServiceError> {
+        let id = claimed.id.clone();
+        let started_at = claimed.started_at.unwrap_or_else(|| self.now());
+        let request = ExportRequest {
+            loader: claimed.loader.clone(),
+            format: claimed.format.clone(),
+            selector: claimed.selector.clone(),
+            options: claimed.options.clone(),
+        };
+        let prepared = match pipeline::prepare(&self.registry, &request) {
+            Ok(prepared) => prepared,
+            Err(err) => return self.fail(&id, worker, &err.to_string()).await,
+        };
+        let described = describe(&prepared);
+        let key_extension = if claimed.attempts > 1 {
+            format!("r{}.{}", claimed.attempts, described.extension)
+        } else {
+            described.extension.clone()
+        };
+        let key = match keys::export_key(&claimed.user_id, id.as_str(), &key_extension) {
+            Ok(key) => key,
+            Err(err) => {
+                let message = format!("cannot name the export's file: {err}");
+                return self.fail(&id, worker, &message).await;
+            }
+        };
+        let upload = match self.storage.begin(&key) {
+            Ok(upload) => upload,
+            Err(err) => return self.fail(&id, worker, &err.to_string()).await,
+        };
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = Cancellable {
+            inner: upload,
+            stop: stop.clone(),
+        };
+        let limits = self.settings.run_limits();
+        let compression = prepared.compression;
+        let mut task =
+            tokio::task::spawn_blocking(move || -> Result<(Committed, RunSummary), TaskFailure> {
+                let sink = Sink::new(writer, limits.max_bytes, compression, true)
+                    .map_err(TaskFailure::Sink)?;
+                // On error the sink, and with it the upload, is dropped
+                // inside `run`: the temporary file goes, nothing is visible.
+                let (writer, summary) = pipeline::run(&prepared, limits, sink, &mut |_, _| {})?;
+                let committed = writer.inner.commit().map_err(TaskFailure::Commit)?;
+                Ok((committed, summary))
+            });
+
+        // Renew the lease while the pipeline runs.
+        let period = self.settings.heartbeat;
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut lost: Option<RecordError> = None;
+        let joined = loop {
+            tokio::select! {
+                joined = &mut task => break joined,
+                _ = ticker.tick(), if lost.is_none() => {
+                    let now = self.now();
+                    let until = later(now, self.settings.lease);
+                    match self.records.heartbeat(&id, worker, until, now).await {
+                        Ok(()) => {}
+                        Err(err @ (RecordError::LeaseLost { .. } | RecordError::NotFound { .. })) => {
+                            tracing::info!(export_id = %id, worker, reason = %err, "stopping the export");
+                            stop.store(true, Ordering::Relaxed);
+                            lost = Some(err);
+                        }
+                        Err(err) => {
+                            tracing::warn!(export_id = %id, worker, error = %err, "renewing the lease failed; retrying");
+                        }
+                    }
+                }
+            }
+        };
+        let finished_at = self.now();
+
+        let (committed, summary) = match joined {
+            Ok(Ok(done)) => done,
+            Ok(Err(failure)) => {
+                if lost.is_some() {
+                    return self.current(&id).await;
+                }
+                return self.fail(&id, worker, &failure.to_string()).await;
+            }
+            Err(join_error) => {
+                if lost.is_some() {
+                    return self.current(&id).await;
+                }
+                let message = format!("the export stopped unexpectedly in the host: {join_error}");
+                return self.fail(&id, worker, &message).await;
+            }
+        };
+
+        let mut metadata = described.metadata;
+        if let Value::Object(map) = &mut metadata {
+            map.insert("schema".to_owned(), schema_json(&summary));
+            map.insert(
+                "timings".to_owned(),
+                json!({
+                    "queued_ms": millis(started_at - claimed.created_at),
+                    "run_ms": i64::try_from(summary.elapsed.as_millis()).unwrap_or(i64::MAX),
+                }),
+            );
+            map.insert(
+                "formatted_bytes".to_owned(),
+                json!(summary.output.formatted_bytes),
+            );
+            map.insert("attempt".to_owned(), json!(claimed.attempts));
+        }
+        let completion = Completion {
+            storage_key: committed.key.to_string(),
+            mime_type: described.mime_type,
+            size_bytes: i64::try_from(summary.output.stored_bytes).unwrap_or(i64::MAX),
+            row_count: i64::try_from(summary.rows).unwrap_or(i64::MAX),
+            sha256: summary.output.sha256.clone().unwrap_or_default(),
+            metadata,
+            expires_at: Some(later(finished_at, self.settings.expiration)),
+        };
+        match self
+            .records
+            .complete(&id, worker, &completion, finished_at)
+            .await
+        {
+            Ok(record) => Ok(record),
+            Err(err) => {
+                // The file is this attempt's alone; with no record pointing
+                // at it, it must go.
+                self.discard_unrecorded(&committed.key).await;
+                match err {
+                    RecordError::LeaseLost { .. } | RecordError::IllegalTransition { .. } => {
+                        tracing::info!(export_id = %id, worker, reason = %err, "export finished after it was called off; output discarded");
+                        self.current(&id).await
+                    }
+                    other => Err(other.into()),
+                }
+            }
+        }
+    }
+
+    /// Records the failure of `id` (held by `worker`) and returns the record.
+    async fn fail(
+        &self,
+        id: &ExportId,
+        worker: &str,
+        message: &str,
+    ) -> Result<ExportRecord, ServiceError> {
+        tracing::warn!(export_id = %id, worker, error = message, "export failed");
+        match self
+            .records
+            .fail(id, Some(worker), message, self.now())
+            .await
+        {
+            Ok(record) => Ok(record),
+            // Called off meanwhile: its current state stands.
+            Err(RecordError::LeaseLost { .. } | RecordError::IllegalTransition { .. }) => {
+                self.current(id).await
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn current(&self, id: &ExportId) -> Result<ExportRecord, ServiceError> {
+        Ok(self.records.get(&Scope::Admin, id).await?)
+    }
+
+    /// Deletes a committed file that could not be recorded, unless a
+    /// completed record points at it after all (a commit whose answer was
+    /// lost); if that cannot be told, the file stays for the orphan sweep.
+    async fn discard_unrecorded(&self, key: &StorageKey) {
+        self.delete_dead_file(key.as_str()).await;
+    }
+}
