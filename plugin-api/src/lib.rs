@@ -120,6 +120,7 @@
 
 mod abi;
 mod error;
+pub mod files;
 mod formatter;
 pub mod json;
 mod loader;

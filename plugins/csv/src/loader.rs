@@ -5,11 +5,11 @@ use crate::config::{default_delimiter, delimiter_byte, CsvConfig, DELIMITER_PATT
 use export_plugin_api::arrow_array::builder::StringBuilder;
 use export_plugin_api::arrow_array::{ArrayRef, RecordBatch};
 use export_plugin_api::arrow_schema::{DataType, Field, Schema, SchemaRef};
+use export_plugin_api::files::resolve_under_root;
 use export_plugin_api::{BatchReader, ErrorKind, JsonSchema, Limits, Loader, PluginError, Result};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 /// Bytes the CSV parser reads from the file at a time.
@@ -85,7 +85,7 @@ impl Loader for CsvLoader {
                 "columns is empty: name at least one column, or leave it out to export them all",
             ));
         }
-        let file_path = resolve(&config.root, &selector.path)?;
+        let file_path = resolve_under_root(&config.root, &selector.path)?;
         let path = selector.path;
         let mut file = File::open(&file_path)
             .map_err(|err| PluginError::from(err).context(format!("cannot open {path:?}")))?;
@@ -262,59 +262,6 @@ impl BatchReader for CsvBatchReader {
     }
 }
 
-/// The file `path` names under `root`, refusing anything that resolves
-/// outside the root.
-fn resolve(root: &Path, path: &str) -> Result<PathBuf> {
-    let outside = || {
-        PluginError::permission_denied(format!("path {path:?} must be inside the configured root"))
-    };
-    if path.is_empty() {
-        return Err(PluginError::invalid_input(
-            "path is empty: name a file under the configured root",
-        ));
-    }
-    // Refuse escapes before touching the file system, so nothing is learnt
-    // about what exists outside the root.
-    let relative = Path::new(path);
-    let mut depth = 0usize;
-    for component in relative.components() {
-        match component {
-            Component::Normal(_) => depth += 1,
-            Component::CurDir => {}
-            Component::ParentDir => depth = depth.checked_sub(1).ok_or_else(outside)?,
-            Component::RootDir | Component::Prefix(_) => return Err(outside()),
-        }
-    }
-    let root = root.canonicalize().map_err(|err| {
-        PluginError::io(format!(
-            "the configured root {} cannot be used: {err}",
-            root.display()
-        ))
-    })?;
-    // Symbolic links are resolved here; the result must still be under root.
-    let resolved = match root.join(relative).canonicalize() {
-        Ok(resolved) => resolved,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            return Err(PluginError::not_found(format!(
-                "file {path:?} not found under the configured root"
-            )))
-        }
-        Err(err) => return Err(PluginError::from(err).context(format!("cannot open {path:?}"))),
-    };
-    if !resolved.starts_with(&root) {
-        return Err(outside());
-    }
-    let metadata = resolved
-        .metadata()
-        .map_err(|err| PluginError::from(err).context(format!("cannot open {path:?}")))?;
-    if !metadata.is_file() {
-        return Err(PluginError::invalid_input(format!(
-            "{path:?} is not a regular file"
-        )));
-    }
-    Ok(resolved)
-}
-
 /// Positions `file` after a UTF-8 byte order mark, or at its start.
 fn skip_bom(file: &mut File) -> io::Result<()> {
     let mut head = [0u8; 3];
@@ -440,6 +387,7 @@ mod tests {
     use export_plugin_api::arrow_array::cast::AsArray;
     use serde_json::{json, Value};
     use std::fs;
+    use std::path::{Path, PathBuf};
     use tempfile::TempDir;
 
     /// A temp folder holding `root/`, with `files` written under the root.

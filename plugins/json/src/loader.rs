@@ -6,6 +6,7 @@ use crate::encode::EXACT_TEXT_KEY;
 use export_plugin_api::arrow_array::builder::StringBuilder;
 use export_plugin_api::arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use export_plugin_api::arrow_schema::{DataType, Field, Schema, SchemaRef};
+use export_plugin_api::files::resolve_under_root;
 use export_plugin_api::json::json_field;
 use export_plugin_api::{BatchReader, JsonSchema, Limits, Loader, PluginError, Result};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
@@ -16,8 +17,7 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
-use std::path::{Component, Path, PathBuf};
+use std::io::{BufRead, BufReader, Read};
 use std::sync::Arc;
 
 /// Bytes read from the file at a time.
@@ -91,7 +91,7 @@ impl Loader for JsonlLoader {
                 )));
             }
         }
-        let file_path = resolve(root, &selector.path)?;
+        let file_path = resolve_under_root(root, &selector.path)?;
         let path = selector.path;
         let file = File::open(&file_path)
             .map_err(|err| PluginError::from(err).context(format!("cannot open {path:?}")))?;
@@ -750,59 +750,6 @@ impl<'de> Visitor<'de> for TextSeed<'_> {
     }
 }
 
-/// The file `path` names under `root`, refusing anything that resolves
-/// outside the root.
-fn resolve(root: &Path, path: &str) -> Result<PathBuf> {
-    let outside = || {
-        PluginError::permission_denied(format!("path {path:?} must be inside the configured root"))
-    };
-    if path.is_empty() {
-        return Err(PluginError::invalid_input(
-            "path is empty: name a file under the configured root",
-        ));
-    }
-    // Refuse escapes before touching the file system, so nothing is learnt
-    // about what exists outside the root.
-    let relative = Path::new(path);
-    let mut depth = 0usize;
-    for component in relative.components() {
-        match component {
-            Component::Normal(_) => depth += 1,
-            Component::CurDir => {}
-            Component::ParentDir => depth = depth.checked_sub(1).ok_or_else(outside)?,
-            Component::RootDir | Component::Prefix(_) => return Err(outside()),
-        }
-    }
-    let root = root.canonicalize().map_err(|err| {
-        PluginError::io(format!(
-            "the configured root {} cannot be used: {err}",
-            root.display()
-        ))
-    })?;
-    // Symbolic links are resolved here; the result must still be under root.
-    let resolved = match root.join(relative).canonicalize() {
-        Ok(resolved) => resolved,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            return Err(PluginError::not_found(format!(
-                "file {path:?} not found under the configured root"
-            )))
-        }
-        Err(err) => return Err(PluginError::from(err).context(format!("cannot open {path:?}"))),
-    };
-    if !resolved.starts_with(&root) {
-        return Err(outside());
-    }
-    let metadata = resolved
-        .metadata()
-        .map_err(|err| PluginError::from(err).context(format!("cannot open {path:?}")))?;
-    if !metadata.is_file() {
-        return Err(PluginError::invalid_input(format!(
-            "{path:?} is not a regular file"
-        )));
-    }
-    Ok(resolved)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -813,6 +760,7 @@ mod tests {
     use export_plugin_api::ErrorKind;
     use serde_json::{json, Value};
     use std::fs;
+    use std::path::{Path, PathBuf};
     use tempfile::TempDir;
 
     /// A temp folder holding `root/`, with `files` written under the root.
