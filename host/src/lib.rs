@@ -11,11 +11,13 @@
 //! Exports with a lifecycle go through [`service::ExportService`]: requests
 //! become [`records`] (SQLite or PostgreSQL), runs write to [`storage`], and
 //! a cleanup pass expires and purges them. [`config`] resolves the host
-//! settings.
+//! settings. [`server`] is the daemon: the HTTP API, tokens, signed download
+//! links and the worker pool.
 
 pub mod config;
 pub mod pipeline;
 pub mod plugins;
 pub mod records;
+pub mod server;
 pub mod service;
 pub mod storage;

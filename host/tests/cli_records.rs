@@ -146,7 +146,7 @@ fn the_records_commands_work(cli: &Cli) {
 
     // migrate: creates and migrates the database.
     let text = cli.text(&["migrate"]);
-    assert!(text.contains("at migration 1"), "{text}");
+    assert!(text.contains("at migration 2 (tokens)"), "{text}");
     let backend = if cli.env.len() > 1 {
         "postgres"
     } else {

@@ -9,6 +9,7 @@ mod export;
 mod exports;
 mod maintenance;
 mod plugins;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use export_host::config::{HostSettings, SettingError, SettingsArgs};
@@ -47,6 +48,11 @@ enum Command {
     Cleanup(maintenance::CleanupArgs),
     /// Apply database migrations and report the schema version.
     Migrate,
+    /// The daemon: HTTP API, workers and cleanup, until SIGTERM or SIGINT.
+    Serve,
+    /// Create, list and revoke API tokens.
+    #[command(subcommand)]
+    Token(serve::TokenCommand),
 }
 
 /// Runs the parsed command.
@@ -59,6 +65,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Exports(command) => exports::run(&settings, command),
         Command::Cleanup(args) => maintenance::cleanup(&settings, args),
         Command::Migrate => maintenance::migrate(&settings),
+        Command::Serve => serve::serve(&settings),
+        Command::Token(command) => serve::token(&settings, command),
     }
 }
 

@@ -424,6 +424,9 @@ macro_rules! current_state {
     };
 }
 
+mod tokens;
+pub use tokens::{token_hash, NewToken, Principal, TokenInfo, TOKEN_PREFIX};
+
 fn log_transition(id: &ExportId, to: Status) {
     tracing::info!(export_id = %id, status = %to, "export transition");
 }

@@ -365,6 +365,18 @@ impl ExportService {
         scope: &Scope,
         id: &ExportId,
     ) -> Result<ExportDownload, ServiceError> {
+        self.record_download_range(scope, id, None).await
+    }
+
+    /// [`record_download`](Self::record_download) of part of the file:
+    /// `range` is `(offset, len)` in bytes (an HTTP `Range`); `None` is the
+    /// whole file. The download's `size` is what the stream yields.
+    pub async fn record_download_range(
+        &self,
+        scope: &Scope,
+        id: &ExportId,
+        range: Option<(u64, u64)>,
+    ) -> Result<ExportDownload, ServiceError> {
         let record = self.records.get(scope, id).await?;
         let key = match (&record.status, &record.storage_key) {
             (Status::Completed, Some(key)) => StorageKey::parse(key).map_err(StorageError::from)?,
@@ -383,7 +395,10 @@ impl ExportService {
         };
         // Opened first: an open download is pinned even if cleanup deletes
         // the key right after.
-        let download = self.storage.open(&key).await?;
+        let download = match range {
+            Some((offset, len)) => self.storage.open_range(&key, offset, len).await?,
+            None => self.storage.open(&key).await?,
+        };
         let record = self.records.record_download(scope, id, self.now()).await?;
         let extension = file_extension(&record);
         let fallback = format!("{}.{extension}", record.id);

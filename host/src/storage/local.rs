@@ -10,7 +10,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetResultPayload, ObjectStore};
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -244,6 +244,44 @@ impl super::Storage for LocalStorage {
             Ok(Download {
                 key: key.clone(),
                 size,
+                last_modified,
+                stream,
+            })
+        })
+    }
+
+    fn open_range<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        offset: u64,
+        len: u64,
+    ) -> BoxFuture<'a, Result<Download, StorageError>> {
+        Box::pin(async move {
+            let result = self.get(key, false).await?;
+            let size = result.meta.size;
+            let last_modified = SystemTime::from(result.meta.last_modified);
+            super::check_range(key, offset, len, size)?;
+            let stream = match result.payload {
+                GetResultPayload::File(file, _) => {
+                    let what = format!("seeking in {key}");
+                    let file = blocking(what.clone(), move || {
+                        let mut file = file;
+                        file.seek(SeekFrom::Start(offset))
+                            .map_err(|e| StorageError::io(what, e))?;
+                        Ok(file)
+                    })
+                    .await?;
+                    file_stream(file, len, key.clone())
+                }
+                GetResultPayload::Stream(_) => {
+                    // Not a local file after all: fall back to reading through.
+                    let whole = self.open(key).await?;
+                    super::skip_and_take(whole.stream, offset, len)
+                }
+            };
+            Ok(Download {
+                key: key.clone(),
+                size: len,
                 last_modified,
                 stream,
             })

@@ -170,6 +170,32 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Opens `key` for a streaming read. [`StorageError::NotFound`] when absent.
     fn open<'a>(&'a self, key: &'a StorageKey) -> BoxFuture<'a, Result<Download, StorageError>>;
 
+    /// Opens `len` bytes of `key` from byte `offset` for a streaming read
+    /// (an HTTP `Range`): the [`Download`]'s `size` is `len`. A range past
+    /// the object's end is [`StorageError::Io`] with `InvalidInput`.
+    ///
+    /// The default opens the whole object and skips `offset` bytes of its
+    /// stream (correct for any backend, but reads the skipped bytes);
+    /// [`LocalStorage`] seeks instead.
+    fn open_range<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        offset: u64,
+        len: u64,
+    ) -> BoxFuture<'a, Result<Download, StorageError>> {
+        Box::pin(async move {
+            let whole = self.open(key).await?;
+            check_range(key, offset, len, whole.size)?;
+            let stream = skip_and_take(whole.stream, offset, len);
+            Ok(Download {
+                key: whole.key,
+                size: len,
+                last_modified: whole.last_modified,
+                stream,
+            })
+        })
+    }
+
     /// Deletes `key`. A missing key is not an error.
     fn delete<'a>(&'a self, key: &'a StorageKey) -> BoxFuture<'a, Result<(), StorageError>>;
 
@@ -200,6 +226,55 @@ impl dyn Storage {
     pub fn from_url(url: &str) -> Result<Arc<dyn Storage>, StorageError> {
         from_url(url)
     }
+}
+
+/// Refuses a range that does not lie within an object of `size` bytes.
+pub(crate) fn check_range(
+    key: &StorageKey,
+    offset: u64,
+    len: u64,
+    size: u64,
+) -> Result<(), StorageError> {
+    match offset.checked_add(len) {
+        Some(end) if end <= size => Ok(()),
+        _ => Err(StorageError::io(
+            format!("reading {key}"),
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("bytes {offset}+{len} lie past the end of a {size}-byte object"),
+            ),
+        )),
+    }
+}
+
+/// The `len` bytes of `stream` that follow its first `offset` bytes.
+fn skip_and_take(
+    stream: BoxStream<'static, Result<Bytes, StorageError>>,
+    offset: u64,
+    len: u64,
+) -> BoxStream<'static, Result<Bytes, StorageError>> {
+    use futures::stream::{StreamExt, TryStreamExt};
+    let mut skip = offset;
+    let mut left = len;
+    stream
+        .try_filter_map(move |mut chunk: Bytes| {
+            let n = chunk.len() as u64;
+            let out = if skip >= n {
+                skip -= n;
+                None
+            } else {
+                let start = usize::try_from(skip).unwrap_or(usize::MAX);
+                skip = 0;
+                let mut rest = chunk.split_off(start);
+                if rest.len() as u64 > left {
+                    rest.truncate(usize::try_from(left).unwrap_or(usize::MAX));
+                }
+                left -= rest.len() as u64;
+                (!rest.is_empty()).then_some(rest)
+            };
+            futures::future::ready(Ok(out))
+        })
+        .boxed()
 }
 
 /// A parsed `STORAGE` setting.

@@ -1,0 +1,293 @@
+//! API tokens (SPEC section 7): the `tokens` table.
+//!
+//! A token is `eht_` and 64 lowercase hex digits (32 bytes from a CSPRNG).
+//! Only its SHA-256 (hex) is stored, so a leaked database holds no usable
+//! token; the plaintext is returned once, by [`Records::create_token`].
+//! [`Records::verify_token`] hashes what a client sends and looks the hash up
+//! (an indexed equality on the digest: the lookup time says nothing about
+//! how much of a token was right). Revoked tokens never verify.
+//!
+//! The table is a maintenance path: every call runs in the admin scope (on
+//! PostgreSQL the table has no row-level security).
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+use super::row::Ts;
+use super::{finish, postgres, sqlite, typed, Backend, Mode, RecordError, Records, Scope};
+
+/// The prefix of every token.
+pub const TOKEN_PREFIX: &str = "eht_";
+
+/// `last_used_at` is refreshed at most this often per token, so verifying a
+/// token is a read almost every time.
+const LAST_USED_GRANULARITY: TimeDelta = TimeDelta::seconds(60);
+
+/// Who a verified token speaks for.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The token's id (`tok_...`), for logs.
+    pub token_id: String,
+    /// The user the token maps to.
+    pub user: String,
+    /// Whether the token sees every user's exports.
+    pub admin: bool,
+}
+
+impl Principal {
+    /// The records scope of this principal.
+    pub fn scope(&self) -> Scope {
+        if self.admin {
+            Scope::Admin
+        } else {
+            Scope::User(self.user.clone())
+        }
+    }
+}
+
+impl fmt::Debug for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Principal")
+            .field("token_id", &self.token_id)
+            .field("user", &self.user)
+            .field("admin", &self.admin)
+            .finish()
+    }
+}
+
+/// A stored token, as listed (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenInfo {
+    pub id: String,
+    pub user_id: String,
+    pub admin: bool,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// A token just created: the plaintext is here and nowhere else.
+pub struct NewToken {
+    /// The stored record.
+    pub info: TokenInfo,
+    /// The token to hand to the client (shown once).
+    pub token: String,
+}
+
+impl fmt::Debug for NewToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewToken")
+            .field("info", &self.info)
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+/// SHA-256 (hex) of a token, as stored.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut out = String::with_capacity(bytes * 2);
+    while out.len() < bytes * 2 {
+        out.push_str(&format!("{:032x}", rand::random::<u128>()));
+    }
+    out.truncate(bytes * 2);
+    out
+}
+
+/// Whether `token` has the shape of a host token (checked before hashing,
+/// so garbage never reaches the database).
+fn is_well_formed(token: &str) -> bool {
+    token.strip_prefix(TOKEN_PREFIX).is_some_and(|hex| {
+        hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
+#[derive(sqlx::FromRow)]
+struct RawToken {
+    id: String,
+    user_id: String,
+    admin: bool,
+    created_at: Ts,
+    revoked_at: Option<Ts>,
+    last_used_at: Option<Ts>,
+}
+
+impl From<RawToken> for TokenInfo {
+    fn from(raw: RawToken) -> Self {
+        TokenInfo {
+            id: raw.id,
+            user_id: raw.user_id,
+            admin: raw.admin,
+            created_at: raw.created_at.0,
+            revoked_at: raw.revoked_at.map(|t| t.0),
+            last_used_at: raw.last_used_at.map(|t| t.0),
+        }
+    }
+}
+
+const TOKEN_COLUMNS: &str = "id, user_id, admin, created_at, revoked_at, last_used_at";
+
+/// Runs `$body` in one admin-scoped transaction on either backend.
+macro_rules! token_tx {
+    ($records:expr, $mode:expr, |$tx:ident| $body:expr) => {
+        match &$records.backend {
+            Backend::Sqlite(pool) => {
+                #[allow(unused_mut)]
+                let mut $tx = sqlite::begin(pool, $mode).await?;
+                let result = typed(async { $body }).await;
+                finish($tx, result).await
+            }
+            Backend::Postgres(pool) => {
+                #[allow(unused_mut)]
+                let mut $tx = postgres::begin(pool, &Scope::Admin, $mode).await?;
+                let result = typed(async { $body }).await;
+                finish($tx, result).await
+            }
+        }
+    };
+}
+
+impl Records {
+    /// Creates a token for `user` (an admin token when `admin`); the
+    /// plaintext is in the answer and is never stored.
+    pub async fn create_token(
+        &self,
+        user: &str,
+        admin: bool,
+        now: DateTime<Utc>,
+    ) -> Result<NewToken, RecordError> {
+        if user.trim().is_empty() {
+            return Err(RecordError::InvalidInput {
+                field: "user",
+                reason: "it is empty: a token maps to a user id".to_owned(),
+            });
+        }
+        let id = format!("tok_{}", random_hex(8));
+        let token = format!("{TOKEN_PREFIX}{}", random_hex(32));
+        let hash = token_hash(&token);
+        let sql = format!(
+            "INSERT INTO tokens (id, user_id, token_hash, admin, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING {TOKEN_COLUMNS}"
+        );
+        let info = token_tx!(self, Mode::Write, |tx| {
+            let raw: RawToken = sqlx::query_as(&sql)
+                .bind(&id)
+                .bind(user)
+                .bind(&hash)
+                .bind(admin)
+                .bind(Ts::new(now))
+                .fetch_one(&mut *tx)
+                .await?;
+            Ok(TokenInfo::from(raw))
+        })?;
+        tracing::info!(token_id = %info.id, user, admin, "token created");
+        Ok(NewToken { info, token })
+    }
+
+    /// The principal `token` speaks for; `None` for a malformed, unknown or
+    /// revoked token. Notes the use (at most once a minute per token).
+    pub async fn verify_token(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Principal>, RecordError> {
+        if !is_well_formed(token) {
+            return Ok(None);
+        }
+        let hash = token_hash(token);
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL"
+        );
+        let found: Option<TokenInfo> = token_tx!(self, Mode::Read, |tx| {
+            let raw: Option<RawToken> = sqlx::query_as(&sql)
+                .bind(&hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+            Ok(raw.map(TokenInfo::from))
+        })?;
+        let Some(info) = found else {
+            return Ok(None);
+        };
+        let stale = info
+            .last_used_at
+            .is_none_or(|used| now - used >= LAST_USED_GRANULARITY);
+        if stale {
+            let touched = token_tx!(self, Mode::Write, |tx| {
+                sqlx::query("UPDATE tokens SET last_used_at = $2 WHERE id = $1")
+                    .bind(&info.id)
+                    .bind(Ts::new(now))
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(())
+            });
+            if let Err(err) = touched {
+                // Authentication does not depend on it.
+                tracing::warn!(token_id = %info.id, error = %err, "cannot note a token's use");
+            }
+        }
+        Ok(Some(Principal {
+            token_id: info.id,
+            user: info.user_id,
+            admin: info.admin,
+        }))
+    }
+
+    /// Every token (revoked ones too), oldest first; `user` narrows it.
+    pub async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<TokenInfo>, RecordError> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens \
+             WHERE (CAST($1 AS TEXT) IS NULL OR user_id = $1) ORDER BY created_at, id"
+        );
+        token_tx!(self, Mode::Read, |tx| {
+            let rows: Vec<RawToken> = sqlx::query_as(&sql).bind(user).fetch_all(&mut *tx).await?;
+            Ok(rows.into_iter().map(TokenInfo::from).collect())
+        })
+    }
+
+    /// Revokes token `id` (its requests answer 401 from now on). Revoking a
+    /// revoked token changes nothing; an unknown id is an error.
+    pub async fn revoke_token(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<TokenInfo, RecordError> {
+        let sql = format!(
+            "UPDATE tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 \
+             RETURNING {TOKEN_COLUMNS}"
+        );
+        let info = token_tx!(self, Mode::Write, |tx| {
+            let raw: Option<RawToken> = sqlx::query_as(&sql)
+                .bind(id)
+                .bind(Ts::new(now))
+                .fetch_optional(&mut *tx)
+                .await?;
+            raw.map(TokenInfo::from)
+                .ok_or_else(|| RecordError::InvalidInput {
+                    field: "token id",
+                    reason: format!("no token {id:?}; `export-host token list` shows them"),
+                })
+        })?;
+        tracing::info!(token_id = %info.id, "token revoked");
+        Ok(info)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_have_the_documented_shape() {
+        let token = format!("{TOKEN_PREFIX}{}", random_hex(32));
+        assert!(is_well_formed(&token), "{token}");
+        assert!(!is_well_formed("eht_xyz"));
+        assert!(!is_well_formed(&token.replace("eht_", "ehx_")));
+        assert_eq!(token_hash(&token).len(), 64);
+        assert_ne!(random_hex(32), random_hex(32));
+    }
+}

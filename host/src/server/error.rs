@@ -1,0 +1,158 @@
+//! API errors: `{"error": {"code", "message"}}` with the status code of
+//! SPEC section 7, mapped from the typed service, records and storage
+//! errors.
+
+use crate::records::RecordError;
+use crate::service::ServiceError;
+use crate::storage::StorageError;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+/// An error answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The status code.
+    pub status: StatusCode,
+    /// A stable machine-readable code (`not_found`, `invalid_request`, ...).
+    pub code: &'static str,
+    /// What was wrong and what to do, for people.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with this status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400: the request is wrong; the message names the field.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    /// 401: no usable token.
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 404 for an export id: missing and not yours look the same.
+    pub fn export_not_found(id: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("export {id} not found"),
+        )
+    }
+
+    /// 503: the daemon is not ready or a dependency is down.
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
+    /// 500: a fault of the host; details are in its log.
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
+        let mut response = (self.status, body).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"export-host\""),
+            );
+        }
+        response
+    }
+}
+
+impl From<RecordError> for ApiError {
+    fn from(err: RecordError) -> ApiError {
+        match &err {
+            RecordError::NotFound { id } => ApiError::export_not_found(id),
+            RecordError::IllegalTransition { .. }
+            | RecordError::Conflict { .. }
+            | RecordError::LeaseLost { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string())
+            }
+            RecordError::InvalidCursor { .. } | RecordError::InvalidInput { .. } => {
+                ApiError::bad_request(err.to_string())
+            }
+            RecordError::Database(_) | RecordError::Io { .. } => {
+                tracing::warn!(error = %err, "database error while answering a request");
+                ApiError::unavailable("the database is unreachable or failing; try again later")
+            }
+            RecordError::UnsupportedUrl { .. }
+            | RecordError::Migrate(_)
+            | RecordError::Corrupt { .. } => {
+                tracing::error!(error = %err, "records error while answering a request");
+                ApiError::internal("the host failed reading its records; see its log")
+            }
+        }
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(err: StorageError) -> ApiError {
+        if err.is_not_found() {
+            return ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "the export's file is gone (expired or deleted)",
+            );
+        }
+        tracing::warn!(error = %err, "storage error while answering a request");
+        ApiError::unavailable("the export storage is failing; try again later")
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> ApiError {
+        match err {
+            ServiceError::Invalid(message) => ApiError::bad_request(message),
+            err @ ServiceError::QuotaExceeded { .. } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "quota_exceeded",
+                err.to_string(),
+            ),
+            ServiceError::Records(err) => err.into(),
+            ServiceError::Storage(err) => err.into(),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> ApiError {
+        let status = rejection.status();
+        let code = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            _ => "invalid_request",
+        };
+        let status = match status {
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE => status,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(
+            status,
+            code,
+            format!("the request body: {}", rejection.body_text()),
+        )
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> ApiError {
+        ApiError::bad_request(format!("the query string: {}", rejection.body_text()))
+    }
+}

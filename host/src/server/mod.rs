@@ -1,0 +1,233 @@
+//! `export-host serve`: the HTTP API of SPEC section 7 on axum, the worker
+//! pool ([`workers`]) and a graceful stop (SPEC section 9).
+//!
+//! Routes (every `/v1` route needs `Authorization: Bearer <token>`, except
+//! a download through a signed link):
+//!
+//! | route | answer |
+//! | --- | --- |
+//! | `POST /v1/exports` | 202 and the record (200 once it has ended); `?wait=SECONDS` (at most [`MAX_WAIT`]) holds the answer until the export ends |
+//! | `GET /v1/exports/{id}` | the record |
+//! | `GET /v1/exports` | `{items, next_cursor}`; `status`, `loader`, `format`, `limit`, `cursor` |
+//! | `DELETE /v1/exports/{id}` | cancels an active export (200 and the record), deletes a finished one and its file (204) |
+//! | `GET /v1/exports/{id}/download` | the file, streamed; `Range`, `ETag`/`If-None-Match`; counts the download |
+//! | `POST /v1/exports/{id}/link` | `{ttl}` -> `{url, expires_at}` |
+//! | `GET /v1/plugins` | loaded plugins, their components and schemas |
+//! | `GET /healthz`, `GET /readyz` | liveness; readiness (503 until started, or while the database does not answer) |
+//!
+//! Errors are `{"error": {"code", "message"}}` ([`error::ApiError`]).
+//! Another user's export answers 404 exactly like a missing one: every
+//! query runs in the caller's [`Scope`](crate::records::Scope).
+//!
+//! Stopping (SIGTERM or SIGINT): the listener closes, workers stop claiming,
+//! running exports get [`SHUTDOWN_GRACE`] to finish, the rest go back to
+//! `pending`; the process exits 0.
+
+pub mod auth;
+pub mod error;
+pub mod routes;
+pub mod workers;
+
+use crate::config::HostSettings;
+use crate::plugins::{PluginsConfig, Registry};
+use crate::records::Records;
+use crate::service::{ExportService, ServiceSettings};
+use crate::storage;
+use auth::Signer;
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use workers::{Signals, WorkerPool};
+
+/// The longest `?wait=` honoured.
+pub const MAX_WAIT: Duration = Duration::from_secs(300);
+/// How long running exports may take to finish once a stop is asked for.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Environment variable overriding [`SHUTDOWN_GRACE`] (seconds).
+pub const SHUTDOWN_GRACE_ENV: &str = "EXPORT_HOST_SHUTDOWN_GRACE";
+/// Largest request body accepted (413 past it).
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    /// The export service.
+    pub service: ExportService,
+    /// Signs and checks download links.
+    pub signer: Signer,
+    /// Worker wake-ups and end-of-export notices.
+    pub signals: Arc<Signals>,
+    /// Set once the daemon serves and its workers run.
+    pub ready: AtomicBool,
+    /// Set when a stop was asked for: long polls answer at once.
+    pub stopping: tokio::sync::watch::Sender<bool>,
+}
+
+impl AppState {
+    /// State over a service and a signer, not ready yet.
+    pub fn new(service: ExportService, signer: Signer) -> AppState {
+        AppState {
+            service,
+            signer,
+            signals: Arc::new(Signals::new()),
+            ready: AtomicBool::new(false),
+            stopping: tokio::sync::watch::channel(false).0,
+        }
+    }
+}
+
+/// The API's routes over `state`.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(
+            "/v1/exports",
+            post(routes::exports::create).get(routes::exports::list),
+        )
+        .route(
+            "/v1/exports/{id}",
+            get(routes::exports::show).delete(routes::exports::remove),
+        )
+        .route(
+            "/v1/exports/{id}/download",
+            get(routes::downloads::download),
+        )
+        .route("/v1/exports/{id}/link", post(routes::downloads::link))
+        .route("/v1/plugins", get(routes::plugins::list))
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .fallback(routes::health::not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot read the plugins: {0}")]
+    Plugins(#[source] anyhow::Error),
+    #[error(transparent)]
+    Records(#[from] crate::records::RecordError),
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
+    #[error(transparent)]
+    SigningKey(#[from] auth::SigningKeyError),
+    #[error(
+        "cannot listen on {addr} (LISTEN): {source}; pick a free address or stop what holds it"
+    )]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot install the signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+    #[error("the HTTP server failed: {0}")]
+    Http(#[source] std::io::Error),
+}
+
+/// Runs the daemon until SIGTERM or SIGINT, then stops gracefully.
+pub async fn serve(settings: &HostSettings) -> Result<(), ServeError> {
+    let config = PluginsConfig::load(&settings.plugins)
+        .map_err(|err| ServeError::Plugins(anyhow::Error::new(err)))?;
+    let registry = Registry::load(&config);
+    for failure in registry.failures() {
+        tracing::warn!(plugin = %failure.name, cause = failure.cause.as_str(), reason = %failure.reason, "plugin not loaded");
+    }
+    let records = Records::connect(&settings.database_url).await?;
+    let storage = storage::open_location(&settings.storage)?;
+    let signer = Signer::from_settings(settings)?;
+    let service = ExportService::new(
+        records,
+        storage,
+        Arc::new(registry),
+        ServiceSettings::from_host(settings),
+    );
+
+    // Leases of a daemon that died go back to the queue before any claim.
+    match service.requeue_expired_leases(service.now()).await {
+        Ok((requeued, failed)) if requeued + failed > 0 => {
+            tracing::info!(requeued, failed, "swept stale leases")
+        }
+        Ok(_) => {}
+        Err(err) => tracing::warn!(error = %err, "sweeping stale leases failed"),
+    }
+
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: settings.listen,
+            source,
+        })?;
+    let state = Arc::new(AppState::new(service.clone(), signer));
+    let worker_prefix = format!("{}-{}", hostname(), std::process::id());
+    let pool = WorkerPool::start(
+        service.clone(),
+        state.signals.clone(),
+        settings.workers,
+        &worker_prefix,
+        settings.cleanup_interval,
+    );
+
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(ServeError::Signals)?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(ServeError::Signals)?;
+    let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
+    let app = router(state.clone());
+    let mut server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown_rx.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    state.ready.store(true, Ordering::SeqCst);
+    let local = settings.listen;
+    tracing::info!(listen = %local, "serving");
+    eprintln!("export-host: serving on http://{local}");
+
+    let early = tokio::select! {
+        _ = terminate.recv() => { tracing::info!("SIGTERM: stopping"); None }
+        _ = interrupt.recv() => { tracing::info!("SIGINT: stopping"); None }
+        joined = &mut server => Some(joined),
+    };
+    state.ready.store(false, Ordering::SeqCst);
+    state.stopping.send_replace(true);
+    let _ = shutdown_tx.send(true);
+    let grace = shutdown_grace();
+    pool.shutdown(grace).await;
+    let result = match early {
+        Some(joined) => joined,
+        None => match tokio::time::timeout(Duration::from_secs(5), &mut server).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                tracing::info!("requests still open after the stop; closing them");
+                server.abort();
+                Ok(Ok(()))
+            }
+        },
+    };
+    service.records().close().await;
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => Err(ServeError::Http(err)),
+        Err(join) => Err(ServeError::Http(std::io::Error::other(join.to_string()))),
+    }
+}
+
+fn shutdown_grace() -> Duration {
+    std::env::var(SHUTDOWN_GRACE_ENV)
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        .map_or(SHUTDOWN_GRACE, Duration::from_secs)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "host".to_owned())
+}

@@ -1,0 +1,333 @@
+//! `GET /v1/exports/{id}/download` and `POST /v1/exports/{id}/link`.
+//!
+//! Downloads stream the stored file as the body (memory stays flat whatever
+//! the size) with `Content-Type` (the formatter's MIME type; a compressed
+//! file is served as what it is, with no `Content-Encoding`),
+//! `Content-Disposition` (the sanitised name), `ETag` (`"<sha256>"`),
+//! `Accept-Ranges`. `If-None-Match` answers 304; one `Range` (`bytes=a-b`,
+//! `bytes=a-`, `bytes=-n`) answers 206 read from that offset
+//! ([`Storage::open_range`](crate::storage::Storage::open_range)); several
+//! ranges are answered with the whole file (RFC 9110 allows it); an
+//! unsatisfiable one answers 416. `If-Range` with another ETag sends the
+//! whole file. Every 200 and 206 counts a download.
+
+use super::export_id;
+use crate::records::{ExportRecord, Scope, Status};
+use crate::server::auth::{authenticate, Caller, LinkCheck};
+use crate::server::error::ApiError;
+use crate::server::AppState;
+use axum::body::Body;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+/// The longest link lifetime (7 days).
+pub const MAX_LINK_TTL: u64 = 7 * 86_400;
+/// The link lifetime when the body gives none (1 hour).
+pub const DEFAULT_LINK_TTL: u64 = 3600;
+
+/// The signed-link part of a download URL.
+#[derive(Debug, Deserialize)]
+pub struct LinkQuery {
+    expires: Option<i64>,
+    sig: Option<String>,
+}
+
+/// Who may read the export: the signed link, else the bearer token.
+async fn download_scope(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    link: &LinkQuery,
+) -> Result<Scope, ApiError> {
+    match (&link.sig, link.expires) {
+        (Some(sig), Some(expires)) => {
+            match state.signer.verify(id, expires, sig, state.service.now()) {
+                LinkCheck::Valid => Ok(Scope::Admin),
+                LinkCheck::Expired => Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "link_expired",
+                    "this download link has expired; ask for a new one",
+                )),
+                LinkCheck::Forged => Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "link_invalid",
+                    "this download link is not valid",
+                )),
+            }
+        }
+        (Some(_), None) | (None, Some(_)) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "link_invalid",
+            "a download link needs both `expires` and `sig`",
+        )),
+        (None, None) => Ok(authenticate(state, headers).await?.scope()),
+    }
+}
+
+/// A byte range to send: offset and length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RangeAsk {
+    /// No usable Range: the whole file.
+    Whole,
+    /// One satisfiable range.
+    Part { offset: u64, len: u64 },
+    /// A range past the end (416).
+    Unsatisfiable,
+}
+
+/// Reads a `Range` header against a file of `size` bytes.
+pub(crate) fn parse_range(value: &str, size: u64) -> RangeAsk {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return RangeAsk::Whole;
+    };
+    if spec.contains(',') {
+        return RangeAsk::Whole;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return RangeAsk::Whole;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    if first.is_empty() {
+        // The last `n` bytes.
+        let Ok(n) = last.parse::<u64>() else {
+            return RangeAsk::Whole;
+        };
+        if n == 0 || size == 0 {
+            return RangeAsk::Unsatisfiable;
+        }
+        let len = n.min(size);
+        return RangeAsk::Part {
+            offset: size - len,
+            len,
+        };
+    }
+    let Ok(start) = first.parse::<u64>() else {
+        return RangeAsk::Whole;
+    };
+    let end = if last.is_empty() {
+        size.saturating_sub(1)
+    } else {
+        match last.parse::<u64>() {
+            Ok(end) if end >= start => end.min(size.saturating_sub(1)),
+            _ => return RangeAsk::Whole,
+        }
+    };
+    if start >= size {
+        return RangeAsk::Unsatisfiable;
+    }
+    RangeAsk::Part {
+        offset: start,
+        len: end - start + 1,
+    }
+}
+
+/// Whether an `If-None-Match` value matches `etag` (weak comparison).
+fn none_match(value: &str, etag: &str) -> bool {
+    value.split(',').map(str::trim).any(|candidate| {
+        candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == etag
+    })
+}
+
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+fn insert(headers: &mut HeaderMap, name: header::HeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
+}
+
+/// `GET /v1/exports/{id}/download`.
+pub async fn download(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    link: Result<Query<LinkQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Query(link) = link?;
+    let scope = download_scope(&state, &headers, &id, &link).await?;
+    let id = export_id(&id)?;
+    let record: ExportRecord = state.service.get(&scope, &id).await?;
+
+    let etag = record
+        .sha256
+        .as_deref()
+        .filter(|_| record.status == Status::Completed)
+        .map(|sha| format!("\"{sha}\""));
+    if let (Some(etag), Some(value)) = (&etag, header_text(&headers, header::IF_NONE_MATCH)) {
+        if none_match(value, etag) {
+            let mut response = StatusCode::NOT_MODIFIED.into_response();
+            insert(response.headers_mut(), header::ETAG, etag);
+            return Ok(response);
+        }
+    }
+
+    let size = record
+        .size_bytes
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(0);
+    let if_range_ok = match header_text(&headers, header::IF_RANGE) {
+        None => true,
+        Some(value) => etag.as_deref() == Some(value.trim()),
+    };
+    let ask = match header_text(&headers, header::RANGE) {
+        Some(value) if if_range_ok && record.status == Status::Completed => {
+            parse_range(value, size)
+        }
+        _ => RangeAsk::Whole,
+    };
+    let range = match ask {
+        RangeAsk::Whole => None,
+        RangeAsk::Part { offset, len } => Some((offset, len)),
+        RangeAsk::Unsatisfiable => {
+            let mut response = ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                format!("the file has {size} bytes"),
+            )
+            .into_response();
+            insert(
+                response.headers_mut(),
+                header::CONTENT_RANGE,
+                &format!("bytes */{size}"),
+            );
+            return Ok(response);
+        }
+    };
+
+    let opened = state
+        .service
+        .record_download_range(&scope, &id, range)
+        .await?;
+    let length = opened.download.size;
+    let mut response = Response::new(Body::from_stream(opened.download.stream));
+    let out = response.headers_mut();
+    insert(out, header::CONTENT_TYPE, &opened.mime_type);
+    insert(
+        out,
+        header::CONTENT_DISPOSITION,
+        &opened.content_disposition,
+    );
+    insert(out, header::CONTENT_LENGTH, &length.to_string());
+    insert(out, header::ACCEPT_RANGES, "bytes");
+    insert(out, header::CACHE_CONTROL, "private, no-cache");
+    if let Some(etag) = &etag {
+        insert(out, header::ETAG, etag);
+    }
+    if let Some((offset, len)) = range {
+        let end = offset + len.saturating_sub(1);
+        insert(
+            out,
+            header::CONTENT_RANGE,
+            &format!("bytes {offset}-{end}/{size}"),
+        );
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
+    tracing::info!(export_id = %id, bytes = length, partial = range.is_some(), "download");
+    Ok(response)
+}
+
+/// `POST /v1/exports/{id}/link` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    /// Seconds the link stays valid.
+    ttl: Option<u64>,
+}
+
+/// `POST /v1/exports/{id}/link`: a signed download URL usable without a
+/// token until it expires.
+pub async fn link(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<LinkRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let id = export_id(&id)?;
+    // The export must be the caller's (404 otherwise, like a missing one).
+    state.service.get(&caller.scope(), &id).await?;
+    let request = match body {
+        Ok(Json(request)) => request,
+        // No body at all: the default lifetime.
+        Err(JsonRejection::MissingJsonContentType(_)) => LinkRequest::default(),
+        Err(err) => return Err(err.into()),
+    };
+    let ttl = request.ttl.unwrap_or(DEFAULT_LINK_TTL);
+    if ttl == 0 || ttl > MAX_LINK_TTL {
+        return Err(ApiError::bad_request(format!(
+            "ttl={ttl}: expected seconds from 1 to {MAX_LINK_TTL} (7 days)"
+        )));
+    }
+    let now = state.service.now();
+    let expires_at: DateTime<Utc> = now
+        .checked_add_signed(TimeDelta::seconds(i64::try_from(ttl).unwrap_or(i64::MAX)))
+        .ok_or_else(|| ApiError::bad_request("ttl is too long"))?;
+    let expires = expires_at.timestamp();
+    let sig = state.signer.sign(id.as_str(), expires);
+    let path = format!("/v1/exports/{id}/download?expires={expires}&sig={sig}");
+    let url = match header_text(&headers, header::HOST) {
+        Some(host) if !host.is_empty() => format!("http://{host}{path}"),
+        _ => path,
+    };
+    let expires_at = DateTime::<Utc>::from_timestamp(expires, 0).unwrap_or(expires_at);
+    Ok(Json(json!({"url": url, "expires_at": expires_at})).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(
+            parse_range("bytes=0-9", 100),
+            RangeAsk::Part { offset: 0, len: 10 }
+        );
+        assert_eq!(
+            parse_range("bytes=90-", 100),
+            RangeAsk::Part {
+                offset: 90,
+                len: 10
+            }
+        );
+        assert_eq!(
+            parse_range("bytes=-5", 100),
+            RangeAsk::Part { offset: 95, len: 5 }
+        );
+        assert_eq!(
+            parse_range("bytes=-500", 100),
+            RangeAsk::Part {
+                offset: 0,
+                len: 100
+            }
+        );
+        assert_eq!(
+            parse_range("bytes=50-500", 100),
+            RangeAsk::Part {
+                offset: 50,
+                len: 50
+            }
+        );
+        assert_eq!(parse_range("bytes=100-", 100), RangeAsk::Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), RangeAsk::Whole);
+        assert_eq!(parse_range("bytes=9-1", 100), RangeAsk::Whole);
+        assert_eq!(parse_range("items=0-1", 100), RangeAsk::Whole);
+    }
+
+    #[test]
+    fn etags_match_weakly_and_in_lists() {
+        assert!(none_match("\"abc\"", "\"abc\""));
+        assert!(none_match("W/\"abc\", \"x\"", "\"abc\""));
+        assert!(none_match("*", "\"abc\""));
+        assert!(!none_match("\"abd\"", "\"abc\""));
+    }
+}

@@ -1,0 +1,165 @@
+//! `POST /v1/exports`, `GET /v1/exports`, `GET /v1/exports/{id}`,
+//! `DELETE /v1/exports/{id}`.
+
+use super::export_id;
+use crate::pipeline::ExportRequest;
+use crate::records::{ExportRecord, ListFilter, Page, RecordError, Scope, Status};
+use crate::server::auth::Caller;
+use crate::server::error::ApiError;
+use crate::server::{AppState, MAX_WAIT};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a long poll re-reads its record when no notice comes (an
+/// export run by another daemon, or cancelled elsewhere).
+const POLL: Duration = Duration::from_millis(200);
+
+/// `POST /v1/exports` query.
+#[derive(Debug, Deserialize)]
+pub struct CreateQuery {
+    /// Seconds to hold the answer until the export ends.
+    wait: Option<f64>,
+}
+
+/// 202 while the export is active, 200 once it has ended.
+fn record_response(record: ExportRecord) -> Response {
+    let status = if record.status.is_active() {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(record)).into_response()
+}
+
+/// Records an export request for the caller.
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    query: Result<Query<CreateQuery>, QueryRejection>,
+    body: Result<Json<ExportRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query?;
+    let Json(request) = body?;
+    let wait = match query.wait {
+        None => None,
+        Some(seconds) if seconds.is_finite() && seconds >= 0.0 => {
+            Some(Duration::from_secs_f64(seconds).min(MAX_WAIT))
+        }
+        Some(seconds) => {
+            return Err(ApiError::bad_request(format!(
+                "wait={seconds}: expected a number of seconds, 0 to {}",
+                MAX_WAIT.as_secs()
+            )))
+        }
+    };
+    let record = state.service.create(&caller.0.user, &request).await?;
+    state.signals.new_work.notify_one();
+    let record = match wait {
+        Some(wait) if record.status.is_active() => {
+            wait_for_end(&state, &caller.scope(), record, wait).await?
+        }
+        _ => record,
+    };
+    Ok(record_response(record))
+}
+
+/// Re-reads `record` until it is no longer active, `wait` has passed or the
+/// daemon is stopping.
+async fn wait_for_end(
+    state: &AppState,
+    scope: &Scope,
+    mut record: ExportRecord,
+    wait: Duration,
+) -> Result<ExportRecord, ApiError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut changed = state.signals.finished.subscribe();
+    let mut stopping = state.stopping.subscribe();
+    while record.status.is_active() {
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => break,
+            _ = stopping.wait_for(|stop| *stop) => break,
+            _ = changed.changed() => {}
+            () = tokio::time::sleep(POLL) => {}
+        }
+        record = state.service.get(scope, &record.id).await?;
+    }
+    Ok(record)
+}
+
+/// `GET /v1/exports/{id}`.
+pub async fn show(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ExportRecord>, ApiError> {
+    let id = export_id(&id)?;
+    Ok(Json(state.service.get(&caller.scope(), &id).await?))
+}
+
+/// `GET /v1/exports` query.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    loader: Option<String>,
+    format: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// `GET /v1/exports`: the caller's exports (everyone's for an admin), newest first.
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Page>, ApiError> {
+    let Query(query) = query?;
+    let status = match query.status.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(
+            text.parse::<Status>()
+                .map_err(|err| ApiError::bad_request(format!("status: {err}")))?,
+        ),
+    };
+    let filter = ListFilter {
+        user: (!caller.0.admin).then(|| caller.0.user.clone()),
+        status,
+        loader: query.loader.filter(|s| !s.is_empty()),
+        format: query.format.filter(|s| !s.is_empty()),
+        limit: query.limit.unwrap_or(ListFilter::DEFAULT_LIMIT),
+        cursor: query.cursor.filter(|s| !s.is_empty()),
+    };
+    Ok(Json(state.service.list(&filter).await?))
+}
+
+/// `DELETE /v1/exports/{id}`: cancels an active export (200 with the
+/// record) or deletes a finished one and its file (204).
+pub async fn remove(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = export_id(&id)?;
+    let scope = caller.scope();
+    let record = state.service.get(&scope, &id).await?;
+    if record.status.is_active() {
+        match state.service.cancel(&scope, &id).await {
+            Ok(record) => {
+                state.signals.export_changed();
+                return Ok((StatusCode::OK, Json(record)).into_response());
+            }
+            // It ended meanwhile: delete it like any finished export.
+            Err(crate::service::ServiceError::Records(RecordError::IllegalTransition {
+                ..
+            })) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    state.service.delete(&scope, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
