@@ -179,8 +179,15 @@ fn one_shot(settings: &HostSettings, request: &ExportRequest, output: &Path) -> 
     let prepared = pipeline::prepare(&registry, request)?;
     let limits = settings.run_limits();
     let progress = progress_bar();
+    let started = std::time::Instant::now();
     let mut report = |rows: u64, bytes: u64| {
-        progress.set_message(format!("{rows} rows, {}", HumanBytes(bytes)));
+        let seconds = started.elapsed().as_secs_f64().max(1e-3);
+        progress.set_message(format!(
+            "{rows} rows, {} ({:.0} rows/s, {}/s)",
+            HumanBytes(bytes),
+            rows as f64 / seconds,
+            HumanBytes((bytes as f64 / seconds) as u64)
+        ));
     };
 
     let summary = if output == Path::new("-") {
