@@ -395,6 +395,9 @@ fn bad_requests_get_json_errors_and_plugins_are_listed() {
     let not_json = daemon.request("POST", "/v1/exports", Some(&alice), &[], Some("{not json"));
     assert_eq!(not_json.status, 400);
     assert_eq!(not_json.error_code(), "invalid_request");
+    let wrong = daemon.request("PUT", "/v1/exports", Some(&alice), &[], None);
+    assert_eq!(wrong.status, 405);
+    assert_eq!(wrong.error_code(), "method_not_allowed");
     let nowhere = daemon.get("/v2/whatever", Some(&alice));
     assert_eq!(nowhere.status, 404);
     assert_eq!(nowhere.error_code(), "not_found");
@@ -516,4 +519,62 @@ fn sigterm_past_the_grace_period_returns_running_exports_to_the_queue() {
     let done = daemon.wait_until_done(&id, &alice);
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["row_count"], 600_000);
+}
+
+#[test]
+fn the_openapi_document_matches_the_routes() {
+    let daemon = Daemon::start(sandbox(5), &[]);
+    let alice = daemon.token("alice", false);
+    let request = json!({"loader": "csv", "format": "csv", "selector": {"path": "people.csv"}});
+    let id = id_of(
+        &daemon
+            .post("/v1/exports?wait=30", Some(&alice), &request)
+            .json(),
+    );
+
+    let doc = daemon.get("/v1/openapi.json", None);
+    assert_eq!(doc.status, 200);
+    let doc = doc.json();
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with('3')));
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut documented = Vec::new();
+    for (path, item) in paths {
+        for method in item.as_object().expect("a path item").keys() {
+            documented.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    documented.sort();
+    let mut expected = vec![
+        "POST /v1/exports",
+        "GET /v1/exports",
+        "GET /v1/exports/{id}",
+        "DELETE /v1/exports/{id}",
+        "GET /v1/exports/{id}/download",
+        "POST /v1/exports/{id}/link",
+        "GET /v1/plugins",
+        "GET /v1/openapi.json",
+        "GET /healthz",
+        "GET /readyz",
+    ];
+    expected.sort();
+    assert_eq!(documented, expected);
+
+    // Every documented operation is served (DELETE last: it removes the export).
+    documented.sort_by_key(|op| op.starts_with("DELETE"));
+    for op in &documented {
+        let (method, path) = op.split_once(' ').expect("METHOD path");
+        let path = path.replace("{id}", &id);
+        let body = match (method, path.ends_with("/link")) {
+            ("POST", true) => Some(json!({"ttl": 60}).to_string()),
+            ("POST", false) => Some(request.to_string()),
+            _ => None,
+        };
+        let answer = daemon.request(method, &path, Some(&alice), &[], body.as_deref());
+        assert!(
+            (200..300).contains(&answer.status),
+            "{op}: {} {}",
+            answer.status,
+            String::from_utf8_lossy(&answer.body)
+        );
+    }
 }

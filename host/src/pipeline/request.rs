@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 
 /// What a user asks for: `{loader, format, selector, options}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExportRequest {
     /// Loader address: `name` or `plugin/name`.
     pub loader: String,
@@ -15,9 +15,11 @@ pub struct ExportRequest {
     pub format: String,
     /// The loader's selector.
     #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
     pub selector: Value,
     /// Formatter options plus the host's `compression` and `file_name`.
     #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
     pub options: Value,
 }
 

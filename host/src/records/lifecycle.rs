@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::{ExportId, RecordError};
 
 /// Where an export is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Waiting in the queue for a worker.

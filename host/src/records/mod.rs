@@ -144,16 +144,20 @@ impl Scope {
 
 /// One export record: every column of `exports`, as the API returns it
 /// (times are RFC 3339 UTC).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ExportRecord {
+    #[schema(value_type = String, example = "exp_0123456789abcdef0123456789abcdef")]
     pub id: ExportId,
     pub user_id: String,
     pub loader: String,
     pub format: String,
     pub status: Status,
+    #[schema(value_type = Object)]
     pub selector: Value,
+    #[schema(value_type = Object)]
     pub options: Value,
     /// Plugin names and versions, schema, timings; `{}` until completion.
+    #[schema(value_type = Object)]
     pub metadata: Value,
     /// The user's file name, for `Content-Disposition` only.
     pub file_name: Option<String>,
@@ -253,7 +257,7 @@ impl Default for ListFilter {
 }
 
 /// One page of a list.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Page {
     pub items: Vec<ExportRecord>,
     /// Pass back in [`ListFilter::cursor`] for the next page; `None` on the

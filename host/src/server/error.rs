@@ -156,3 +156,19 @@ impl From<QueryRejection> for ApiError {
         ApiError::bad_request(format!("the query string: {}", rejection.body_text()))
     }
 }
+
+/// The body of every error answer (for the OpenAPI document).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable code: `invalid_request`, `unauthorized`, `not_found`,
+    /// `conflict`, `too_large`, `quota_exceeded`, `unavailable`, ...
+    pub code: String,
+    /// What was wrong and what to do.
+    pub message: String,
+}

@@ -13,6 +13,7 @@
 //! | `GET /v1/exports/{id}/download` | the file, streamed; `Range`, `ETag`/`If-None-Match`; counts the download |
 //! | `POST /v1/exports/{id}/link` | `{ttl}` -> `{url, expires_at}` |
 //! | `GET /v1/plugins` | loaded plugins, their components and schemas |
+//! | `GET /v1/openapi.json` | the OpenAPI 3.1 document, generated from the handlers' annotations |
 //! | `GET /healthz`, `GET /readyz` | liveness; readiness (503 until started, or while the database does not answer) |
 //!
 //! Errors are `{"error": {"code", "message"}}` ([`error::ApiError`]).
@@ -34,7 +35,6 @@ use crate::records::Records;
 use crate::service::{ExportService, ServiceSettings};
 use crate::storage;
 use auth::Signer;
-use axum::routing::{get, post};
 use axum::Router;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -78,26 +78,61 @@ impl AppState {
     }
 }
 
+/// The OpenAPI document's frame: info, the bearer scheme, shared schemas.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "export-host",
+        description = "Exports from plugin loaders to files in plugin formats (SPEC section 7)."
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(error::ErrorBody, error::ErrorDetail))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The routes and the OpenAPI document generated from their annotations:
+/// a route cannot be added without appearing in the document.
+fn api() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi;
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(routes::exports::create, routes::exports::list))
+        .routes(routes!(routes::exports::show, routes::exports::remove))
+        .routes(routes!(routes::downloads::download))
+        .routes(routes!(routes::downloads::link))
+        .routes(routes!(routes::plugins::list))
+        .routes(routes!(routes::health::openapi_json))
+        .routes(routes!(routes::health::healthz))
+        .routes(routes!(routes::health::readyz))
+        .split_for_parts()
+}
+
+/// The OpenAPI document of the API (served at `GET /v1/openapi.json`).
+pub fn openapi() -> &'static utoipa::openapi::OpenApi {
+    static DOC: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| api().1)
+}
+
 /// The API's routes over `state`.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route(
-            "/v1/exports",
-            post(routes::exports::create).get(routes::exports::list),
-        )
-        .route(
-            "/v1/exports/{id}",
-            get(routes::exports::show).delete(routes::exports::remove),
-        )
-        .route(
-            "/v1/exports/{id}/download",
-            get(routes::downloads::download),
-        )
-        .route("/v1/exports/{id}/link", post(routes::downloads::link))
-        .route("/v1/plugins", get(routes::plugins::list))
-        .route("/healthz", get(routes::health::healthz))
-        .route("/readyz", get(routes::health::readyz))
+    let (routes, _) = api();
+    routes
         .fallback(routes::health::not_found)
+        .method_not_allowed_fallback(routes::health::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }

@@ -24,7 +24,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
-use serde_json::json;
 use std::sync::Arc;
 
 /// The longest link lifetime (7 days).
@@ -33,9 +32,12 @@ pub const MAX_LINK_TTL: u64 = 7 * 86_400;
 pub const DEFAULT_LINK_TTL: u64 = 3600;
 
 /// The signed-link part of a download URL.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LinkQuery {
+    /// Signed links: the expiry, Unix seconds.
     expires: Option<i64>,
+    /// Signed links: HMAC-SHA256 (hex) of `<id>|<expires>`.
     sig: Option<String>,
 }
 
@@ -146,6 +148,22 @@ fn insert(headers: &mut HeaderMap, name: header::HeaderName, value: &str) {
 }
 
 /// `GET /v1/exports/{id}/download`.
+#[utoipa::path(get, path = "/v1/exports/{id}/download", tag = "downloads",
+    params(("id" = String, Path, description = "Export id"), LinkQuery,
+        ("Range" = Option<String>, Header, description = "One range: bytes=a-b, bytes=a- or bytes=-n"),
+        ("If-None-Match" = Option<String>, Header, description = "ETags the client has"),
+        ("If-Range" = Option<String>, Header, description = "Send the range only if the ETag matches")),
+    responses(
+        (status = 200, description = "The file, streamed", content_type = "application/octet-stream"),
+        (status = 206, description = "One range of the file (Content-Range)", content_type = "application/octet-stream"),
+        (status = 304, description = "The client's copy is current"),
+        (status = 401, description = "No valid token (and no signed link)", body = crate::server::error::ErrorBody),
+        (status = 403, description = "A forged or expired signed link", body = crate::server::error::ErrorBody),
+        (status = 404, description = "No such export, or not the caller's", body = crate::server::error::ErrorBody),
+        (status = 409, description = "Not completed (yet), or expired", body = crate::server::error::ErrorBody),
+        (status = 416, description = "The range lies past the end", body = crate::server::error::ErrorBody),
+    ),
+    security(("bearer" = []), ()))]
 pub async fn download(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -236,7 +254,7 @@ pub async fn download(
 }
 
 /// `POST /v1/exports/{id}/link` body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkRequest {
     /// Seconds the link stays valid.
@@ -245,6 +263,16 @@ pub struct LinkRequest {
 
 /// `POST /v1/exports/{id}/link`: a signed download URL usable without a
 /// token until it expires.
+#[utoipa::path(post, path = "/v1/exports/{id}/link", tag = "downloads",
+    params(("id" = String, Path, description = "Export id")),
+    request_body(content = Option<LinkRequest>, description = "`ttl` in seconds, 1 to 604800 (default 3600)"),
+    responses(
+        (status = 200, description = "`{url, expires_at}`", body = LinkAnswer),
+        (status = 400, description = "Bad ttl", body = crate::server::error::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::server::error::ErrorBody),
+        (status = 404, description = "No such export, or not the caller's", body = crate::server::error::ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn link(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -279,7 +307,16 @@ pub async fn link(
         _ => path,
     };
     let expires_at = DateTime::<Utc>::from_timestamp(expires, 0).unwrap_or(expires_at);
-    Ok(Json(json!({"url": url, "expires_at": expires_at})).into_response())
+    Ok(Json(LinkAnswer { url, expires_at }).into_response())
+}
+
+/// A signed download link.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct LinkAnswer {
+    /// The download URL; works without a token until `expires_at`.
+    pub url: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
 }
 
 #[cfg(test)]

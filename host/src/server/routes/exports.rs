@@ -21,7 +21,8 @@ use std::time::Duration;
 const POLL: Duration = Duration::from_millis(200);
 
 /// `POST /v1/exports` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CreateQuery {
     /// Seconds to hold the answer until the export ends.
     wait: Option<f64>,
@@ -38,6 +39,17 @@ fn record_response(record: ExportRecord) -> Response {
 }
 
 /// Records an export request for the caller.
+#[utoipa::path(post, path = "/v1/exports", tag = "exports", params(CreateQuery),
+    request_body = ExportRequest,
+    responses(
+        (status = 202, description = "Recorded; still pending or processing", body = ExportRecord),
+        (status = 200, description = "Ended within `wait` (or reused from the cache)", body = ExportRecord),
+        (status = 400, description = "Bad request: unknown loader or format, schema failure", body = crate::server::error::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::server::error::ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = crate::server::error::ErrorBody),
+        (status = 429, description = "MAX_PER_USER active exports already", body = crate::server::error::ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -93,6 +105,14 @@ async fn wait_for_end(
 }
 
 /// `GET /v1/exports/{id}`.
+#[utoipa::path(get, path = "/v1/exports/{id}", tag = "exports",
+    params(("id" = String, Path, description = "Export id")),
+    responses(
+        (status = 200, description = "The record", body = ExportRecord),
+        (status = 401, description = "No valid token", body = crate::server::error::ErrorBody),
+        (status = 404, description = "No such export, or not the caller's", body = crate::server::error::ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn show(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -103,16 +123,29 @@ pub async fn show(
 }
 
 /// `GET /v1/exports` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only exports in this status.
     status: Option<String>,
+    /// Only exports of this loader (`plugin/name`).
     loader: Option<String>,
+    /// Only exports in this format (`plugin/name`).
     format: Option<String>,
+    /// Page size, 1 to 500 (default 50).
     limit: Option<u32>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
 /// `GET /v1/exports`: the caller's exports (everyone's for an admin), newest first.
+#[utoipa::path(get, path = "/v1/exports", tag = "exports", params(ListQuery),
+    responses(
+        (status = 200, description = "One page, newest first", body = Page),
+        (status = 400, description = "Bad filter or cursor", body = crate::server::error::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::server::error::ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -139,6 +172,16 @@ pub async fn list(
 
 /// `DELETE /v1/exports/{id}`: cancels an active export (200 with the
 /// record) or deletes a finished one and its file (204).
+#[utoipa::path(delete, path = "/v1/exports/{id}", tag = "exports",
+    params(("id" = String, Path, description = "Export id")),
+    responses(
+        (status = 200, description = "Cancelled", body = ExportRecord),
+        (status = 204, description = "Deleted with its file"),
+        (status = 401, description = "No valid token", body = crate::server::error::ErrorBody),
+        (status = 404, description = "No such export, or not the caller's", body = crate::server::error::ErrorBody),
+        (status = 409, description = "It changed state meanwhile", body = crate::server::error::ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn remove(
     State(state): State<Arc<AppState>>,
     caller: Caller,

@@ -9,12 +9,26 @@ use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+/// The OpenAPI document of this API.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "health",
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
+pub async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
+    Json(crate::server::openapi())
+}
+
 /// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "Alive", body = Object)))]
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// Readiness: started, not stopping, and the database answers.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "Ready", body = Object),
+        (status = 503, description = "Starting, stopping, or the database does not answer", body = crate::server::error::ErrorBody),
+    ))]
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     if !state.ready.load(Ordering::SeqCst) {
         return Err(ApiError::unavailable(
@@ -38,5 +52,17 @@ pub async fn not_found(uri: Uri) -> ApiError {
         StatusCode::NOT_FOUND,
         "not_found",
         format!("no route {}; the API is under /v1", uri.path()),
+    )
+}
+
+/// A known route asked with a method it does not have.
+pub async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} does not take {method}; GET /v1/openapi.json lists the routes",
+            uri.path()
+        ),
     )
 }

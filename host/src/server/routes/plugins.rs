@@ -9,6 +9,12 @@ use std::sync::Arc;
 
 /// Loaded plugins with their loaders and formatters (and schemas), plus
 /// disabled plugins and load failures.
+#[utoipa::path(get, path = "/v1/plugins", tag = "plugins",
+    responses(
+        (status = 200, description = "`{plugins, disabled, failed}`: each loaded plugin with its loaders and formatters and their schemas", body = Object),
+        (status = 401, description = "No valid token", body = crate::server::error::ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn list(State(state): State<Arc<AppState>>, _caller: Caller) -> Json<Value> {
     let registry = state.service.registry();
     let loaded: Vec<Value> = registry
