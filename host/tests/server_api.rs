@@ -395,6 +395,19 @@ fn bad_requests_get_json_errors_and_plugins_are_listed() {
     let not_json = daemon.request("POST", "/v1/exports", Some(&alice), &[], Some("{not json"));
     assert_eq!(not_json.status, 400);
     assert_eq!(not_json.error_code(), "invalid_request");
+    let request = json!({"loader": "csv", "format": "csv", "selector": {"path": "people.csv"}});
+    let negative = daemon.post("/v1/exports?wait=-1", Some(&alice), &request);
+    assert_eq!(negative.status, 400);
+    assert_eq!(negative.error_code(), "invalid_request");
+    // A huge wait is capped (and never overflows): the export ends first.
+    let huge_wait = daemon.post("/v1/exports?wait=1e300", Some(&alice), &request);
+    assert_eq!(
+        huge_wait.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&huge_wait.body)
+    );
+    assert_eq!(huge_wait.json()["status"], "completed");
     let wrong = daemon.request("PUT", "/v1/exports", Some(&alice), &[], None);
     assert_eq!(wrong.status, 405);
     assert_eq!(wrong.error_code(), "method_not_allowed");

@@ -1,7 +1,9 @@
 //! The worker pool: `WORKERS` tasks that claim pending exports (with a lease
 //! on the export row) and run them through [`ExportService::run`], which
 //! renews the lease while the pipeline runs on a blocking thread; plus the
-//! periodic cleanup pass.
+//! periodic cleanup pass, and a lease sweep every heartbeat interval (so an
+//! export whose daemon was killed goes back to the queue within about a
+//! lease, not a whole `CLEANUP_INTERVAL`).
 //!
 //! Stopping ([`WorkerPool::shutdown`]): no new claims; running exports get
 //! a grace period to finish; those still running then are released back to
@@ -191,12 +193,21 @@ async fn cleanup(service: ExportService, every: Duration, mut stop: watch::Recei
     let every = every.max(Duration::from_secs(1));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let sweep_every = service.settings().heartbeat.max(Duration::from_secs(1));
+    let mut sweeper =
+        tokio::time::interval_at(tokio::time::Instant::now() + sweep_every, sweep_every);
+    sweeper.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = stop.changed() => break,
             _ = ticker.tick() => {
                 if let Err(err) = service.cleanup_pass(service.now()).await {
                     tracing::warn!(error = %err, "cleanup pass failed; the next one retries");
+                }
+            }
+            _ = sweeper.tick() => {
+                if let Err(err) = service.requeue_expired_leases(service.now()).await {
+                    tracing::warn!(error = %err, "lease sweep failed; the next one retries");
                 }
             }
         }

@@ -61,7 +61,8 @@ pub async fn create(
     let wait = match query.wait {
         None => None,
         Some(seconds) if seconds.is_finite() && seconds >= 0.0 => {
-            Some(Duration::from_secs_f64(seconds).min(MAX_WAIT))
+            // Clamped first: a huge value must not overflow a Duration.
+            Some(Duration::from_secs_f64(seconds.min(MAX_WAIT.as_secs_f64())))
         }
         Some(seconds) => {
             return Err(ApiError::bad_request(format!(
