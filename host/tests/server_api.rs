@@ -591,3 +591,42 @@ fn the_openapi_document_matches_the_routes() {
         );
     }
 }
+
+#[test]
+fn a_daemon_killed_mid_export_leaves_nothing_stuck_in_processing() {
+    let sandbox = sandbox(0);
+    let mut text = String::from("id,name,note\n");
+    for n in 0..600_000 {
+        text.push_str(&format!("{n},person {n},a note that takes some room {n}\n"));
+    }
+    sandbox.put("big.csv", text);
+    let mut daemon = Daemon::start(sandbox, &[("EXPORT_HOST_LEASE_SECONDS", "2")]);
+    let alice = daemon.token("alice", false);
+    let request = json!({"loader": "csv", "format": "json", "selector": {"path": "big.csv"}});
+    let id = id_of(&daemon.post("/v1/exports", Some(&alice), &request).json());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let record = daemon
+            .get(&format!("/v1/exports/{id}"), Some(&alice))
+            .json();
+        match record["status"].as_str() {
+            Some("processing") => break,
+            Some("pending") => {}
+            other => panic!("{id} became {other:?} before the kill: {record}"),
+        }
+        assert!(std::time::Instant::now() < deadline, "never processing");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let status = daemon.stop_with("KILL", Duration::from_secs(10));
+    assert_eq!(status.code(), None, "killed by a signal");
+
+    // Restarted: the lost lease runs out, the export is requeued and done.
+    daemon.restart();
+    let done = daemon.wait_until_done(&id, &alice);
+    assert_eq!(done["status"], "completed", "{done}\n{}", daemon.log());
+    assert_eq!(done["row_count"], 600_000);
+    // Unless it finished in the instant before the kill, this was a retry.
+    let attempts = done["attempts"].as_i64().unwrap_or_default();
+    eprintln!("attempts after the kill and restart: {attempts}");
+    assert!((1..=2).contains(&attempts), "{done}");
+}

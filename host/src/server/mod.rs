@@ -47,6 +47,10 @@ pub const MAX_WAIT: Duration = Duration::from_secs(300);
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Environment variable overriding [`SHUTDOWN_GRACE`] (seconds).
 pub const SHUTDOWN_GRACE_ENV: &str = "EXPORT_HOST_SHUTDOWN_GRACE";
+/// Environment variable overriding the lease (whole seconds, at least 2;
+/// the heartbeat is a quarter of it). For tests and tuning; the default is
+/// [`ServiceSettings::LEASE`].
+pub const LEASE_ENV: &str = "EXPORT_HOST_LEASE_SECONDS";
 /// Largest request body accepted (413 past it).
 pub const MAX_BODY: usize = 1024 * 1024;
 
@@ -173,12 +177,12 @@ pub async fn serve(settings: &HostSettings) -> Result<(), ServeError> {
     let records = Records::connect(&settings.database_url).await?;
     let storage = storage::open_location(&settings.storage)?;
     let signer = Signer::from_settings(settings)?;
-    let service = ExportService::new(
-        records,
-        storage,
-        Arc::new(registry),
-        ServiceSettings::from_host(settings),
-    );
+    let mut service_settings = ServiceSettings::from_host(settings);
+    if let Some(lease) = lease_override() {
+        service_settings.lease = lease;
+        service_settings.heartbeat = lease / 4;
+    }
+    let service = ExportService::new(records, storage, Arc::new(registry), service_settings);
 
     // Leases of a daemon that died go back to the queue before any claim.
     match service.requeue_expired_leases(service.now()).await {
@@ -257,6 +261,14 @@ fn shutdown_grace() -> Duration {
         .ok()
         .and_then(|text| text.trim().parse::<u64>().ok())
         .map_or(SHUTDOWN_GRACE, Duration::from_secs)
+}
+
+fn lease_override() -> Option<Duration> {
+    std::env::var(LEASE_ENV)
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        .filter(|seconds| *seconds >= 2)
+        .map(Duration::from_secs)
 }
 
 fn hostname() -> String {
