@@ -14,7 +14,7 @@
 //! | `POST /v1/exports/{id}/link` | `{ttl}` -> `{url, expires_at}` |
 //! | `GET /v1/plugins` | loaded plugins, their components and schemas |
 //! | `GET /v1/openapi.json` | the OpenAPI 3.1 document, generated from the handlers' annotations |
-//! | `GET /healthz`, `GET /readyz` | liveness; readiness (503 until started, or while the database does not answer) |
+//! | `GET /healthz`, `GET /readyz` | liveness; readiness (503 until started, or while the database or storage is unreachable) |
 //!
 //! Errors are `{"error": {"code", "message"}}` ([`error::ApiError`]).
 //! Another user's export answers 404 exactly like a missing one: every
@@ -23,10 +23,15 @@
 //! Stopping (SIGTERM or SIGINT): the listener closes, workers stop claiming,
 //! running exports get [`SHUTDOWN_GRACE`] to finish, the rest go back to
 //! `pending`; the process exits 0.
+//!
+//! Under systemd ([`systemd`]): `READY=1` once serving, `STOPPING=1` when a
+//! stop begins, `WATCHDOG=1` heartbeats while the database answers. SIGHUP
+//! is caught and logged (plugin reload is not implemented yet).
 
 pub mod auth;
 pub mod error;
 pub mod routes;
+pub mod systemd;
 pub mod workers;
 
 use crate::config::HostSettings;
@@ -213,6 +218,9 @@ pub async fn serve(settings: &HostSettings) -> Result<(), ServeError> {
         .map_err(ServeError::Signals)?;
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(ServeError::Signals)?;
+    // Without a handler SIGHUP would kill the daemon (`systemctl reload`).
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(ServeError::Signals)?;
     let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
     let app = router(state.clone());
     let mut server = tokio::spawn(async move {
@@ -226,12 +234,20 @@ pub async fn serve(settings: &HostSettings) -> Result<(), ServeError> {
     let local = settings.listen;
     tracing::info!(listen = %local, "serving");
     eprintln!("export-host: serving on http://{local}");
+    systemd::ready();
+    let watchdog = systemd::spawn_watchdog(service.records().clone());
 
-    let early = tokio::select! {
-        _ = terminate.recv() => { tracing::info!("SIGTERM: stopping"); None }
-        _ = interrupt.recv() => { tracing::info!("SIGINT: stopping"); None }
-        joined = &mut server => Some(joined),
+    let early = loop {
+        tokio::select! {
+            _ = terminate.recv() => { tracing::info!("SIGTERM: stopping"); break None }
+            _ = interrupt.recv() => { tracing::info!("SIGINT: stopping"); break None }
+            _ = hangup.recv() => {
+                tracing::warn!("SIGHUP: reload is not supported yet; restart to apply plugin changes");
+            }
+            joined = &mut server => break Some(joined),
+        }
     };
+    systemd::stopping();
     state.ready.store(false, Ordering::SeqCst);
     state.stopping.send_replace(true);
     let _ = shutdown_tx.send(true);
@@ -248,6 +264,9 @@ pub async fn serve(settings: &HostSettings) -> Result<(), ServeError> {
             }
         },
     };
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     service.records().close().await;
     match result {
         Ok(Ok(())) => Ok(()),

@@ -389,4 +389,21 @@ impl super::Storage for LocalStorage {
     fn describe(&self) -> String {
         format!("file://{}", self.root.display())
     }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), StorageError>> {
+        Box::pin(async move {
+            for dir in [&self.root, &self.incoming] {
+                let meta = tokio::fs::metadata(dir).await.map_err(|source| {
+                    StorageError::io(format!("checking {}", dir.display()), source)
+                })?;
+                if !meta.is_dir() || meta.permissions().readonly() {
+                    return Err(StorageError::io(
+                        format!("checking {}", dir.display()),
+                        io::Error::other("not a writable directory"),
+                    ));
+                }
+            }
+            Ok(())
+        })
+    }
 }

@@ -219,6 +219,19 @@ pub trait Storage: Send + Sync + fmt::Debug {
 
     /// A one-line description for logs, e.g. `file:///var/lib/export-host/files`.
     fn describe(&self) -> String;
+
+    /// A cheap reachability check for readiness probes. The default reads
+    /// the first entry of a listing; [`LocalStorage`] checks that its
+    /// directories exist and are writable.
+    fn check(&self) -> BoxFuture<'_, Result<(), StorageError>> {
+        Box::pin(async move {
+            use futures::stream::StreamExt;
+            match self.list_keys(None).next().await {
+                Some(Err(err)) => Err(err),
+                _ => Ok(()),
+            }
+        })
+    }
 }
 
 impl dyn Storage {

@@ -294,6 +294,17 @@ impl Daemon {
         }
     }
 
+    /// Sends `signal` (e.g. `HUP`) to the running daemon without waiting.
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the daemon is running");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
     /// Sends `signal` to the daemon and waits up to `within` for it to exit.
     pub fn stop_with(&mut self, signal: &str, within: Duration) -> ExitStatus {
         let mut child = self.child.take().expect("the daemon is running");

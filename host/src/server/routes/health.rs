@@ -23,11 +23,11 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Readiness: started, not stopping, and the database answers.
+/// Readiness: started, not stopping, the database answers and the storage is reachable.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses(
         (status = 200, description = "Ready", body = Object),
-        (status = 503, description = "Starting, stopping, or the database does not answer", body = crate::server::error::ErrorBody),
+        (status = 503, description = "Starting, stopping, or the database or storage is unreachable", body = crate::server::error::ErrorBody),
     ))]
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     if !state.ready.load(Ordering::SeqCst) {
@@ -35,9 +35,24 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<Value>, A
             "not ready: starting up or shutting down",
         ));
     }
-    if let Err(err) = state.service.records().ping().await {
+    let (database, storage) = tokio::join!(
+        state.service.records().ping(),
+        state.service.storage().check()
+    );
+    let mut down = Vec::new();
+    if let Err(err) = database {
         tracing::warn!(error = %err, "readiness: the database does not answer");
-        return Err(ApiError::unavailable("the database does not answer"));
+        down.push("the database does not answer");
+    }
+    if let Err(err) = storage {
+        tracing::warn!(error = %err, "readiness: the storage is unreachable");
+        down.push("the storage is unreachable");
+    }
+    if !down.is_empty() {
+        return Err(ApiError::unavailable(format!(
+            "not ready: {}",
+            down.join("; ")
+        )));
     }
     Ok(Json(json!({
         "status": "ready",
