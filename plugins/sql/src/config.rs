@@ -1,0 +1,300 @@
+//! The plugin's `[plugins.<name>.config]` table: which database, and the
+//! named queries a request may run.
+
+use crate::columns::ColumnKind;
+use crate::params::ParamType;
+use export_plugin_api::{JsonSchema, PluginError, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Configuration of the `sql` plugin (its table in `plugins.toml`).
+///
+/// ```toml
+/// [plugins.sql.config]
+/// database = "sqlite://examples/data/example.db"
+///
+/// [plugins.sql.config.queries.messages]
+/// description = "One user's messages"
+/// sql = "SELECT id, content, created_at FROM messages WHERE user_id = :user_id"
+/// params.user_id = { type = "text", required = true }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(crate = "export_plugin_api::schemars")]
+pub struct SqlConfig {
+    /// The database the queries run against: `sqlite://PATH` (a relative
+    /// path is resolved from the working directory; the file must exist and
+    /// is opened read-only), `sqlite::memory:`, or `postgres://USER@HOST/DB`
+    /// (every transaction is read-only).
+    pub database: String,
+
+    /// The queries a request may run, by name. A request names one and
+    /// gives its parameters; nothing else ever reaches the database.
+    pub queries: BTreeMap<String, QueryDef>,
+}
+
+/// One named query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(crate = "export_plugin_api::schemars")]
+pub struct QueryDef {
+    /// What the query returns, for people listing the queries.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+
+    /// The SQL, with parameters written `:name`. Either one text for every
+    /// database, or a table with a text per database (`sql.sqlite = "..."`,
+    /// `sql.postgres = "..."`) where the dialects differ.
+    pub sql: QuerySql,
+
+    /// The parameters the SQL uses, by name. Every `:name` in the SQL must be
+    /// declared here and every declared parameter used. Values are always
+    /// bound, never pasted into the SQL.
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamDef>,
+
+    /// Types for result columns, by column name, where the database cannot
+    /// say (SQLite expressions such as `date(created_at)` or `count(*)`) or
+    /// says something else than you want (`"json"` on a text column).
+    /// Other columns take the type the database reports.
+    #[serde(default)]
+    pub columns: BTreeMap<String, ColumnKind>,
+}
+
+/// The SQL of a query: one text, or one per database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+#[schemars(crate = "export_plugin_api::schemars")]
+pub enum QuerySql {
+    /// The same SQL for every database.
+    Portable(String),
+    /// SQL per database; the query is only available where one is given.
+    PerBackend(PerBackendSql),
+}
+
+/// SQL per database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(crate = "export_plugin_api::schemars")]
+pub struct PerBackendSql {
+    /// The SQL used on SQLite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sqlite: Option<String>,
+    /// The SQL used on PostgreSQL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<String>,
+}
+
+/// One parameter of a query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(crate = "export_plugin_api::schemars")]
+pub struct ParamDef {
+    /// The type a request's value must have.
+    #[serde(rename = "type")]
+    pub kind: ParamType,
+
+    /// Whether a request must give it. An optional parameter a request
+    /// leaves out (or gives as `null`) takes its `default`, or SQL `NULL`.
+    #[serde(default)]
+    pub required: bool,
+
+    /// The value when a request leaves the parameter out; must have the
+    /// parameter's type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<serde_json::Value>,
+
+    /// What the parameter means, for people.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+/// Which database a configuration points at, with the SQLite path resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A SQLite file (absolute), opened read-only.
+    SqliteFile(PathBuf),
+    /// A private in-memory SQLite database (handy for generated data).
+    SqliteMemory,
+    /// A PostgreSQL connection URL.
+    Postgres(String),
+}
+
+impl Database {
+    /// Parses `database`, resolving a relative SQLite path against `cwd`.
+    pub fn parse(database: &str, cwd: &Path) -> Result<Database> {
+        if database == "sqlite::memory:" || database == "sqlite://:memory:" {
+            return Ok(Database::SqliteMemory);
+        }
+        if let Some(rest) = database
+            .strip_prefix("sqlite://")
+            .or_else(|| database.strip_prefix("sqlite:"))
+        {
+            if rest.is_empty() {
+                return Err(bad_database(database, "the SQLite file path is missing"));
+            }
+            if rest.contains('?') {
+                return Err(bad_database(
+                    database,
+                    "options after `?` are not supported; the file is always opened read-only",
+                ));
+            }
+            let path = Path::new(rest);
+            return Ok(Database::SqliteFile(if path.is_absolute() {
+                path.to_owned()
+            } else {
+                cwd.join(path)
+            }));
+        }
+        if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+            return Ok(Database::Postgres(database.to_owned()));
+        }
+        Err(bad_database(
+            database,
+            "use sqlite://PATH, sqlite::memory: or postgres://USER@HOST:PORT/DATABASE",
+        ))
+    }
+
+    /// The backend's name, as used in `sql.<backend>` and in messages.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Database::SqliteFile(_) | Database::SqliteMemory => Backend::Sqlite,
+            Database::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+/// The two SQL dialects the plugin speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Backend {
+    /// `sqlite` or `postgres`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+impl QueryDef {
+    /// The SQL for `backend`, or why the query cannot run there.
+    pub fn sql_for(&self, name: &str, backend: Backend) -> Result<&str> {
+        let sql = match &self.sql {
+            QuerySql::Portable(sql) => Some(sql),
+            QuerySql::PerBackend(per) => match backend {
+                Backend::Sqlite => per.sqlite.as_ref(),
+                Backend::Postgres => per.postgres.as_ref(),
+            },
+        };
+        sql.map(String::as_str).ok_or_else(|| {
+            PluginError::unsupported(format!(
+                "query {name:?} has no SQL for {backend}: add `sql.{backend} = \"...\"` to \
+                 its table in plugins.toml",
+                backend = backend.name()
+            ))
+        })
+    }
+}
+
+fn bad_database(database: &str, why: &str) -> PluginError {
+    PluginError::invalid_input(format!(
+        "database {database:?} in the sql plugin's config is not usable: {why}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use export_plugin_api::ErrorKind;
+    use serde_json::json;
+
+    #[test]
+    fn database_urls() {
+        let cwd = Path::new("/srv/app");
+        assert_eq!(
+            Database::parse("sqlite://examples/data/example.db", cwd).unwrap(),
+            Database::SqliteFile(PathBuf::from("/srv/app/examples/data/example.db"))
+        );
+        assert_eq!(
+            Database::parse("sqlite:///var/db/x.db", cwd).unwrap(),
+            Database::SqliteFile(PathBuf::from("/var/db/x.db"))
+        );
+        assert_eq!(
+            Database::parse("sqlite:rel.db", cwd).unwrap(),
+            Database::SqliteFile(PathBuf::from("/srv/app/rel.db"))
+        );
+        assert_eq!(
+            Database::parse("sqlite::memory:", cwd).unwrap(),
+            Database::SqliteMemory
+        );
+        assert_eq!(
+            Database::parse("postgres://postgres@127.0.0.1/test", cwd)
+                .unwrap()
+                .backend(),
+            Backend::Postgres
+        );
+        for bad in ["mysql://x", "sqlite://", "sqlite://x.db?mode=rwc", "x.db"] {
+            let err = Database::parse(bad, cwd).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::InvalidInput, "{bad}");
+            assert!(err.message.contains(bad), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn config_reads_portable_and_per_backend_sql() {
+        let config: SqlConfig = serde_json::from_value(json!({
+            "database": "sqlite::memory:",
+            "queries": {
+                "a": {"sql": "SELECT 1"},
+                "b": {
+                    "sql": {"sqlite": "SELECT 2"},
+                    "params": {"x": {"type": "text[]", "required": true}},
+                    "columns": {"day": "date"}
+                }
+            }
+        }))
+        .unwrap();
+        let a = &config.queries["a"];
+        assert_eq!(a.sql_for("a", Backend::Postgres).unwrap(), "SELECT 1");
+        let b = &config.queries["b"];
+        assert_eq!(b.sql_for("b", Backend::Sqlite).unwrap(), "SELECT 2");
+        let err = b.sql_for("b", Backend::Postgres).unwrap_err();
+        assert!(err.message.contains("sql.postgres"), "{}", err.message);
+        assert_eq!(b.params["x"].kind, ParamType::TextArray);
+        assert!(b.params["x"].required);
+        assert_eq!(b.columns["day"], ColumnKind::Date);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        for bad in [
+            json!({"database": "sqlite::memory:", "queries": {}, "extra": 1}),
+            json!({"database": "sqlite::memory:", "queries": {"a": {"sql": "x", "sqll": 1}}}),
+            json!({"database": "sqlite::memory:",
+                   "queries": {"a": {"sql": "x", "params": {"p": {"type": "text", "requird": true}}}}}),
+            json!({"database": "sqlite::memory:",
+                   "queries": {"a": {"sql": "x", "params": {"p": {"type": "txt"}}}}}),
+            json!({"database": "sqlite::memory:", "queries": {"a": {"sql": {"mysql": "x"}}}}),
+        ] {
+            assert!(
+                serde_json::from_value::<SqlConfig>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn schema_requires_database_and_queries() {
+        let schema = export_plugin_api::schemars::schema_for!(SqlConfig).to_value();
+        assert_eq!(schema["required"], json!(["database", "queries"]));
+        assert_eq!(schema["additionalProperties"], json!(false));
+    }
+}

@@ -1,0 +1,100 @@
+//! # export-sql
+//!
+//! The first-party `sql` plugin for export-host: loader `sql` ([`SqlLoader`])
+//! runs one of the **named, parameterised queries** defined in the plugin's
+//! config ([`SqlConfig`]) against SQLite or PostgreSQL and streams the rows as
+//! Arrow record batches. A request only names a query and gives its
+//! parameters ([`SqlSelector`]); it never carries SQL. Every parameter is
+//! checked against its declared type (an unknown, missing or mistyped one is
+//! refused, naming it) and always bound to the prepared statement, never
+//! pasted into the SQL.
+//!
+//! ```toml
+//! [plugins.sql]
+//! library = "libexport_sql.so"
+//!
+//! [plugins.sql.config]
+//! database = "sqlite://examples/data/example.db"   # or postgres://user@host/db
+//!
+//! [plugins.sql.config.queries.messages]
+//! description = "One user's messages since a time"
+//! sql = """
+//! SELECT m.id, m.content, m.created_at
+//! FROM messages m JOIN conversations c ON c.id = m.conversation_id
+//! WHERE c.user_id = :user_id AND (:since IS NULL OR m.created_at >= :since)
+//! ORDER BY m.created_at
+//! """
+//! params.user_id = { type = "text", required = true }
+//! params.since = { type = "timestamp" }
+//! ```
+//!
+//! ```sh
+//! export-host export --loader sql --format csv \
+//!     --selector '{"query":"messages","params":{"user_id":"u_ada","since":"2024-05-03"}}'
+//! ```
+//!
+//! ## Types
+//!
+//! | database | Arrow |
+//! | --- | --- |
+//! | `smallint`, `integer`, `bigint`; SQLite `INTEGER` | `Int16`, `Int32`, `Int64` |
+//! | `real`, `double precision`; SQLite `REAL` | `Float32`, `Float64` |
+//! | `numeric` | `Utf8`, exact decimal text (`1.50` stays `1.50`) |
+//! | `text`, `varchar`, `char`, `uuid`, enums; SQLite `TEXT` | `Utf8` |
+//! | `boolean`; SQLite `BOOLEAN` | `Boolean` |
+//! | `timestamptz`; SQLite `TIMESTAMP`/`DATETIME` (ISO text) | `Timestamp(µs, "UTC")` |
+//! | `timestamp` | `Timestamp(µs)` |
+//! | `date`, `time` | `Date32`, `Time64(µs)` |
+//! | `json`, `jsonb`, arrays | `Utf8` tagged `arrow.json` ([`export_plugin_api::json::json_field`]) |
+//! | `bytea`; SQLite `BLOB` | `Binary` |
+//!
+//! SQLite types values rather than columns: an expression's type (`count(*)`,
+//! `date(created_at)`) is inferred from the first batch, and a query may
+//! declare any column's type under `columns` (`columns.day = "date"`,
+//! `columns.tags = "json"`). A PostgreSQL type not in the table is refused
+//! before the first row with the cast that fixes it.
+//!
+//! ## Why sqlx
+//!
+//! The host already compiles sqlx 0.8 for its records, with the SQLite and
+//! PostgreSQL drivers and chrono: using the same version and features costs
+//! the workspace no second database stack, and one API covers both
+//! backends. sqlx is async, so each open query runs as a task on a private
+//! current-thread tokio runtime that only turns while the host waits in
+//! `open` or `next_batch`: the plugin stays synchronous at the boundary, and
+//! between calls nothing is read. Rows are fetched as a stream (SQLite's
+//! worker hands them over through a bounded channel, PostgreSQL's come off
+//! the socket as they arrive), never collected, so memory holds about two
+//! batches for any result size. Reading stops after `max_rows + 1` rows.
+//! (rusqlite and postgres would add a second SQLite build and a second
+//! PostgreSQL client to the workspace for no gain here.)
+//!
+//! Connections are read-only: a SQLite file is opened read-only and must
+//! exist; PostgreSQL sessions run with `default_transaction_read_only`.
+
+mod columns;
+mod config;
+mod loader;
+mod params;
+mod placeholders;
+mod postgres;
+mod sqlite;
+mod stream;
+
+pub use columns::ColumnKind;
+pub use config::{ParamDef, PerBackendSql, QueryDef, QuerySql, SqlConfig};
+pub use loader::{SqlLoader, SqlSelector};
+pub use params::ParamType;
+
+use export_plugin_api::{Plugin, PluginBuilder};
+
+/// The plugin: loader `sql`, configured by [`SqlConfig`].
+pub fn plugin() -> Plugin {
+    PluginBuilder::new("sql", env!("CARGO_PKG_VERSION"))
+        .description("Runs named, parameterised SQL queries against SQLite or PostgreSQL")
+        .config::<SqlConfig>()
+        .loader(SqlLoader)
+        .build()
+}
+
+export_plugin_api::export_plugin!(plugin());

@@ -1,0 +1,498 @@
+//! The `sql` loader: runs one of the configured named queries with the
+//! request's parameters and streams the result as Arrow batches.
+
+use crate::config::{Backend, Database, SqlConfig};
+use crate::params::{self, ParamValue};
+use crate::placeholders;
+use crate::stream::{Output, Shape};
+use crate::{postgres, sqlite};
+use export_plugin_api::arrow_array::RecordBatch;
+use export_plugin_api::arrow_schema::SchemaRef;
+use export_plugin_api::{BatchReader, ErrorKind, JsonSchema, Limits, Loader, PluginError, Result};
+use serde::{Deserialize, Serialize};
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// What a request passes to the `sql` loader.
+///
+/// ```json
+/// {"query": "conversations", "params": {"user_id": "u_ada", "from": "2024-05-01"}}
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(crate = "export_plugin_api::schemars")]
+pub struct SqlSelector {
+    /// The name of a query in the plugin's config (`queries.<name>`).
+    pub query: String,
+
+    /// The query's parameters, by name. Each value must have the type the
+    /// query declares; a parameter left out takes its default or NULL.
+    #[serde(default)]
+    pub params: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The `sql` loader.
+pub struct SqlLoader;
+
+impl Loader for SqlLoader {
+    type Config = SqlConfig;
+    type Selector = SqlSelector;
+    const NAME: &'static str = "sql";
+    const DESCRIPTION: &'static str =
+        "Runs a named, parameterised query from the plugin's config against SQLite or PostgreSQL";
+
+    fn open(
+        &self,
+        config: SqlConfig,
+        selector: SqlSelector,
+        limits: &Limits,
+    ) -> Result<Box<dyn BatchReader>> {
+        let name = selector.query;
+        let query = config.queries.get(&name).ok_or_else(|| {
+            let known: Vec<&str> = config.queries.keys().map(String::as_str).collect();
+            PluginError::not_found(if known.is_empty() {
+                format!("no query {name:?}: the sql plugin's config defines no queries")
+            } else {
+                format!(
+                    "no query {name:?} in the sql plugin's config; the queries are: {}",
+                    known.join(", ")
+                )
+            })
+        })?;
+        params::check_declarations(&name, &query.params)?;
+        let values = params::resolve(&name, &query.params, &selector.params)?;
+
+        let cwd = std::env::current_dir().map_err(|err| {
+            PluginError::from(err).context("cannot resolve the SQLite path: no working directory")
+        })?;
+        let database = Database::parse(&config.database, &cwd)?;
+        let backend = database.backend();
+        let sql = query.sql_for(&name, backend)?;
+        let positional = placeholders::rewrite(sql, backend).map_err(|err| {
+            PluginError::invalid_input(format!(
+                "the {} SQL of query {name:?} in plugins.toml {err}",
+                backend.name()
+            ))
+        })?;
+        let ordered = bind_order(&name, backend, &positional.names, values)?;
+
+        let shape = Shape {
+            query: name,
+            declared: query.columns.clone(),
+            batch_size: limits.batch_size.max(1),
+            remaining: limits.max_rows.saturating_add(1),
+        };
+        SqlBatchReader::start(database, positional.sql, ordered, shape)
+    }
+}
+
+/// The values in placeholder order; every declared parameter must be used
+/// and every used one declared.
+fn bind_order(
+    query: &str,
+    backend: Backend,
+    used: &[String],
+    mut values: std::collections::BTreeMap<String, ParamValue>,
+) -> Result<Vec<ParamValue>> {
+    let ordered = used
+        .iter()
+        .map(|name| {
+            values.get(name).cloned().ok_or_else(|| {
+                PluginError::invalid_input(format!(
+                    "the {} SQL of query {query:?} uses :{name}, which its params in \
+                     plugins.toml do not declare; add params.{name} = {{ type = \"...\" }}",
+                    backend.name()
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    values.retain(|name, _| !used.contains(name));
+    if let Some(unused) = values.keys().next() {
+        return Err(PluginError::invalid_input(format!(
+            "query {query:?} declares parameter {unused:?} in plugins.toml, but its {} SQL \
+             never uses :{unused}",
+            backend.name()
+        )));
+    }
+    Ok(ordered)
+}
+
+/// Pulls batches from a query running on the reader's own runtime.
+///
+/// The query runs as a task on a current-thread runtime that only turns
+/// while the host waits in `open` or `next_batch`, so between calls nothing
+/// is read and at most one finished batch waits in the channel.
+struct SqlBatchReader {
+    schema: SchemaRef,
+    batches: mpsc::Receiver<Result<RecordBatch>>,
+    producer: Option<JoinHandle<()>>,
+    // Dropped last: dropping it ends the query and closes the connection.
+    runtime: Runtime,
+}
+
+impl SqlBatchReader {
+    fn start(
+        database: Database,
+        sql: String,
+        values: Vec<ParamValue>,
+        shape: Shape,
+    ) -> Result<Box<dyn BatchReader>> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|err| PluginError::from(err).context("cannot start the query runtime"))?;
+        let (mut output, schema, batches) = Output::new();
+        let producer = runtime.spawn(async move {
+            let outcome = match database.backend() {
+                Backend::Sqlite => sqlite::run(&database, &sql, &values, shape, &mut output).await,
+                Backend::Postgres => {
+                    postgres::run(&database, &sql, &values, shape, &mut output).await
+                }
+            };
+            if let Err(err) = outcome {
+                output.fail(err).await;
+            }
+        });
+        let mut reader = SqlBatchReader {
+            schema: std::sync::Arc::new(export_plugin_api::arrow_schema::Schema::empty()),
+            batches,
+            producer: Some(producer),
+            runtime,
+        };
+        match reader.runtime.block_on(schema) {
+            Ok(Ok(schema)) => reader.schema = schema,
+            Ok(Err(err)) => return Err(err),
+            // The task ended without a word: it panicked.
+            Err(_) => {
+                return Err(reader.join_producer().err().unwrap_or_else(|| {
+                    PluginError::internal("the query task ended without a result")
+                }))
+            }
+        }
+        Ok(Box::new(reader))
+    }
+
+    /// Waits for the producer task; an error if it panicked.
+    fn join_producer(&mut self) -> Result<()> {
+        let Some(producer) = self.producer.take() else {
+            return Ok(());
+        };
+        match self.runtime.block_on(producer) {
+            Ok(()) => Ok(()),
+            Err(err) if err.is_panic() => {
+                let panic = err.into_panic();
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".to_owned());
+                Err(PluginError::new(
+                    ErrorKind::Panic,
+                    format!("the query task panicked: {message}"),
+                ))
+            }
+            Err(err) => Err(PluginError::internal(format!(
+                "the query task failed: {err}"
+            ))),
+        }
+    }
+}
+
+impl BatchReader for SqlBatchReader {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        match self.runtime.block_on(self.batches.recv()) {
+            Some(batch) => batch.map(Some),
+            // The channel closes when the task ends; a panic must not look
+            // like the end of the data.
+            None => self.join_producer().map(|()| None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::plugin;
+    use export_plugin_api::arrow_array::cast::AsArray;
+    use export_plugin_api::arrow_array::types::{Date32Type, Int64Type, TimestampMicrosecondType};
+    use export_plugin_api::arrow_array::{Array, RecordBatch};
+    use export_plugin_api::arrow_schema::{DataType, TimeUnit};
+    use export_plugin_api::json::is_json_field;
+    use export_plugin_api::{ErrorKind, Limits, PluginError};
+    use serde_json::{json, Value};
+
+    /// A config on an in-memory SQLite database with `queries`.
+    fn config(queries: Value) -> String {
+        json!({"database": "sqlite::memory:", "queries": queries}).to_string()
+    }
+
+    fn generated() -> Value {
+        json!({"generated": {
+            "sql": "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :count) \
+                    SELECT i, 'row ' || i AS label FROM n",
+            "params": {"count": {"type": "integer", "required": true}}
+        }})
+    }
+
+    fn open(
+        queries: Value,
+        selector: Value,
+        limits: &Limits,
+    ) -> Result<Box<dyn export_plugin_api::BatchReader>, PluginError> {
+        plugin().open_loader("sql", &config(queries), &selector.to_string(), limits)
+    }
+
+    fn batches(queries: Value, selector: Value, limits: &Limits) -> Vec<RecordBatch> {
+        let mut reader = open(queries, selector, limits).unwrap();
+        let mut out = Vec::new();
+        while let Some(batch) = reader.next_batch().unwrap() {
+            assert_eq!(batch.schema(), reader.schema());
+            out.push(batch);
+        }
+        out
+    }
+
+    #[test]
+    fn batches_hold_batch_size_rows_and_reading_stops_after_max_rows_plus_one() {
+        let limits = Limits {
+            max_rows: 1_000_000,
+            batch_size: 3_000,
+        };
+        let selector = json!({"query": "generated", "params": {"count": 20_000}});
+        let got = batches(generated(), selector.clone(), &limits);
+        let sizes: Vec<usize> = got.iter().map(RecordBatch::num_rows).collect();
+        assert_eq!(sizes, [3_000, 3_000, 3_000, 3_000, 3_000, 3_000, 2_000]);
+        let last = got[6].column(0).as_primitive::<Int64Type>();
+        assert_eq!(last.value(1_999), 20_000);
+        assert_eq!(
+            got[6].column(1).as_string::<i32>().value(1_999),
+            "row 20000"
+        );
+
+        let capped = Limits {
+            max_rows: 10_000,
+            batch_size: 3_000,
+        };
+        let rows: usize = batches(generated(), selector, &capped)
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum();
+        assert_eq!(rows, 10_001);
+    }
+
+    #[test]
+    fn unknown_queries_list_the_known_ones() {
+        let mut queries = generated();
+        queries["other"] = json!({"sql": "SELECT 1"});
+        let err = open(queries, json!({"query": "generate"}), &Limits::default())
+            .err()
+            .unwrap();
+        assert_eq!(err.kind, ErrorKind::NotFound);
+        assert_eq!(
+            err.message,
+            "no query \"generate\" in the sql plugin's config; the queries are: generated, other"
+        );
+    }
+
+    #[test]
+    fn parameters_are_checked_before_the_database_is_touched() {
+        // The database does not exist: every refusal below comes first.
+        let config = json!({"database": "sqlite:///nonexistent/x.db", "queries": generated()});
+        let open = |selector: Value| {
+            plugin()
+                .open_loader(
+                    "sql",
+                    &config.to_string(),
+                    &selector.to_string(),
+                    &Limits::default(),
+                )
+                .err()
+                .unwrap()
+        };
+        let err = open(json!({"query": "generated"}));
+        assert!(
+            err.message.contains("\"count\"") && err.message.contains("required"),
+            "{}",
+            err.message
+        );
+        let err = open(json!({"query": "generated", "params": {"count": "9"}}));
+        assert!(err.message.contains("\"count\""), "{}", err.message);
+        let err = open(json!({"query": "generated", "params": {"count": 9, "x": 1}}));
+        assert!(
+            err.message.contains("no parameter \"x\""),
+            "{}",
+            err.message
+        );
+        let err = open(json!({"query": "generated", "params": {"count": 9}}));
+        assert_eq!(err.kind, ErrorKind::NotFound);
+        assert!(
+            err.message.contains("/nonexistent/x.db does not exist"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn placeholders_and_declarations_must_match() {
+        let err = open(
+            json!({"q": {"sql": "SELECT :a, :b", "params": {"a": {"type": "text"}}}}),
+            json!({"query": "q"}),
+            &Limits::default(),
+        )
+        .err()
+        .unwrap();
+        assert!(err.message.contains("uses :b"), "{}", err.message);
+        let err = open(
+            json!({"q": {"sql": "SELECT 1", "params": {"a": {"type": "text"}}}}),
+            json!({"query": "q"}),
+            &Limits::default(),
+        )
+        .err()
+        .unwrap();
+        assert!(err.message.contains("never uses :a"), "{}", err.message);
+        let err = open(
+            json!({"q": {"sql": "SELECT ?"}}),
+            json!({"query": "q"}),
+            &Limits::default(),
+        )
+        .err()
+        .unwrap();
+        assert!(
+            err.message.contains("positional placeholder \"?\""),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn sqlite_types_are_inferred_or_declared() {
+        let queries = json!({"q": {
+            "sql": "SELECT 1 AS i, 1.5 AS r, 'x' AS t, x'00ff' AS b, NULL AS n, \
+                    '2024-05-01' AS d, '2024-05-01T10:00:00.250Z' AS ts, '{\"a\": [1]}' AS j, \
+                    1 AS flag, 12345678901234567890.5 AS big, :p AS p",
+            "params": {"p": {"type": "timestamp", "default": "2024-05-01T12:00:00+02:00"}},
+            "columns": {"d": "date", "ts": "timestamp", "j": "json", "flag": "boolean",
+                        "big": "text"}
+        }});
+        let got = batches(queries, json!({"query": "q"}), &Limits::default());
+        let batch = &got[0];
+        let schema = batch.schema();
+        let types: Vec<&DataType> = schema.fields().iter().map(|f| f.data_type()).collect();
+        assert_eq!(
+            types,
+            [
+                &DataType::Int64,
+                &DataType::Float64,
+                &DataType::Utf8,
+                &DataType::Binary,
+                &DataType::Utf8,
+                &DataType::Date32,
+                &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                &DataType::Utf8,
+                &DataType::Boolean,
+                &DataType::Utf8,
+                &DataType::Utf8,
+            ]
+        );
+        assert!(is_json_field(schema.field(7)));
+        assert!(batch.column(4).is_null(0));
+        assert_eq!(
+            batch.column(5).as_primitive::<Date32Type>().value(0),
+            19_844
+        );
+        assert_eq!(
+            batch
+                .column(6)
+                .as_primitive::<TimestampMicrosecondType>()
+                .value(0),
+            1_714_557_600_250_000
+        );
+        assert_eq!(batch.column(7).as_string::<i32>().value(0), "{\"a\": [1]}");
+        assert!(batch.column(8).as_boolean().value(0));
+        // SQLite itself stores that literal as a double; text shows the double
+        // it holds, in its shortest round-trip spelling.
+        assert_eq!(
+            batch.column(9).as_string::<i32>().value(0),
+            "1.2345678901234567e19"
+        );
+        // A timestamp parameter reaches SQLite as fixed-width UTC text.
+        assert_eq!(
+            batch.column(10).as_string::<i32>().value(0),
+            "2024-05-01T10:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn an_empty_result_still_has_its_columns() {
+        let queries = json!({"q": {"sql": "SELECT 1 AS a, 'x' AS b WHERE 0"}});
+        let mut reader = open(queries, json!({"query": "q"}), &Limits::default()).unwrap();
+        let schema = reader.schema();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert!(reader.next_batch().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_value_that_does_not_fit_its_column_names_row_and_column() {
+        let queries = json!({"q": {
+            "sql": "SELECT CASE WHEN i = 5 THEN 'five' ELSE i END AS v FROM \
+                    (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 9) \
+                    SELECT i FROM n)"
+        }});
+        let limits = Limits {
+            max_rows: 100,
+            batch_size: 2,
+        };
+        let mut reader = open(queries, json!({"query": "q"}), &limits).unwrap();
+        assert_eq!(reader.schema().field(0).data_type(), &DataType::Int64);
+        reader.next_batch().unwrap();
+        reader.next_batch().unwrap();
+        let err = reader.next_batch().unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        assert!(
+            err.message
+                .contains("row 5, column \"v\": \"five\" cannot be read as an integer"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn declared_columns_must_exist() {
+        let queries = json!({"q": {"sql": "SELECT 1 AS a", "columns": {"b": "date"}}});
+        let err = open(queries, json!({"query": "q"}), &Limits::default())
+            .err()
+            .unwrap();
+        assert!(
+            err.message.contains("column \"b\"") && err.message.contains("it has: a"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn queries_cannot_write() {
+        let queries = json!({"q": {"sql": "CREATE TABLE t (x)"}});
+        let err = open(queries, json!({"query": "q"}), &Limits::default())
+            .err()
+            .unwrap();
+        assert_eq!(err.kind, ErrorKind::PermissionDenied, "{}", err.message);
+        assert!(err.message.contains("only reads"), "{}", err.message);
+    }
+
+    #[test]
+    fn the_selector_refuses_unknown_keys() {
+        let err = open(
+            generated(),
+            json!({"query": "generated", "sql": "SELECT 1"}),
+            &Limits::default(),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+    }
+}
