@@ -5,6 +5,8 @@
     python3 bench/run.py                      # 1M rows x 3 runs each, then one 10M-row run
     python3 bench/run.py --skip-scale         # without the 10x run
     python3 bench/run.py --rows 100000 --repeat 1 --scale 10   # quick smoke run
+    python3 bench/run.py --formats            # every formatter of plugins.toml, plain/gzip/zstd, vs DuckDB
+    python3 bench/run.py --formats --only csv,parquet --rows 100000   # a subset, smaller
 
 Generates (once, cached in bench/out/ keyed by row count) a conversation CSV
 with bench/gen_conversations.py, exports it to JSON lines with export-host and
@@ -512,6 +514,208 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+# --------------------------------------------------------------------------
+# Every format (--formats)
+# --------------------------------------------------------------------------
+
+# DuckDB's COPY target for the formats it has; others are measured alone.
+DUCKDB_TARGETS = {
+    "csv": "FORMAT csv, HEADER true",
+    "jsonl": "FORMAT json",
+    "json": "FORMAT json, ARRAY true",
+    "parquet": "FORMAT parquet",
+}
+# Formats too slow per row for the full run; measured on fewer rows (said in the report).
+FORMAT_ROWS_CAP = {"pdf": 100_000}
+TARGET_FORMAT_RSS_MIB = 128.0
+TARGET_FORMAT_WALL = {"csv": 0.6, "jsonl": 0.6, "parquet": 1.0}
+TARGET_COMPRESSED_VS_PLAIN = 2.0
+CODECS = ["none", "gzip", "zstd"]
+
+
+def discover_formats(plugins_toml: str) -> list:
+    """[(plugin, format)] of every loaded plugin in `plugins_toml`, from `plugins list --json`."""
+    res = subprocess.run(
+        [EXPORT_HOST, "--plugins", plugins_toml, "plugins", "list", "--json"],
+        capture_output=True,
+        text=True,
+    )
+    if res.returncode != 0:
+        raise BenchError(f"export-host plugins list --json failed:\n{res.stdout}{res.stderr}")
+    found = []
+    for plugin in json.loads(res.stdout):
+        if plugin.get("status") != "loaded":
+            log(f"  skipped plugin {plugin.get('plugin')}: {plugin.get('status')}")
+            continue
+        for part in plugin.get("components", "").split(";"):
+            kind, _, names = part.strip().partition(":")
+            if kind.strip() in ("formats", "format"):
+                found += [(plugin["plugin"], n.strip()) for n in names.split(",") if n.strip()]
+    return found
+
+
+def write_formats_plugins_toml(source: str, plugin_dir: str) -> str:
+    """The plugins of `source` (library names), from `plugin_dir`, with the csv loader rooted at bench/out."""
+    import tomllib
+
+    with open(source, "rb") as f:
+        registry = tomllib.load(f)
+    lines = ["# Written by bench/run.py --formats; regenerated on every run.",
+             f"dir = {json.dumps(plugin_dir)}", ""]
+    for name, entry in registry.get("plugins", {}).items():
+        if not entry.get("enabled", True):
+            continue
+        lines += [f"[plugins.{name}]", f"library = {json.dumps(entry['library'])}"]
+        if name in ("csv", "json"):
+            lines += [f"[plugins.{name}.config]", f"root = {json.dumps(OUT)}"]
+        lines.append("")
+    path = os.path.join(OUT, "plugins-formats.toml")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+    return path
+
+
+def duckdb_format_sql(csv_path: str, out_path: str, fmt: str, codec: str, threads: int) -> str:
+    read = (
+        f"read_csv({_sql_str(csv_path)}, all_varchar=true, header=true, "
+        "delim=',', quote='\"', escape='\"')"
+    )
+    target = DUCKDB_TARGETS[fmt]
+    if codec != "none":
+        target += f", COMPRESSION {codec}"
+    return f"SET threads={threads}; COPY (SELECT * FROM {read}) TO {_sql_str(out_path)} ({target});"
+
+
+def verify_format_output(path: str, fmt: str, rows: int, codec: str) -> str:
+    """A row count where a reader is at hand; 'size only' otherwise."""
+    if codec != "none":
+        return "size only (compressed)"
+    if fmt in ("csv", "jsonl"):
+        got = count_rows(path, fmt)
+        if got != rows:
+            raise BenchError(f"{path}: {got:,} rows, expected {rows:,}")
+        return f"{got:,} rows"
+    if fmt == "parquet":
+        probe = subprocess.run(
+            [sys.executable, "-c",
+             "import sys, pyarrow.parquet as pq; print(pq.ParquetFile(sys.argv[1]).metadata.num_rows)", path],
+            capture_output=True, text=True,
+        )
+        if probe.returncode == 0:
+            got = int(probe.stdout.strip())
+            if got != rows:
+                raise BenchError(f"{path}: {got:,} rows, expected {rows:,}")
+            return f"{got:,} rows (pyarrow)"
+    return "size only"
+
+
+def formats_main(args) -> int:
+    """Every formatter of the registry, with and without gzip/zstd, beside DuckDB where it has the format."""
+    os.makedirs(OUT, exist_ok=True)
+    results: dict = {
+        "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "args": vars(args),
+        "machine": machine_info(),
+        "formats": [],
+    }
+    try:
+        plugin_dir = os.path.abspath(args.plugin_dir)
+        check_build("csv", plugin_dir)
+        plugins_toml = write_formats_plugins_toml(os.path.abspath(args.plugins_toml), plugin_dir)
+        formats = discover_formats(plugins_toml)
+        if args.only:
+            wanted = set(args.only.split(","))
+            formats = [(p, f) for p, f in formats if f in wanted]
+        log(f"formats: {', '.join(f'{p}/{f}' for p, f in formats)} (from {args.plugins_toml})")
+        duck = find_duckdb(args.duckdb, args.no_install)
+        log(f"duckdb : {duckdb_version(duck)} ({duck['kind']}), threads={args.duckdb_threads}")
+        load = os.getloadavg()[0]
+        results["machine"]["loadavg_1min_at_start"] = load
+        if load > 0.5:
+            log(f"  WARNING: load average {load:.2f} at start: other work is running, figures will be noisy")
+
+        for plugin, fmt in formats:
+            rows = min(args.rows, FORMAT_ROWS_CAP.get(fmt, args.rows))
+            csv_path = ensure_dataset(rows)
+            warm_page_cache(csv_path)
+            csv_name = os.path.basename(csv_path)
+            for codec in CODECS:
+                options = {} if codec == "none" else {"compression": codec}
+                suffix = "" if codec == "none" else ("." + ("gz" if codec == "gzip" else "zst"))
+                eh_out = os.path.join(OUT, f"fmt-export-host-{rows}.{fmt}{suffix}")
+                ns = argparse.Namespace(batch_size=args.batch_size, options=json.dumps(options))
+                eh_cmd = export_host_cmd(plugins_toml, csv_name, eh_out, f"{plugin}/{fmt}", rows, ns)
+                entry = {"plugin": plugin, "format": fmt, "codec": codec, "rows": rows}
+                eh_runs = [one_run(f"export-host {fmt} {codec}", eh_cmd, eh_out) for _ in range(args.repeat)]
+                entry["verified"] = verify_format_output(eh_out, fmt, rows, codec)
+                entry["export_host"] = summarise(eh_runs)
+                if fmt in DUCKDB_TARGETS and not (fmt == "parquet" and codec != "none"):
+                    dd_out = os.path.join(OUT, f"fmt-duckdb-{rows}.{fmt}{suffix}")
+                    dd_cmd = duckdb_cmd(duck, duckdb_format_sql(csv_path, dd_out, fmt, codec, args.duckdb_threads))
+                    entry["duckdb"] = summarise([one_run(f"duckdb {fmt} {codec}", dd_cmd, dd_out)
+                                                 for _ in range(args.repeat)])
+                    if not args.keep_output:
+                        os.unlink(dd_out)
+                if not args.keep_output:
+                    os.unlink(eh_out)
+                eh = entry["export_host"]
+                line = (f"  {fmt:<9} {codec:<5} {rows:>9,} rows  wall {eh['wall_s']:6.2f} s  cpu {eh['cpu_s']:6.2f} s  "
+                        f"peak RSS {eh['peak_rss_mib']:6.1f} MiB  {rows / eh['wall_s']:>10,.0f} rows/s")
+                if "duckdb" in entry:
+                    dd = entry["duckdb"]
+                    entry["ratio_wall"] = eh["wall_s"] / dd["wall_s"]
+                    line += f"  | duckdb {dd['wall_s']:6.2f} s {dd['peak_rss_mib']:6.1f} MiB -> {entry['ratio_wall']:.2f}x"
+                log(line)
+                results["formats"].append(entry)
+
+        # ---- report ---------------------------------------------------------
+        log(f"\nResults: median of {args.repeat}; {os.cpu_count()} CPUs; DuckDB threads={args.duckdb_threads}, "
+            "all_varchar=true")
+        table = [["format", "codec", "rows", "rows/s", "wall s", "cpu s", "peak RSS MiB", "output MB",
+                  "DuckDB wall s", "DuckDB RSS MiB", "vs DuckDB"]]
+        plain = {e["format"]: e["export_host"]["wall_s"] for e in results["formats"] if e["codec"] == "none"}
+        checks = []
+        for e in results["formats"]:
+            eh = e["export_host"]
+            dd = e.get("duckdb")
+            table.append([e["format"], e["codec"], f"{e['rows']:,}", f"{e['rows'] / eh['wall_s']:,.0f}",
+                          f"{eh['wall_s']:.2f}", f"{eh['cpu_s']:.2f}", f"{eh['peak_rss_mib']:.1f}",
+                          f"{eh['output_bytes'] / 1e6:.1f}",
+                          f"{dd['wall_s']:.2f}" if dd else "", f"{dd['peak_rss_mib']:.1f}" if dd else "",
+                          f"{e['ratio_wall']:.2f}x" if dd else ""])
+            checks.append((f"{e['format']} {e['codec']}: peak RSS {eh['peak_rss_mib']:.1f} MiB",
+                           eh["peak_rss_mib"] <= TARGET_FORMAT_RSS_MIB, f"<= {TARGET_FORMAT_RSS_MIB:.0f} MiB"))
+            if e["codec"] == "none" and e["format"] in TARGET_FORMAT_WALL and dd:
+                target = TARGET_FORMAT_WALL[e["format"]]
+                checks.append((f"{e['format']}: wall vs DuckDB {e['ratio_wall']:.2f}x",
+                               e["ratio_wall"] <= target, f"<= {target}x"))
+            if e["codec"] == "gzip" and e["format"] in plain:
+                r = eh["wall_s"] / plain[e["format"]]
+                e["ratio_vs_uncompressed"] = r
+                checks.append((f"{e['format']} gzip: {r:.2f}x the uncompressed wall time",
+                               r <= TARGET_COMPRESSED_VS_PLAIN, f"<= {TARGET_COMPRESSED_VS_PLAIN}x"))
+        print_table(table)
+        capped = sorted({f for _, f in formats if f in FORMAT_ROWS_CAP and args.rows > FORMAT_ROWS_CAP[f]})
+        if capped:
+            log(f"  ({', '.join(capped)} measured on {', '.join(f'{FORMAT_ROWS_CAP[f]:,}' for f in capped)} rows)")
+        log("\nTargets:")
+        for what, ok, target in checks:
+            log(f"  {verdict(ok)}  {what}  (target {target})")
+        results["targets_result"] = [{"what": w, "pass": ok, "target": t} for w, ok, t in checks]
+        results["ok"] = True
+    except BenchError as err:
+        results["ok"] = False
+        results["error"] = str(err)
+        log(f"\nerror: {err}")
+    finally:
+        path = os.path.join(OUT, "results-formats.json")
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=2, default=str)
+            f.write("\n")
+        log(f"\nresults written to {os.path.relpath(path, ROOT)}")
+    return 0 if results.get("ok") else 1
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(
         description="Benchmark export-host (csv -> jsonl) against DuckDB COPY ... (FORMAT json).",
@@ -538,7 +742,17 @@ def main(argv=None) -> int:
     ap.add_argument("--plugin-dir", default=RELEASE,
                     help="folder of libexport_csv.so and libexport_json.so (e.g. stripped copies)")
     ap.add_argument("--keep-output", action="store_true", help="keep the exported files in bench/out/")
+    ap.add_argument("--formats", action="store_true",
+                    help="benchmark every formatter of --plugins-toml (plain, gzip, zstd) instead, beside DuckDB "
+                         "for csv, jsonl, json and parquet; --repeat defaults to 1 there")
+    ap.add_argument("--plugins-toml", default=os.path.join(ROOT, "plugins.toml"),
+                    help="with --formats: the registry whose plugins are measured")
+    ap.add_argument("--only", metavar="F1,F2", help="with --formats: only these formats")
     args = ap.parse_args(argv)
+    if args.formats:
+        if "--repeat" not in (argv if argv is not None else sys.argv[1:]):
+            args.repeat = 1
+        return formats_main(args)
     if args.rows < 1 or args.repeat < 1 or args.scale < 1 or args.warmup < 0:
         ap.error("--rows, --repeat and --scale must be >= 1, --warmup >= 0")
 

@@ -24,6 +24,13 @@ pub struct JsonOptions {
     /// string, and so do values a JSON source held as strings.
     #[serde(default = "default_infer_numbers")]
     pub infer_numbers: bool,
+
+    /// Write timestamp columns in this time zone, always with their UTC
+    /// offset (RFC 3339: `"2024-05-01T10:00:00+02:00"`, `Z` for UTC): an IANA name such
+    /// as `"Europe/Paris"`, or `"UTC"`. Timestamps without a zone are taken
+    /// as UTC. Without it, timestamps keep their column's zone. Text is
+    /// never touched.
+    pub time_zone: Option<String>,
 }
 
 impl Default for JsonOptions {
@@ -31,6 +38,7 @@ impl Default for JsonOptions {
         JsonOptions {
             pretty: false,
             infer_numbers: default_infer_numbers(),
+            time_zone: None,
         }
     }
 }
@@ -45,12 +53,20 @@ pub struct JsonlOptions {
     /// string, and so do values a JSON source held as strings.
     #[serde(default = "default_infer_numbers")]
     pub infer_numbers: bool,
+
+    /// Write timestamp columns in this time zone, always with their UTC
+    /// offset (RFC 3339: `"2024-05-01T10:00:00+02:00"`, `Z` for UTC): an IANA name such
+    /// as `"Europe/Paris"`, or `"UTC"`. Timestamps without a zone are taken
+    /// as UTC. Without it, timestamps keep their column's zone. Text is
+    /// never touched.
+    pub time_zone: Option<String>,
 }
 
 impl Default for JsonlOptions {
     fn default() -> Self {
         JsonlOptions {
             infer_numbers: default_infer_numbers(),
+            time_zone: None,
         }
     }
 }
@@ -82,7 +98,12 @@ impl Formatter for JsonFormatter {
             Layout::Compact
         };
         Ok(Box::new(JsonWriter {
-            encoder: Encoder::new(&schema, layout, options.infer_numbers)?,
+            encoder: Encoder::new(
+                &schema,
+                layout,
+                options.infer_numbers,
+                options.time_zone.as_deref(),
+            )?,
             pretty: options.pretty,
             opened: false,
         }))
@@ -146,7 +167,12 @@ impl Formatter for JsonlFormatter {
         schema: SchemaRef,
     ) -> Result<Box<dyn FormatWriter>> {
         Ok(Box::new(JsonlWriter {
-            encoder: Encoder::new(&schema, Layout::Compact, options.infer_numbers)?,
+            encoder: Encoder::new(
+                &schema,
+                Layout::Compact,
+                options.infer_numbers,
+                options.time_zone.as_deref(),
+            )?,
         }))
     }
 }
@@ -584,6 +610,130 @@ mod tests {
         let schema = export_plugin_api::schemars::schema_for!(JsonOptions).to_value();
         assert_eq!(schema["additionalProperties"], json!(false));
         assert!(schema.get("required").is_none(), "{schema}");
+    }
+
+    fn timestamps() -> RecordBatch {
+        use export_plugin_api::arrow_array::TimestampMillisecondArray;
+        // 2024-05-01T08:00:00Z and 2024-01-01T00:00:00Z.
+        let columns: Vec<(Field, ArrayRef)> = vec![
+            (
+                Field::new(
+                    "utc",
+                    DataType::Timestamp(
+                        export_plugin_api::arrow_schema::TimeUnit::Second,
+                        Some("UTC".into()),
+                    ),
+                    true,
+                ),
+                Arc::new(
+                    TimestampSecondArray::from(vec![
+                        Some(1_714_550_400),
+                        Some(1_704_067_200),
+                        None,
+                    ])
+                    .with_timezone("UTC"),
+                ),
+            ),
+            (
+                Field::new(
+                    "naive",
+                    DataType::Timestamp(
+                        export_plugin_api::arrow_schema::TimeUnit::Millisecond,
+                        None,
+                    ),
+                    true,
+                ),
+                Arc::new(TimestampMillisecondArray::from(vec![
+                    Some(1_714_550_400_250),
+                    Some(1_704_067_200_000),
+                    Some(0),
+                ])),
+            ),
+            (
+                Field::new("text", DataType::Utf8, true),
+                Arc::new(StringArray::from(vec![
+                    "2024-05-01T08:00:00Z",
+                    "2024-01-01 00:00",
+                    "42",
+                ])),
+            ),
+        ];
+        let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) = columns.into_iter().unzip();
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).unwrap()
+    }
+
+    #[test]
+    fn time_zone_renders_timestamps_with_their_offset_and_leaves_text_alone() {
+        let batch = timestamps();
+        let want = [
+            r#"{"utc":"2024-05-01T10:00:00+02:00","naive":"2024-05-01T10:00:00.250+02:00","text":"2024-05-01T08:00:00Z"}"#,
+            r#"{"utc":"2024-01-01T01:00:00+01:00","naive":"2024-01-01T01:00:00+01:00","text":"2024-01-01 00:00"}"#,
+            r#"{"utc":null,"naive":"1970-01-01T01:00:00+01:00","text":42}"#,
+        ];
+        let jsonl = format_all(
+            "jsonl",
+            json!({ "time_zone": "Europe/Paris" }),
+            batch.schema(),
+            std::slice::from_ref(&batch),
+        )
+        .unwrap();
+        assert_eq!(jsonl, want.map(|line| format!("{line}\n")).concat());
+        let array = format_all(
+            "json",
+            json!({ "time_zone": "Europe/Paris" }),
+            batch.schema(),
+            std::slice::from_ref(&batch),
+        )
+        .unwrap();
+        assert_eq!(array, format!("[{}]", want.join(",")));
+        let pretty = format_all(
+            "json",
+            json!({ "time_zone": "Europe/Paris", "pretty": true }),
+            batch.schema(),
+            std::slice::from_ref(&batch),
+        )
+        .unwrap();
+        let pretty: Value = serde_json::from_str(&pretty).unwrap();
+        assert_eq!(pretty, serde_json::from_str::<Value>(&array).unwrap());
+        let utc = format_all(
+            "jsonl",
+            json!({ "time_zone": "UTC" }),
+            batch.schema(),
+            std::slice::from_ref(&batch),
+        )
+        .unwrap();
+        assert!(
+            utc.starts_with(r#"{"utc":"2024-05-01T08:00:00Z","naive":"2024-05-01T08:00:00.250Z","#),
+            "{utc}"
+        );
+        // Without the option, timestamps keep their own zone (none for naive ones).
+        let own = format_all("jsonl", json!({}), batch.schema(), &[batch]).unwrap();
+        assert!(
+            own.starts_with(r#"{"utc":"2024-05-01T08:00:00Z","naive":"2024-05-01T08:00:00.250","#),
+            "{own}"
+        );
+    }
+
+    #[test]
+    fn a_bad_time_zone_is_refused() {
+        let schema = timestamps().schema();
+        for name in ["json", "jsonl"] {
+            for zone in ["Mars/Olympus", "", "+25:00"] {
+                let err = plugin()
+                    .start_formatter(
+                        name,
+                        "{}",
+                        &json!({ "time_zone": zone }).to_string(),
+                        schema.clone(),
+                    )
+                    .err()
+                    .unwrap_or_else(|| panic!("{zone:?} was accepted"));
+                assert_eq!(err.kind, ErrorKind::InvalidInput);
+                assert!(err.message.contains("time_zone"), "{}", err.message);
+            }
+        }
+        assert_eq!(JsonOptions::default().time_zone, None);
+        assert_eq!(JsonlOptions::default().time_zone, None);
     }
 
     #[test]

@@ -1,0 +1,600 @@
+//! The typed formats (xlsx, parquet) and the csv options (BOM, quote styles,
+//! formula guard), through the real binary and the built plugins, read back
+//! by independent readers: Python's openpyxl, pyarrow and csv module. Also:
+//! the host's gzip and zstd give back exactly the uncompressed bytes.
+//!
+//! Needs `python3` with `openpyxl` and `pyarrow` (`pip install openpyxl
+//! pyarrow`); the tests fail, never skip, without them.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const XLSX_LIB: &str = "libexport_xlsx.so";
+const PARQUET_LIB: &str = "libexport_parquet.so";
+/// Characters (UTF-16 units) Excel holds in one cell.
+const EXCEL_CELL_LIMIT: usize = 32_767;
+/// The golden csv export of the hard cases with `formula_guard`.
+const GUARDED_GOLDEN: &str = "tests/golden/hard_guarded.csv";
+
+/// A sandbox with the csv, json, xlsx and parquet plugins and `data/hard.csv`.
+fn hard_sandbox() -> (Sandbox, Table) {
+    let sandbox = Sandbox::empty();
+    sandbox.register(&[
+        sandbox.csv(),
+        sandbox.json(),
+        Entry::new("xlsx", XLSX_LIB),
+        Entry::new("parquet", PARQUET_LIB),
+    ]);
+    let table = hard_table();
+    sandbox.put("hard.csv", write_csv(&table));
+    (sandbox, table)
+}
+
+/// Exports `data/hard.csv` in `format` with `options` to `name` in the
+/// sandbox; returns the file's path. Small batches, so rows cross batches.
+fn export_to(sandbox: &Sandbox, format: &str, options: Value, name: &str) -> PathBuf {
+    let path = sandbox.path().join(name);
+    let output = sandbox.export(
+        "csv",
+        format,
+        &json!({ "path": "hard.csv" }),
+        &options,
+        &[
+            "--batch-size",
+            "5",
+            "-o",
+            path.to_str().expect("UTF-8 path"),
+        ],
+    );
+    succeeded(&output);
+    path
+}
+
+/// Runs a Python script with `args`; returns what it printed as JSON.
+fn python(script: &str, args: &[&Path]) -> Value {
+    let output = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 must be installed to read the exports back");
+    assert!(
+        output.status.success(),
+        "the Python reader failed (are openpyxl and pyarrow installed? pip install openpyxl \
+         pyarrow)\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the Python reader prints JSON")
+}
+
+/// Reads every sheet of an xlsx file with openpyxl.
+const READ_XLSX: &str = r#"
+import json, sys, openpyxl
+from openpyxl.utils.escape import unescape
+book = openpyxl.load_workbook(sys.argv[1])
+# Excel writes characters XML cannot keep (a carriage return) as _xHHHH_;
+# openpyxl decodes them in shared strings only, so decode inline ones here.
+def value(v):
+    return unescape(v) if isinstance(v, str) else v
+sheets = []
+for sheet in book.worksheets:
+    rows = [[{"type": type(c.value).__name__, "value": value(c.value)} for c in row]
+            for row in sheet.iter_rows()]
+    first = sheet["A1"]
+    sheets.append({
+        "name": sheet.title,
+        "freeze": sheet.freeze_panes,
+        "header_bold": bool(first.font.bold),
+        "header_fill": first.fill.fill_type,
+        "widths": {k: d.width for k, d in sheet.column_dimensions.items()},
+        "rows": rows,
+    })
+json.dump(sheets, sys.stdout)
+"#;
+
+/// The first `limit` UTF-16 units of `text`, never splitting a character.
+fn excel_truncated(text: &str, limit: usize) -> String {
+    let mut units = 0;
+    text.chars()
+        .take_while(|c| {
+            units += c.len_utf16();
+            units <= limit
+        })
+        .collect()
+}
+
+/// The text of an openpyxl cell: blank cells read as None, which is how
+/// Excel keeps an empty text.
+fn cell_text(cell: &Value) -> String {
+    match (&cell["type"], &cell["value"]) {
+        (Value::String(kind), Value::String(text)) if kind == "str" => text.clone(),
+        (_, Value::Null) => String::new(),
+        (kind, value) => panic!("a text cell came back as {kind} {value}"),
+    }
+}
+
+/// Asserts that the sheets' rows (each sheet with its own header) carry `table`,
+/// with text past Excel's cell limit truncated.
+fn assert_sheets_carry(sheets: &[Value], table: &Table) {
+    let mut rows = Vec::new();
+    for sheet in sheets {
+        let sheet_rows = sheet["rows"].as_array().expect("rows");
+        let header: Vec<String> = sheet_rows[0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(cell_text)
+            .collect();
+        assert_eq!(header, table.header, "sheet {}", sheet["name"]);
+        assert_eq!(sheet["freeze"], "A2", "the header row is frozen");
+        assert_eq!(sheet["header_bold"], true);
+        assert_eq!(sheet["header_fill"], "solid");
+        rows.extend(sheet_rows[1..].iter().cloned());
+    }
+    // A row of empty values at the very end is no row at all in Excel,
+    // which keeps no empty text: such rows read back as missing.
+    assert!(rows.len() <= table.rows.len(), "row count");
+    let blank_row = json!([]);
+    for (n, want) in table.rows.iter().enumerate() {
+        let got = match rows.get(n) {
+            Some(row) => row.as_array().unwrap(),
+            None => {
+                assert!(
+                    want.iter().all(String::is_empty),
+                    "row {n} is missing but not empty"
+                );
+                blank_row.as_array().unwrap()
+            }
+        };
+        // openpyxl leaves out blank cells at the end of a row.
+        assert!(got.len() <= want.len(), "row {n} is too wide");
+        for (column, want) in want.iter().enumerate() {
+            let got = got.get(column).map(cell_text).unwrap_or_default();
+            let want = excel_truncated(want, EXCEL_CELL_LIMIT);
+            assert!(
+                got == want,
+                "row {n}, column {column}: {got:.200?} != {want:.200?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn xlsx_keeps_every_text_value_as_text() {
+    let (sandbox, table) = hard_sandbox();
+    let path = export_to(
+        &sandbox,
+        "xlsx",
+        json!({ "long_text": "truncate" }),
+        "hard.xlsx",
+    );
+    let sheets = python(READ_XLSX, &[&path]);
+    let sheets = sheets.as_array().unwrap();
+    assert_eq!(sheets.len(), 1);
+    assert_eq!(sheets[0]["name"], "Sheet1");
+    // Columns have widths (openpyxl groups neighbours of the same width),
+    // within 8 to 60 characters; the text column is wider than the ids.
+    let widths = sheets[0]["widths"].as_object().unwrap();
+    assert!(widths.len() >= table.header.len() / 2, "{widths:?}");
+    assert!(
+        widths
+            .values()
+            .all(|w| w.as_f64().is_some_and(|w| (8.0..=62.0).contains(&w))),
+        "{widths:?}"
+    );
+    assert!(widths["J"].as_f64() > widths["A"].as_f64(), "{widths:?}");
+    assert_sheets_carry(sheets, &table);
+    // `007`, `1.50`, `+1`, `=SUM(A1)`, `NaN` and the like stay text, not numbers or formulas.
+    let cells: Vec<&Value> = sheets[0]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_array().unwrap())
+        .collect();
+    for special in ["007", "1.50", "=SUM(A1)", "+1", "NaN", "1e5"] {
+        assert!(
+            cells
+                .iter()
+                .any(|c| c["type"] == "str" && c["value"] == special),
+            "{special} is not a text cell"
+        );
+    }
+    assert!(cells
+        .iter()
+        .all(|c| c["type"] == "str" || c["type"] == "NoneType"));
+}
+
+#[test]
+fn xlsx_refuses_text_beyond_the_cell_limit_by_default() {
+    let (sandbox, _) = hard_sandbox();
+    let path = sandbox.path().join("hard.xlsx");
+    let output = sandbox.export(
+        "csv",
+        "xlsx",
+        &json!({ "path": "hard.csv" }),
+        &json!({}),
+        &["-o", path.to_str().unwrap()],
+    );
+    refused(&output, Exit::Failure, &["32767", "long_text", "truncate"]);
+    assert!(!path.exists(), "a failed export leaves no file");
+}
+
+#[test]
+fn xlsx_continues_on_new_sheets_past_rows_per_sheet() {
+    let (sandbox, table) = hard_sandbox();
+    let path = export_to(
+        &sandbox,
+        "xlsx",
+        json!({ "long_text": "truncate", "rows_per_sheet": 10, "sheet_name": "Chats" }),
+        "sheets.xlsx",
+    );
+    let sheets = python(READ_XLSX, &[&path]);
+    let sheets = sheets.as_array().unwrap();
+    let names: Vec<&str> = sheets.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let expected = table.rows.len().div_ceil(10);
+    let mut want = vec!["Chats".to_owned()];
+    want.extend((2..=expected).map(|n| format!("Chats ({n})")));
+    assert_eq!(names, want);
+    assert_sheets_carry(sheets, &table);
+    // With overflow "error", the same export fails and says how to fix it.
+    let output = sandbox.export(
+        "csv",
+        "xlsx",
+        &json!({ "path": "hard.csv" }),
+        &json!({ "long_text": "truncate", "rows_per_sheet": 10, "overflow": "error" }),
+        &["-o", sandbox.path().join("none.xlsx").to_str().unwrap()],
+    );
+    refused(&output, Exit::Failure, &["more than 10 rows", "new_sheet"]);
+}
+
+/// Reads a Parquet file with pyarrow: its schema, rows and codecs.
+const READ_PARQUET: &str = r#"
+import json, sys, pyarrow.parquet as pq
+file = pq.ParquetFile(sys.argv[1])
+table = file.read()
+meta = file.metadata
+codecs = sorted({meta.row_group(g).column(c).compression
+                 for g in range(meta.num_row_groups) for c in range(meta.num_columns)})
+json.dump({
+    "schema": [[f.name, str(f.type)] for f in table.schema],
+    "rows": table.to_pylist(),
+    "row_groups": meta.num_row_groups,
+    "codecs": codecs,
+}, sys.stdout)
+"#;
+
+#[test]
+fn parquet_keeps_every_value_with_each_codec() {
+    let (sandbox, table) = hard_sandbox();
+    for (codec, want_codec) in [
+        ("none", "UNCOMPRESSED"),
+        ("snappy", "SNAPPY"),
+        ("zstd", "ZSTD"),
+        ("gzip", "GZIP"),
+        // pyarrow names the LZ4_RAW codec "LZ4" (the old framed one is "LZ4_HADOOP").
+        ("lz4", "LZ4"),
+    ] {
+        let path = export_to(
+            &sandbox,
+            "parquet",
+            json!({ "codec": codec, "row_group_size": 7 }),
+            &format!("hard-{codec}.parquet"),
+        );
+        let read = python(READ_PARQUET, &[&path]);
+        assert_eq!(read["codecs"], json!([want_codec]), "{codec}");
+        assert_eq!(read["row_groups"], table.rows.len().div_ceil(7), "{codec}");
+        let schema: Vec<(String, String)> = serde_json::from_value(read["schema"].clone()).unwrap();
+        let names: Vec<&str> = schema.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, table.header, "{codec}");
+        assert!(
+            schema.iter().all(|(_, t)| t == "string"),
+            "text columns stay text: {schema:?}"
+        );
+        let rows = read["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), table.rows.len(), "{codec}: row count");
+        for (n, (got, want)) in rows.iter().zip(&table.rows).enumerate() {
+            for (name, want) in table.header.iter().zip(want) {
+                let got = got[name].as_str().unwrap_or_else(|| {
+                    panic!("{codec}: row {n}, {name}: not a string: {}", got[name])
+                });
+                assert!(
+                    got == want,
+                    "{codec}: row {n}, {name}: {got:.200?} != {want:.200?}"
+                );
+            }
+        }
+    }
+}
+
+/// Reads a CSV file with Python's csv module: `sys.argv[2]` is the
+/// encoding, `sys.argv[3]` the quoting (`minimal` or `nonnumeric`).
+const READ_CSV: &str = r#"
+import csv, json, sys
+quoting = {"minimal": csv.QUOTE_MINIMAL, "nonnumeric": csv.QUOTE_NONNUMERIC}[sys.argv[3]]
+with open(sys.argv[1], newline="", encoding=sys.argv[2]) as f:
+    rows = list(csv.reader(f, quoting=quoting))
+json.dump([[{"type": type(v).__name__, "value": v} for v in row] for row in rows], sys.stdout)
+"#;
+
+/// Reads `path` with Python's csv module and checks every value is text.
+fn python_csv(path: &Path, encoding: &str, quoting: &str) -> Table {
+    let rows = python(READ_CSV, &[path, Path::new(encoding), Path::new(quoting)]);
+    let mut rows: Vec<Vec<String>> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|cell| {
+                    assert_eq!(cell["type"], "str", "{cell}");
+                    cell["value"].as_str().unwrap().to_owned()
+                })
+                .collect()
+        })
+        .collect();
+    let header = rows.remove(0);
+    Table { header, rows }
+}
+
+#[test]
+fn csv_with_bom_reads_back_in_python() {
+    let (sandbox, table) = hard_sandbox();
+    let path = export_to(&sandbox, "csv", json!({ "bom": true }), "bom.csv");
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.starts_with(b"\xEF\xBB\xBFmessage_id,"));
+    assert_eq!(python_csv(&path, "utf-8-sig", "minimal"), table);
+    // The bytes after the BOM are the plain export's.
+    let plain = std::fs::read(export_to(&sandbox, "csv", json!({}), "plain.csv")).unwrap();
+    assert_eq!(&bytes[3..], plain.as_slice());
+}
+
+#[test]
+fn csv_quote_styles_read_back_in_python() {
+    let (sandbox, table) = hard_sandbox();
+    let always = export_to(
+        &sandbox,
+        "csv",
+        json!({ "quote_style": "always" }),
+        "always.csv",
+    );
+    let text = std::fs::read_to_string(&always).unwrap();
+    assert!(
+        text.starts_with("\"message_id\",\"conversation_id\","),
+        "{text:.200}"
+    );
+    assert!(text.ends_with("\"\",\"\",\"\",\"\",\"\",\"\",\"\",\"\",\"\",\"\"\n"));
+    assert_eq!(python_csv(&always, "utf-8", "minimal"), table);
+
+    // Every value is text, so every field is quoted, and Python's
+    // QUOTE_NONNUMERIC reader (unquoted fields become floats) gives back
+    // strings only: `007` stays "007".
+    let non_numeric = export_to(
+        &sandbox,
+        "csv",
+        json!({ "quote_style": "non_numeric" }),
+        "non_numeric.csv",
+    );
+    assert_eq!(python_csv(&non_numeric, "utf-8", "nonnumeric"), table);
+
+    // The hard cases hold commas, quotes and line breaks: "never" refuses them.
+    let output = sandbox.export(
+        "csv",
+        "csv",
+        &json!({ "path": "hard.csv" }),
+        &json!({ "quote_style": "never" }),
+        &["-o", sandbox.path().join("never.csv").to_str().unwrap()],
+    );
+    refused(&output, Exit::Input, &["quote_style", "necessary"]);
+    // Values that need no quotes are written bare.
+    sandbox.put("safe.csv", "id,name\n007,ada lovelace\n-1.5,x\n");
+    let path = sandbox.path().join("safe-never.csv");
+    succeeded(&sandbox.export(
+        "csv",
+        "csv",
+        &json!({ "path": "safe.csv" }),
+        &json!({ "quote_style": "never", "delimiter": ";" }),
+        &["-o", path.to_str().unwrap()],
+    ));
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "id;name\n007;ada lovelace\n-1.5;x\n"
+    );
+}
+
+/// What the formula guard is specified to do, written independently of the plugin.
+fn guarded(value: &str) -> String {
+    let plain_signed_number = |v: &str| {
+        let Some(rest) = v.strip_prefix(['+', '-']) else {
+            return false;
+        };
+        let (mantissa, exponent) = match rest.split_once(['e', 'E']) {
+            Some((m, e)) => (m, Some(e)),
+            None => (rest, None),
+        };
+        let mut parts = mantissa.splitn(2, '.');
+        let int = parts.next().unwrap_or("");
+        let frac = parts.next().unwrap_or("");
+        let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+        digits(int)
+            && digits(frac)
+            && !(int.is_empty() && frac.is_empty())
+            && exponent.is_none_or(|e| {
+                let e = e.strip_prefix(['+', '-']).unwrap_or(e);
+                !e.is_empty() && digits(e)
+            })
+    };
+    let risky = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && !plain_signed_number(value) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    }
+}
+
+#[test]
+fn csv_formula_guard_matches_the_golden_file_and_reads_back() {
+    let (sandbox, table) = hard_sandbox();
+    let path = export_to(
+        &sandbox,
+        "csv",
+        json!({ "formula_guard": true }),
+        "guarded.csv",
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join(GUARDED_GOLDEN);
+    if std::env::var_os("EXPORT_HOST_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &bytes).unwrap();
+    }
+    let want = std::fs::read(&golden).unwrap_or_else(|err| {
+        panic!(
+            "{}: {err} (EXPORT_HOST_UPDATE_GOLDEN=1 writes it)",
+            golden.display()
+        )
+    });
+    assert!(
+        bytes == want,
+        "the guarded export differs from {GUARDED_GOLDEN}"
+    );
+
+    let read = python_csv(&path, "utf-8", "minimal");
+    let want = Table {
+        header: table.header.iter().map(|v| guarded(v)).collect(),
+        rows: table
+            .rows
+            .iter()
+            .map(|row| row.iter().map(|v| guarded(v)).collect())
+            .collect(),
+    };
+    assert_eq!(read, want);
+    // The data has values on both sides of the rule.
+    let values: Vec<&str> = read.rows.iter().flatten().map(String::as_str).collect();
+    for present in ["'=SUM(A1)", "+1", "-2", "'@x"] {
+        assert!(
+            values.iter().any(|v| v.starts_with(present)),
+            "no value starting {present:?}"
+        );
+    }
+}
+
+/// Decompresses gzip (every member) or zstd.
+fn decompress(codec: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    match codec {
+        "gzip" => {
+            flate2::read::MultiGzDecoder::new(bytes)
+                .read_to_end(&mut out)
+                .expect("valid gzip");
+        }
+        "zstd" => out = zstd::decode_all(bytes).expect("valid zstd"),
+        other => panic!("unknown codec {other}"),
+    }
+    out
+}
+
+/// Compares two xlsx files entry by entry, except the creation time in
+/// `docProps/core.xml`, which is the only part that changes between runs.
+const SAME_XLSX: &str = r#"
+import json, re, sys, zipfile
+a, b = zipfile.ZipFile(sys.argv[1]), zipfile.ZipFile(sys.argv[2])
+names = a.namelist()
+same = names == b.namelist()
+for name in names if same else []:
+    x, y = a.read(name), b.read(name)
+    if name == "docProps/core.xml":
+        x, y = (re.sub(rb"<dcterms:(created|modified)[^<]*</dcterms:\w+>", b"", v) for v in (x, y))
+    same = same and x == y
+json.dump({"same": same, "entries": len(names)}, sys.stdout)
+"#;
+
+#[test]
+fn compressed_outputs_decompress_to_the_uncompressed_bytes() {
+    let (sandbox, _) = hard_sandbox();
+    for (format, options) in [
+        ("csv", json!({})),
+        ("jsonl", json!({})),
+        ("json", json!({ "pretty": true })),
+        ("parquet", json!({})),
+        ("xlsx", json!({ "long_text": "truncate" })),
+    ] {
+        let plain_path = export_to(
+            &sandbox,
+            format,
+            options.clone(),
+            &format!("plain.{format}"),
+        );
+        let plain = std::fs::read(&plain_path).unwrap();
+        assert!(!plain.is_empty(), "{format}");
+        for codec in ["gzip", "zstd"] {
+            let mut options = options.clone();
+            options["compression"] = json!(codec);
+            let packed = export_to(
+                &sandbox,
+                format,
+                options,
+                &format!("packed.{format}.{codec}"),
+            );
+            let bytes = decompress(codec, &std::fs::read(&packed).unwrap());
+            if format == "xlsx" {
+                let unpacked = sandbox.path().join(format!("unpacked-{codec}.xlsx"));
+                std::fs::write(&unpacked, &bytes).unwrap();
+                let same = python(SAME_XLSX, &[&plain_path, &unpacked]);
+                assert_eq!(same["same"], true, "{format} {codec}: {same}");
+            } else {
+                assert!(
+                    bytes == plain,
+                    "{format} {codec}: the decompressed bytes differ from the uncompressed export"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn time_zone_moves_timestamps_but_never_text() {
+    // The csv loader hands over text only: a time zone must leave it alone.
+    let (sandbox, table) = hard_sandbox();
+    for format in ["csv", "jsonl", "json"] {
+        let with_zone = export_to(
+            &sandbox,
+            format,
+            json!({ "time_zone": "Europe/Paris" }),
+            &format!("zoned.{format}"),
+        );
+        let without = export_to(&sandbox, format, json!({}), &format!("unzoned.{format}"));
+        assert!(
+            std::fs::read(with_zone).unwrap() == std::fs::read(without).unwrap(),
+            "{format}: time_zone changed text"
+        );
+    }
+    let created_at = table.header.iter().position(|h| h == "created_at").unwrap();
+    assert!(table.rows.iter().any(|r| r[created_at].ends_with("+02:00")));
+    let output = sandbox.export(
+        "csv",
+        "jsonl",
+        &json!({ "path": "hard.csv" }),
+        &json!({ "time_zone": "Mars/Olympus" }),
+        &[],
+    );
+    refused(&output, Exit::Input, &["time_zone", "Mars/Olympus"]);
+}
+
+#[test]
+fn the_new_formats_are_listed() {
+    let (sandbox, _) = hard_sandbox();
+    for (plugin, components) in [("xlsx", "formats: xlsx"), ("parquet", "formats: parquet")] {
+        let listed = sandbox.listed();
+        let entry = listed
+            .iter()
+            .find(|p| p["plugin"] == plugin)
+            .unwrap_or_else(|| panic!("{plugin} is not listed: {listed:?}"));
+        assert_eq!(entry["status"], "loaded", "{entry}");
+        assert_eq!(entry["components"], components, "{entry}");
+    }
+}
