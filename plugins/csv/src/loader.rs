@@ -1,19 +1,25 @@
 //! The `csv` loader: streams a CSV file under the configured root as `Utf8`
 //! columns, every value exactly as written in the file.
+//!
+//! Records come from [`records::RecordReader`] (csv-core's parse, with a
+//! memchr fast path); their fields are copied straight into each column's
+//! Arrow offsets and values buffers, and each buffer is checked to be UTF-8
+//! once per batch, not once per field.
+
+mod records;
 
 use crate::config::{default_delimiter, delimiter_byte, CsvConfig, DELIMITER_PATTERN};
-use export_plugin_api::arrow_array::builder::StringBuilder;
-use export_plugin_api::arrow_array::{ArrayRef, RecordBatch};
+use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use export_plugin_api::arrow_array::{ArrayRef, RecordBatch, StringArray};
 use export_plugin_api::arrow_schema::{DataType, Field, Schema, SchemaRef};
 use export_plugin_api::files::resolve_under_root;
 use export_plugin_api::{BatchReader, ErrorKind, JsonSchema, Limits, Loader, PluginError, Result};
+use records::RecordReader;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
 
-/// Bytes the CSV parser reads from the file at a time.
-const READ_BUFFER_BYTES: usize = 256 * 1024;
 /// A batch ends early once its rows hold this many bytes, so a file of huge
 /// cells keeps memory flat and never overflows Arrow's 32-bit string offsets.
 const MAX_BATCH_BYTES: usize = 256 * 1024 * 1024;
@@ -23,7 +29,6 @@ const FIRST_BATCH_BYTES_PER_CELL: usize = 16;
 const UTF8_BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 /// Header names listed at most in an "unknown column" message.
 const MAX_LISTED_COLUMNS: usize = 50;
-
 /// What a request passes to the `csv` loader.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -92,46 +97,22 @@ impl Loader for CsvLoader {
         skip_bom(&mut file)
             .map_err(|err| PluginError::from(err).context(format!("cannot read {path:?}")))?;
 
-        let mut reader = csv::ReaderBuilder::new()
-            .delimiter(delimiter)
-            .has_headers(selector.has_header)
-            .flexible(false)
-            .buffer_capacity(READ_BUFFER_BYTES)
-            .from_reader(file);
-        let mut record = csv::StringRecord::new();
+        let mut reader = RecordReader::new(file, delimiter);
         let has_header = selector.has_header;
+        if !reader.read_record().map_err(|err| io_error(&path, err))? {
+            return Err(empty_file(&path));
+        }
+        let width = reader.len();
 
-        // The output names, the field each output column comes from, the
-        // width of every row, and whether `record` already holds the first row.
-        let (names, indices, width, pending) = if has_header {
-            let header = reader
-                .headers()
-                .map_err(|err| read_error(&path, has_header, err))?;
-            if header.is_empty() {
-                return Err(empty_file(&path));
-            }
+        // The output names, the field each output column comes from, and
+        // whether the reader already holds the first row.
+        let (names, indices, pending) = if has_header {
+            let header = header_names(&path, &reader)?;
             match &selector.columns {
-                None => (
-                    header.iter().map(str::to_owned).collect::<Vec<_>>(),
-                    (0..header.len()).collect::<Vec<_>>(),
-                    header.len(),
-                    false,
-                ),
-                Some(wanted) => (
-                    wanted.clone(),
-                    select(&path, header, wanted)?,
-                    header.len(),
-                    false,
-                ),
+                None => (header, (0..width).collect::<Vec<_>>(), false),
+                Some(wanted) => (wanted.clone(), select(&path, &header, wanted)?, false),
             }
         } else {
-            if !reader
-                .read_record(&mut record)
-                .map_err(|err| read_error(&path, has_header, err))?
-            {
-                return Err(empty_file(&path));
-            }
-            let width = record.len();
             let names = match &selector.columns {
                 None => (1..=width).map(|n| format!("column_{n}")).collect(),
                 Some(wanted) if wanted.len() == width => wanted.clone(),
@@ -143,7 +124,7 @@ impl Loader for CsvLoader {
                 )))
                 }
             };
-            (names, (0..width).collect(), width, true)
+            (names, (0..width).collect(), true)
         };
 
         let schema: SchemaRef = Arc::new(Schema::new(
@@ -152,7 +133,6 @@ impl Loader for CsvLoader {
                 .map(|name| Field::new(name, DataType::Utf8, false))
                 .collect::<Vec<_>>(),
         ));
-        let identity = indices.iter().copied().eq(0..width);
         let batch_size = limits.batch_size.max(1);
         let remaining = selector
             .limit
@@ -162,7 +142,6 @@ impl Loader for CsvLoader {
             path,
             has_header,
             reader,
-            record,
             pending,
             exhausted: false,
             schema,
@@ -170,8 +149,9 @@ impl Loader for CsvLoader {
                 batch_size.saturating_mul(FIRST_BATCH_BYTES_PER_CELL);
                 indices.len()
             ],
-            identity,
             indices,
+            width,
+            rows_done: 0,
             remaining,
             batch_size,
         }))
@@ -183,22 +163,39 @@ struct CsvBatchReader {
     /// The selector's path, for messages.
     path: String,
     has_header: bool,
-    reader: csv::Reader<File>,
-    /// The one record every row is read into.
-    record: csv::StringRecord,
-    /// Whether `record` holds a row read by `open` and not yet exported.
+    reader: RecordReader<File>,
+    /// Whether the reader holds a row read by `open` and not yet exported.
     pending: bool,
     exhausted: bool,
     schema: SchemaRef,
     /// For every output column, the field it comes from.
     indices: Vec<usize>,
-    /// Whether `indices` is every field in file order.
-    identity: bool,
+    /// Fields in every row: the header's (or the first row's) count.
+    width: usize,
+    /// Rows exported by earlier batches.
+    rows_done: u64,
     /// Rows still to export: the selector's limit, capped at `max_rows + 1`.
     remaining: u64,
     batch_size: usize,
     /// Value bytes to reserve per column, from the previous batch.
     byte_capacity: Vec<usize>,
+}
+
+/// One column of a batch being built: Arrow's offsets and values buffers.
+struct ColumnBuffers {
+    offsets: Vec<i32>,
+    values: Vec<u8>,
+}
+
+impl ColumnBuffers {
+    fn with_capacity(rows: usize, bytes: usize) -> Self {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        Self {
+            offsets,
+            values: Vec::with_capacity(bytes),
+        }
+    }
 }
 
 impl BatchReader for CsvBatchReader {
@@ -213,11 +210,13 @@ impl BatchReader for CsvBatchReader {
         if self.exhausted || rows == 0 {
             return Ok(None);
         }
-        let mut builders: Vec<StringBuilder> = self
+        let mut columns: Vec<ColumnBuffers> = self
             .byte_capacity
             .iter()
-            .map(|&bytes| StringBuilder::with_capacity(rows, bytes))
+            .map(|&bytes| ColumnBuffers::with_capacity(rows, bytes))
             .collect();
+        // The line each row was reported at, for messages.
+        let mut lines: Vec<u64> = Vec::with_capacity(rows);
         let mut count = 0;
         let mut batch_bytes = 0;
         while count < rows && batch_bytes < MAX_BATCH_BYTES {
@@ -225,41 +224,152 @@ impl BatchReader for CsvBatchReader {
                 self.pending = false;
             } else if !self
                 .reader
-                .read_record(&mut self.record)
-                .map_err(|err| read_error(&self.path, self.has_header, err))?
+                .read_record()
+                .map_err(|err| io_error(&self.path, err))?
             {
                 self.exhausted = true;
                 break;
             }
-            if self.identity {
-                for (builder, value) in builders.iter_mut().zip(self.record.iter()) {
-                    builder.append_value(value);
-                }
-            } else {
-                for (builder, &index) in builders.iter_mut().zip(&self.indices) {
-                    // Every row has the header's width (the parser checks), so
-                    // the field is always there.
-                    builder.append_value(self.record.get(index).unwrap_or_default());
-                }
+            if self.reader.len() != self.width {
+                // A bad value in an earlier row is reported first, as it
+                // comes first in the file.
+                self.check_utf8(&columns, &lines)?;
+                return Err(self.ragged_row(count));
             }
-            batch_bytes += self.record.as_slice().len();
+            for (column, &index) in columns.iter_mut().zip(&self.indices) {
+                column.values.extend_from_slice(self.reader.field(index));
+                let end = i32::try_from(column.values.len()).map_err(|_| self.too_big(count))?;
+                column.offsets.push(end);
+            }
+            lines.push(self.reader.record_line());
+            batch_bytes += self.reader.record_bytes();
             count += 1;
         }
-        self.remaining = self.remaining.saturating_sub(count as u64);
         if count == 0 {
             return Ok(None);
         }
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(builders.len());
-        for (builder, capacity) in builders.iter_mut().zip(&mut self.byte_capacity) {
-            let array = builder.finish();
-            let bytes = array.values().len();
+        self.remaining = self.remaining.saturating_sub(count as u64);
+        let batch = self.finish(columns, &lines)?;
+        self.rows_done += count as u64;
+        Ok(Some(batch))
+    }
+}
+
+impl CsvBatchReader {
+    /// The batch of the rows in `columns`, once every value is checked to be UTF-8.
+    fn finish(&mut self, columns: Vec<ColumnBuffers>, lines: &[u64]) -> Result<RecordBatch> {
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
+        // The first (row, field) that is not UTF-8.
+        let mut invalid: Option<(usize, usize)> = None;
+        for ((column, capacity), &field) in columns
+            .into_iter()
+            .zip(&mut self.byte_capacity)
+            .zip(&self.indices)
+        {
+            let bytes = column.values.len();
             // Reserve a little more than last time: the next batch rarely
             // needs to grow its buffer.
             *capacity = bytes.saturating_add(bytes / 8);
-            columns.push(Arc::new(array));
+            let offsets = OffsetBuffer::new(ScalarBuffer::from(column.offsets));
+            let values = Buffer::from_vec(column.values);
+            // Arrow checks the whole values buffer and the offsets in one
+            // pass; the clones share the buffers, kept to locate a bad value.
+            match StringArray::try_new(offsets.clone(), values.clone(), None) {
+                Ok(array) => arrays.push(Arc::new(array)),
+                Err(_) => {
+                    let row = first_invalid_row(&offsets, &values).unwrap_or(0);
+                    invalid = Some(invalid.map_or((row, field), |seen| seen.min((row, field))));
+                }
+            }
         }
-        Ok(Some(RecordBatch::try_new(self.schema.clone(), columns)?))
+        if let Some((row, field)) = invalid {
+            return Err(self.invalid_utf8(lines, row, field));
+        }
+        Ok(RecordBatch::try_new(self.schema.clone(), arrays)?)
     }
+
+    /// An error naming the first row and field of `columns` that is not
+    /// UTF-8, if there is one.
+    fn check_utf8(&self, columns: &[ColumnBuffers], lines: &[u64]) -> Result<()> {
+        let first = columns
+            .iter()
+            .zip(&self.indices)
+            .filter_map(|(column, &field)| {
+                Some((first_invalid_row(&column.offsets, &column.values)?, field))
+            })
+            .min();
+        match first {
+            None => Ok(()),
+            Some((row, field)) => Err(self.invalid_utf8(lines, row, field)),
+        }
+    }
+
+    /// The error for field `field` of row `row` of this batch.
+    fn invalid_utf8(&self, lines: &[u64], row: usize, field: usize) -> PluginError {
+        PluginError::invalid_input(format!(
+            "{:?}, {}: field {} is not valid UTF-8; only UTF-8 text files can be read",
+            self.path,
+            place(lines[row], self.rows_done + row as u64 + 1),
+            field + 1
+        ))
+    }
+
+    /// The error for the reader's current row, `count` rows into the batch,
+    /// whose field count is not `width`.
+    fn ragged_row(&self, count: usize) -> PluginError {
+        let against = if self.has_header {
+            "the header"
+        } else {
+            "the first row"
+        };
+        PluginError::invalid_input(format!(
+            "{:?}, {}: the row has {} field(s) but {against} has {}; \
+             every row must have as many fields as {against}",
+            self.path,
+            place(self.reader.record_line(), self.rows_done + count as u64 + 1),
+            self.reader.len(),
+            self.width,
+        ))
+    }
+
+    fn too_big(&self, count: usize) -> PluginError {
+        PluginError::invalid_input(format!(
+            "{:?}, {}: the row is too large: a column of one batch would hold over 2 GiB of text",
+            self.path,
+            place(self.reader.record_line(), self.rows_done + count as u64 + 1),
+        ))
+    }
+}
+
+/// Where a row is, for messages: `line 5 (row 3)`; `row` counts data rows from 1.
+fn place(line: u64, row: u64) -> String {
+    format!("line {line} (row {row})")
+}
+
+/// The first row (0-based) of a column whose value is not valid UTF-8.
+fn first_invalid_row(offsets: &[i32], values: &[u8]) -> Option<usize> {
+    offsets.windows(2).position(|pair| {
+        let (start, end) = (pair[0] as usize, pair[1] as usize);
+        std::str::from_utf8(&values[start..end]).is_err()
+    })
+}
+
+/// The header's names: the reader's current record, which must be UTF-8.
+fn header_names(path: &str, reader: &RecordReader<File>) -> Result<Vec<String>> {
+    (0..reader.len())
+        .map(|index| {
+            std::str::from_utf8(reader.field(index))
+                .map(str::to_owned)
+                .map_err(|_| {
+                    PluginError::invalid_input(format!(
+                        "{path:?}, line {} (the header): field {} is not valid UTF-8; \
+                         only UTF-8 text files can be read",
+                        reader.record_line(),
+                        index + 1
+                    ))
+                })
+        })
+        .collect()
 }
 
 /// Positions `file` after a UTF-8 byte order mark, or at its start.
@@ -284,14 +394,14 @@ fn skip_bom(file: &mut File) -> io::Result<()> {
 }
 
 /// The header positions of the `wanted` column names.
-fn select(path: &str, header: &csv::StringRecord, wanted: &[String]) -> Result<Vec<usize>> {
+fn select(path: &str, header: &[String], wanted: &[String]) -> Result<Vec<usize>> {
     wanted
         .iter()
         .map(|name| {
             let mut found = header
                 .iter()
                 .enumerate()
-                .filter(|(_, column)| column == name)
+                .filter(|(_, column)| *column == name)
                 .map(|(index, _)| index);
             match (found.next(), found.next()) {
                 (Some(index), None) => Ok(index),
@@ -308,7 +418,7 @@ fn select(path: &str, header: &csv::StringRecord, wanted: &[String]) -> Result<V
         .collect()
 }
 
-fn list_columns(header: &csv::StringRecord) -> String {
+fn list_columns(header: &[String]) -> String {
     let mut listed: Vec<String> = header
         .iter()
         .take(MAX_LISTED_COLUMNS)
@@ -324,60 +434,18 @@ fn empty_file(path: &str) -> PluginError {
     PluginError::invalid_input(format!("file {path:?} is empty"))
 }
 
-/// A parse error as a message naming the file, line and row.
-fn read_error(path: &str, has_header: bool, err: csv::Error) -> PluginError {
+/// A failed read of the file.
+fn io_error(path: &str, err: io::Error) -> PluginError {
     let text = err.to_string();
-    let place = |pos: Option<&csv::Position>| match pos {
-        Some(pos) => {
-            // `record` counts the header too.
-            let row = if has_header {
-                pos.record()
-            } else {
-                pos.record() + 1
-            };
-            if has_header && row == 0 {
-                format!("line {} (the header)", pos.line())
-            } else {
-                format!("line {} (row {row})", pos.line())
-            }
-        }
-        None => "a row".to_owned(),
-    };
-    match err.into_kind() {
-        csv::ErrorKind::Io(err) => {
-            let kind = PluginError::from(err).kind;
-            PluginError::new(
-                if kind == ErrorKind::InvalidInput {
-                    kind
-                } else {
-                    ErrorKind::Io
-                },
-                format!("reading {path:?} failed: {text}"),
-            )
-        }
-        csv::ErrorKind::Utf8 { pos, err } => PluginError::invalid_input(format!(
-            "{path:?}, {}: field {} is not valid UTF-8; only UTF-8 text files can be read",
-            place(pos.as_ref()),
-            err.field() + 1
-        )),
-        csv::ErrorKind::UnequalLengths {
-            pos,
-            expected_len,
-            len,
-        } => {
-            let against = if has_header {
-                "the header"
-            } else {
-                "the first row"
-            };
-            PluginError::invalid_input(format!(
-                "{path:?}, {}: the row has {len} field(s) but {against} has {expected_len}; \
-                 every row must have as many fields as {against}",
-                place(pos.as_ref())
-            ))
-        }
-        _ => PluginError::internal(format!("reading {path:?} failed: {text}")),
-    }
+    let kind = PluginError::from(err).kind;
+    PluginError::new(
+        if kind == ErrorKind::InvalidInput {
+            kind
+        } else {
+            ErrorKind::Io
+        },
+        format!("reading {path:?} failed: {text}"),
+    )
 }
 
 #[cfg(test)]
@@ -891,5 +959,62 @@ mod tests {
         let all = rows(&batches);
         assert_eq!(all[0], strings(&["00000", "row 0\nline two"]));
         assert_eq!(all[9_999], strings(&["09999", "row 9999\nline two"]));
+    }
+
+    #[test]
+    fn invalid_utf8_is_found_per_value_and_in_later_batches() {
+        let mut file = b"id,text\n".to_vec();
+        for n in 0..10 {
+            file.extend_from_slice(format!("{n},\"ok\nok\"\n").as_bytes());
+        }
+        // Row 11: alone, neither half of `\xC3\xA9` is UTF-8, though the two
+        // together in one buffer would be.
+        file.extend_from_slice(b"x,\xC3\ny,\xA9\n");
+        let (_dir, root) = root_with(&[("split.csv", &file)]);
+        let limits = Limits {
+            batch_size: 4,
+            ..Limits::default()
+        };
+        let err = load_with(&root, json!({ "path": "split.csv" }), &limits)
+            .err()
+            .unwrap();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        assert!(err.message.contains("line 22 (row 11)"), "{}", err.message);
+        assert!(err.message.contains("field 2"), "{}", err.message);
+    }
+
+    #[test]
+    fn invalid_utf8_before_a_ragged_row_is_reported_first() {
+        let (_dir, root) = root_with(&[("both.csv", b"a,b\n1,\xFF\n2\n")]);
+        let err = load(&root, json!({ "path": "both.csv" })).err().unwrap();
+        assert!(err.message.contains("line 2 (row 1)"), "{}", err.message);
+        assert!(err.message.contains("UTF-8"), "{}", err.message);
+    }
+
+    #[test]
+    fn only_exported_columns_must_be_utf8() {
+        let (_dir, root) = root_with(&[("mixed.csv", b"id,blob\n1,\xFF\xFE\n2,ok\n")]);
+        let (_, batches) = load(&root, json!({ "path": "mixed.csv", "columns": ["id"] })).unwrap();
+        assert_eq!(rows(&batches), [strings(&["1"]), strings(&["2"])]);
+        let err = load(&root, json!({ "path": "mixed.csv" })).err().unwrap();
+        assert!(err.message.contains("line 2 (row 1)"), "{}", err.message);
+        assert!(err.message.contains("field 2"), "{}", err.message);
+    }
+
+    #[test]
+    fn crlf_rows_and_quoted_fields_through_the_loader() {
+        let (_dir, root) = root_with(&[(
+            "crlf.csv",
+            b"a,b\r\n\"x\r\ny\",\"\"\"\"\r\n\r\n3,\r\n\"\",\"end\"",
+        )]);
+        let (_, batches) = load(&root, json!({ "path": "crlf.csv" })).unwrap();
+        assert_eq!(
+            rows(&batches),
+            [
+                strings(&["x\r\ny", "\""]),
+                strings(&["3", ""]),
+                strings(&["", "end"])
+            ]
+        );
     }
 }
