@@ -114,6 +114,110 @@
 //! assert_eq!(out, b"hello, ada\n");
 //! ```
 //!
+//! ## The model
+//!
+//! A plugin library exports one [`Plugin`] (built with [`PluginBuilder`] and
+//! exported with [`export_plugin!`]). The host loads the library, reads the
+//! [`Manifest`] (names, versions, descriptions, JSON Schemas) and from then on
+//! calls two kinds of component:
+//!
+//! - a [`Loader`] turns `(config, selector, limits)` into a [`BatchReader`]:
+//!   a pull-based stream of record batches that all share one schema;
+//! - a [`Formatter`] turns `(config, options, schema)` into a [`FormatWriter`],
+//!   whose `write` is called once per batch and `finish` once at the end,
+//!   each appending bytes to the host's buffer.
+//!
+//! Loaders and formatters never meet: the host streams batches from one to
+//! the other across the Arrow C stream interface, and owns files, sizes,
+//! compression, checksums and records. Keep memory flat: hold a batch or a
+//! few, never the whole data set, and hand bytes over in every `write`.
+//!
+//! ## Data types
+//!
+//! Every formatter must write every type in this list, and a loader may yield
+//! any of them (`export-host plugins check` feeds each one, with nulls, to every
+//! formatter; `testing::promised_types` is the same list as code, behind
+//! the `testing` feature):
+//!
+//! | Arrow type | [`rows::Cell`] | shown as text |
+//! | --- | --- | --- |
+//! | `Null` | `Null` | empty |
+//! | `Boolean` | `Bool` | `true` / `false` |
+//! | `Int8`, `Int16`, `Int32`, `Int64` | `Int` | decimal |
+//! | `UInt8`, `UInt16`, `UInt32`, `UInt64` | `UInt` | decimal |
+//! | `Float64` | `Float` | shortest round trip; `NaN`, `inf`, `-inf` |
+//! | `Float32` | `Formatted` | Arrow's display |
+//! | `Utf8`, `LargeUtf8`, `Utf8View` | `Text` | the text |
+//! | `Utf8` tagged `arrow.json` ([`json::json_field`]) | `Json` | the JSON text, strings unquoted |
+//! | `Binary`, `LargeBinary` | `Binary` | lowercase hex |
+//! | `Date32`, `Date64` | `Formatted` | `2024-05-01` (`Date64`: with the time) |
+//! | `Time64(Microsecond)` | `Formatted` | `10:00:00` |
+//! | `Timestamp(Second \| Millisecond \| Microsecond \| Nanosecond, None)` | `Formatted` | `2024-05-01T10:00:00.123` |
+//! | `Timestamp(_, Some("+02:00"))`: a zone given as an offset | `Formatted` | with the offset: `...+02:00` |
+//! | `Decimal128(p, s)` | `Formatted` | `1234.5678` |
+//!
+//! Named time zones (`Some("Europe/Paris")`, even `Some("UTC")`) are not
+//! promised: Arrow's display needs a time zone database for them, which
+//! plugin-api does not carry, so [`rows::Rows::new`] refuses such a column
+//! with [`ErrorKind::Unsupported`]. Loaders should use offsets.
+//!
+//! Every other type (nested lists, structs, maps, dictionaries, durations,
+//! intervals) is still shown by [`rows::Rows`] through Arrow's display rules
+//! when Arrow can display it, but is not promised: a formatter may refuse it
+//! in [`Formatter::start`] with [`ErrorKind::Unsupported`].
+//!
+//! ## Config, selectors and options
+//!
+//! Each input is a serde type whose JSON Schema (derived with [`JsonSchema`])
+//! goes into the manifest; the host validates every document against it
+//! before the plugin sees it and names the failing field. Add
+//! `#[serde(deny_unknown_fields)]` so a typo is refused, and document every
+//! field with a `///` comment: it becomes the schema's description, which
+//! `GET /v1/plugins` shows.
+//!
+//! - `Config`: the plugin's `[plugins.NAME.config]` table in `plugins.toml`,
+//!   declared with [`PluginBuilder::config`]; one per plugin, shared by its
+//!   components. [`NoConfig`] reads none.
+//! - `Selector` (loaders): what a request's `selector` passes.
+//! - `Options` (formatters): the request's `options` minus the host's own
+//!   keys `compression` and `file_name`.
+//!
+//! ## Errors
+//!
+//! Return a [`PluginError`]: an [`ErrorKind`] that says whose fault it was
+//! (`InvalidInput`, `NotFound` and `PermissionDenied` are the requester's
+//! fault and are reported as bad input) and a message for
+//! the person who asked, saying what was wrong and what to do. A panic is
+//! caught at the boundary and fails the export with kind `Panic` and the
+//! panic's message and location; it never takes the host down, but it is a
+//! bug: `plugins check` fails a plugin that panics on valid input.
+//!
+//! ## Testing
+//!
+//! With the `testing` feature, the `testing` module drives a [`Plugin`] in-process
+//! exactly as the host passes documents: build batches from rows of strings,
+//! run a formatter and collect bytes, run a loader and collect batches,
+//! assert that a panic is contained. Then run the conformance battery on the
+//! built library: `export-host plugins check target/release/libNAME.so`.
+//!
+//! ## Packaging
+//!
+//! A plugin is a crate with `crate-type = ["cdylib"]`, built with
+//! `cargo build --release` and the default `panic = "unwind"`. Ship the
+//! `.so`; operators drop it into the plugin directory and name it in
+//! `plugins.toml` (optionally pinned by `sha256`). `export-host plugins new`
+//! writes a ready crate.
+//!
+//! ## Versioning
+//!
+//! This crate follows semver, and its ABI with it: a plugin built against
+//! `1.x` loads in every later `1.y` host. A minor version may only append
+//! functions to the end of the root module (abi_stable prefix types) and
+//! add fields to the JSON documents; it never removes, reorders or changes
+//! what exists. A plugin built for another major version is refused at load
+//! time with a message naming both versions. The repository keeps a plugin
+//! built against a frozen copy of 1.0.0 and loads it in its tests.
+//!
 //! [export-host]: https://example.invalid/export-host
 
 #![warn(missing_docs)]
@@ -127,6 +231,8 @@ mod loader;
 mod manifest;
 mod plugin;
 pub mod rows;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use arrow_array;
 pub use arrow_schema;

@@ -1,13 +1,16 @@
-//! `export-host plugins list|check`.
+//! `export-host plugins list|check|new`.
 
 use super::{load_registry, InputError};
 use clap::Subcommand;
 use export_host::config::HostSettings;
+use export_host::conformance::{self, Inputs, Outcome, Report};
 use export_host::plugins::registry::open_verified;
-use export_host::plugins::schema::DocumentSchema;
+use export_host::scaffold::{self, ApiSource, Kind, ScaffoldError};
 use export_plugin_api::host::host_api_version;
 use export_plugin_api::Manifest;
-use std::path::PathBuf;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
@@ -17,20 +20,73 @@ pub enum PluginsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Load a plugin library, validate it and report; exits non-zero on failure.
+    /// Load a plugin library through the real ABI and run the conformance
+    /// battery; prints a pass/fail table and exits 1 when a check fails.
     Check {
         /// The .so file.
         file: PathBuf,
-        /// A `[config]` table as JSON, to validate against the plugin's config schema.
+        /// The plugin's `[config]` table as JSON: validated against its config
+        /// schema, then used for every check (loaders need one).
         #[arg(long)]
         config: Option<String>,
+        /// Valid options for a formatter, `NAME=JSON` (default `{}`); repeatable.
+        #[arg(long = "options", value_name = "NAME=JSON")]
+        options: Vec<String>,
+        /// A valid selector for a loader, `NAME=JSON`, to stream; repeatable.
+        #[arg(long = "selector", value_name = "NAME=JSON")]
+        selectors: Vec<String>,
+        /// Options that make a formatter panic, `NAME=JSON`, to check the
+        /// panic is contained; repeatable.
+        #[arg(long = "panic-options", value_name = "NAME=JSON")]
+        panic_options: Vec<String>,
+        /// A selector that makes a loader panic, `NAME=JSON`; repeatable.
+        #[arg(long = "panic-selector", value_name = "NAME=JSON")]
+        panic_selectors: Vec<String>,
+        /// Print the report as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a ready plugin crate: Cargo.toml, an example component with unit
+    /// tests, a README. It builds with `cargo build --release` and passes
+    /// `plugins check`.
+    New {
+        /// Crate and plugin name: lowercase letters, digits, '-' and '_'.
+        name: String,
+        /// Which component the example offers.
+        #[arg(long, value_enum)]
+        kind: Kind,
+        /// The folder to create (default: ./NAME); it must not hold anything.
+        #[arg(long)]
+        path: Option<PathBuf>,
     },
 }
 
 pub fn run(settings: &HostSettings, command: PluginsCommand) -> anyhow::Result<()> {
     match command {
         PluginsCommand::List { json } => list(settings, json),
-        PluginsCommand::Check { file, config } => check(&file, config.as_deref()),
+        PluginsCommand::Check {
+            file,
+            config,
+            options,
+            selectors,
+            panic_options,
+            panic_selectors,
+            json,
+        } => {
+            let inputs = Inputs {
+                config: config
+                    .as_deref()
+                    .map(|text| parse_json("--config", text))
+                    .transpose()?,
+                options: named_documents("--options", &options)?,
+                selectors: named_documents("--selector", &selectors)?,
+                panic_options: named_documents("--panic-options", &panic_options)?,
+                panic_selectors: named_documents("--panic-selector", &panic_selectors)?,
+                ..Inputs::default()
+            };
+            check(&file, &inputs, json)
+        }
+        PluginsCommand::New { name, kind, path } => new(name, kind, path),
     }
 }
 
@@ -71,7 +127,7 @@ fn list(settings: &HostSettings, json: bool) -> anyhow::Result<()> {
             api: manifest.api_version.clone(),
             components: components(manifest),
             isolation: plugin.isolation.as_str().to_owned(),
-            status: "loaded".to_owned(),
+            status: plugin.status().as_str().to_owned(),
         });
     }
     for entry in registry.disabled() {
@@ -136,110 +192,130 @@ fn list(settings: &HostSettings, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The checks `plugins check` runs on a manifest, as (what, problem if any).
-fn manifest_checks(manifest: &Manifest) -> Vec<(String, Option<String>)> {
-    let mut checks = Vec::new();
-    let problem = |bad: bool, text: String| bad.then_some(text);
-    checks.push((
-        format!("name {:?}", manifest.name),
-        problem(
-            !export_host::plugins::config::valid_name(&manifest.name),
-            "use lowercase letters, digits, '-' and '_'".into(),
-        ),
-    ));
-    let semver = manifest.version.split('.').count() == 3
-        && manifest
-            .version
-            .split(['.', '-', '+'])
-            .take(3)
-            .all(|p| p.parse::<u64>().is_ok());
-    checks.push((
-        format!("version {:?}", manifest.version),
-        problem(!semver, "not a semver version (MAJOR.MINOR.PATCH)".into()),
-    ));
-    checks.push((
-        "components".into(),
-        problem(
-            manifest.loaders.is_empty() && manifest.formatters.is_empty(),
-            "the plugin offers no loader and no formatter".into(),
-        ),
-    ));
-    checks.push((
-        "config schema".into(),
-        DocumentSchema::compile(&manifest.config_schema).err(),
-    ));
-    let mut seen = std::collections::HashSet::new();
-    for loader in &manifest.loaders {
-        checks.push((
-            format!("loader {:?}", loader.name),
-            if !seen.insert(("loader", loader.name.clone())) {
-                Some("declared twice".into())
-            } else {
-                DocumentSchema::compile(&loader.selector_schema)
-                    .err()
-                    .map(|e| format!("invalid selector schema: {e}"))
-            },
-        ));
-    }
-    for formatter in &manifest.formatters {
-        let bad_fields = formatter.mime_type.is_empty() || formatter.extension.is_empty();
-        checks.push((
-            format!("formatter {:?}", formatter.name),
-            if !seen.insert(("formatter", formatter.name.clone())) {
-                Some("declared twice".into())
-            } else if bad_fields {
-                Some("MIME type and extension must not be empty".into())
-            } else {
-                DocumentSchema::compile(&formatter.options_schema)
-                    .err()
-                    .map(|e| format!("invalid options schema: {e}"))
-            },
-        ));
-    }
-    checks
+fn parse_json(flag: &str, text: &str) -> anyhow::Result<Value> {
+    serde_json::from_str(text)
+        .map_err(|err| InputError(format!("{flag} is not valid JSON: {err}")).into())
 }
 
-fn check(file: &std::path::Path, config: Option<&str>) -> anyhow::Result<()> {
+/// `NAME=JSON` arguments, by name.
+fn named_documents(flag: &str, args: &[String]) -> anyhow::Result<BTreeMap<String, Value>> {
+    let mut documents = BTreeMap::new();
+    for arg in args {
+        let Some((name, json)) = arg.split_once('=') else {
+            return Err(InputError(format!(
+                "{flag} {arg:?} must be NAME=JSON, e.g. {flag} 'csv={{}}'"
+            ))
+            .into());
+        };
+        documents.insert(
+            name.to_owned(),
+            parse_json(&format!("{flag} {name}"), json)?,
+        );
+    }
+    Ok(documents)
+}
+
+fn check(file: &Path, inputs: &Inputs, json: bool) -> anyhow::Result<()> {
     let (library, sha256) = open_verified(file, None).map_err(|(_, reason)| {
         anyhow::anyhow!("{} cannot be used as a plugin: {reason}", file.display())
     })?;
     let manifest = library.manifest();
-    println!(
-        "{} {} (plugin-api {}, host speaks {}), sha256 {}",
-        manifest.name,
-        manifest.version,
-        manifest.api_version,
-        host_api_version(),
-        sha256
-    );
-    let mut checks = manifest_checks(manifest);
-    if let Some(text) = config {
-        let value: serde_json::Value = serde_json::from_str(text)
-            .map_err(|err| InputError(format!("--config is not valid JSON: {err}")))?;
-        let problem = match DocumentSchema::compile(&manifest.config_schema) {
-            Ok(schema) => schema.check("config", &value).err().map(|e| e.to_string()),
-            Err(err) => Some(err),
-        };
-        checks.push(("config".into(), problem));
+    let report = conformance::run(&library, inputs);
+    if json {
+        let document = serde_json::json!({
+            "file": file,
+            "plugin": manifest.name,
+            "version": manifest.version,
+            "api_version": manifest.api_version,
+            "host_api_version": host_api_version(),
+            "sha256": sha256,
+            "passed": report.passed(),
+            "checks": report.checks,
+        });
+        println!("{}", serde_json::to_string_pretty(&document)?);
+    } else {
+        println!(
+            "{} {} (plugin-api {}, host speaks {}), sha256 {}",
+            manifest.name,
+            manifest.version,
+            manifest.api_version,
+            host_api_version(),
+            sha256
+        );
+        print_table(&report);
     }
-    let mut failed = 0;
-    for (what, problem) in &checks {
-        match problem {
-            None => println!("  ok    {what}"),
-            Some(problem) => {
-                failed += 1;
-                println!("  FAIL  {what}: {problem}");
-            }
-        }
-    }
-    if failed > 0 {
+    let failed: Vec<&str> = report.failed().map(|c| c.check.as_str()).collect();
+    if !failed.is_empty() {
         anyhow::bail!(
-            "{} of {} checks failed for {}",
-            failed,
-            checks.len(),
-            file.display()
+            "{} of {} checks failed for {}: {}",
+            failed.len(),
+            report.checks.len(),
+            file.display(),
+            failed.join("; ")
         );
     }
-    println!("{} checks passed", checks.len());
+    Ok(())
+}
+
+/// `  ok    CHECK  detail`, the check names aligned.
+fn print_table(report: &Report) {
+    let width = report
+        .checks
+        .iter()
+        .map(|c| c.check.chars().count())
+        .max()
+        .unwrap_or(0);
+    for check in &report.checks {
+        let line = format!(
+            "  {:<6}{:<width$}  {}",
+            check.status.label(),
+            check.check,
+            check.detail
+        );
+        println!("{}", line.trim_end());
+    }
+    let passed = report.count(Outcome::Pass);
+    let not_applicable = report.count(Outcome::NotApplicable);
+    let failed = report.count(Outcome::Fail);
+    let checks = |n: usize| if n == 1 { "check" } else { "checks" };
+    let mut summary = if failed == 0 {
+        format!("{passed} {} passed", checks(passed))
+    } else {
+        format!("{failed} {} failed, {passed} passed", checks(failed))
+    };
+    if not_applicable > 0 {
+        summary.push_str(&format!(", {not_applicable} not applicable"));
+    }
+    println!("{summary}");
+}
+
+fn new(name: String, kind: Kind, path: Option<PathBuf>) -> anyhow::Result<()> {
+    let dir = path.unwrap_or_else(|| PathBuf::from(&name));
+    let request = scaffold::Request { name, kind, dir };
+    let created = scaffold::create(&request, &ApiSource::detect()).map_err(|err| match err {
+        err @ (ScaffoldError::InvalidName { .. } | ScaffoldError::NotEmpty(_)) => {
+            anyhow::Error::new(InputError(err.to_string()))
+        }
+        err => anyhow::Error::new(err),
+    })?;
+    println!(
+        "Created plugin crate {:?} ({}) in {}: {}",
+        request.name,
+        kind,
+        created.dir.display(),
+        created.files.join(", ")
+    );
+    match &created.api_source {
+        ApiSource::Path(path) => println!("export-plugin-api comes from {}", path.display()),
+        ApiSource::Version(version) => println!("export-plugin-api {version} comes from crates.io"),
+    }
+    println!("Next:");
+    println!("  cd {}", created.dir.display());
+    println!("  cargo test && cargo build --release");
+    println!(
+        "  export-host plugins check target/release/{}{}",
+        created.library,
+        created.check_args.replace(" \\\n    ", " ")
+    );
     Ok(())
 }

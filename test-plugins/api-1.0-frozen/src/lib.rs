@@ -1,0 +1,188 @@
+//! # export-plugin-api
+//!
+//! The one crate an [export-host] plugin author needs. A plugin is a `cdylib`
+//! that offers **loaders** (where data comes from) and **formatters** (how it
+//! is written out). The host owns everything else: storage, records, limits,
+//! compression, checksums, access control and the HTTP API.
+//!
+//! Data moves as Apache Arrow record batches ([`arrow_array`] is re-exported,
+//! so you build against the same version the SDK uses). A loader returns a
+//! [`BatchReader`]; a formatter turns each batch into bytes. Formatter authors
+//! who prefer rows use [`rows::Rows`].
+//!
+//! Every entry point is wrapped in `catch_unwind`: a panic in your code fails
+//! the export with the panic message instead of aborting the host. Build
+//! with the default `panic = "unwind"`.
+//!
+//! ## A complete plugin
+//!
+//! ```
+//! use std::sync::Arc;
+//! use export_plugin_api::arrow_array::{ArrayRef, RecordBatch, StringArray};
+//! use export_plugin_api::arrow_schema::{DataType, Field, Schema};
+//! use export_plugin_api::rows::Rows;
+//! use export_plugin_api::{
+//!     export_plugin, BatchReader, FormatWriter, Formatter, IterReader, JsonSchema, Limits,
+//!     Loader, NoConfig, PluginBuilder, Result,
+//! };
+//! use serde::Deserialize;
+//!
+//! /// What a request passes to the `greetings` loader.
+//! #[derive(Deserialize, JsonSchema)]
+//! #[serde(deny_unknown_fields)]
+//! #[schemars(crate = "export_plugin_api::schemars")] // no direct schemars dependency needed
+//! struct Selector {
+//!     /// Who to greet.
+//!     names: Vec<String>,
+//! }
+//!
+//! struct Greetings;
+//!
+//! impl Loader for Greetings {
+//!     type Config = NoConfig;
+//!     type Selector = Selector;
+//!     const NAME: &'static str = "greetings";
+//!     const DESCRIPTION: &'static str = "One greeting per name";
+//!
+//!     fn open(&self, _: NoConfig, selector: Selector, _: &Limits) -> Result<Box<dyn BatchReader>> {
+//!         let schema = Arc::new(Schema::new(vec![Field::new("greeting", DataType::Utf8, false)]));
+//!         let greetings: Vec<String> = selector.names.iter().map(|n| format!("hello, {n}")).collect();
+//!         let column: ArrayRef = Arc::new(StringArray::from(greetings));
+//!         let batch = RecordBatch::try_new(schema.clone(), vec![column])?;
+//!         Ok(Box::new(IterReader::new(schema, std::iter::once(Ok(batch)))))
+//!     }
+//! }
+//!
+//! /// Options of the `lines` formatter.
+//! #[derive(Deserialize, JsonSchema, Default)]
+//! #[serde(deny_unknown_fields, default)]
+//! #[schemars(crate = "export_plugin_api::schemars")]
+//! struct LineOptions {
+//!     /// Put this between cells.
+//!     separator: Option<String>,
+//! }
+//!
+//! struct Lines;
+//!
+//! impl Formatter for Lines {
+//!     type Config = NoConfig;
+//!     type Options = LineOptions;
+//!     const NAME: &'static str = "lines";
+//!     const DESCRIPTION: &'static str = "One line per row";
+//!     const MIME_TYPE: &'static str = "text/plain; charset=utf-8";
+//!     const EXTENSION: &'static str = "txt";
+//!
+//!     fn start(&self, _: NoConfig, options: LineOptions, _schema: export_plugin_api::arrow_schema::SchemaRef)
+//!         -> Result<Box<dyn FormatWriter>> {
+//!         Ok(Box::new(LineWriter { separator: options.separator.unwrap_or_else(|| " ".into()) }))
+//!     }
+//! }
+//!
+//! struct LineWriter { separator: String }
+//!
+//! impl FormatWriter for LineWriter {
+//!     fn write(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<()> {
+//!         let rows = Rows::new(batch)?;
+//!         for row in rows.iter() {
+//!             let cells: Vec<String> = row.cells().map(|c| c.to_string()).collect();
+//!             out.extend_from_slice(cells.join(&self.separator).as_bytes());
+//!             out.push(b'\n');
+//!         }
+//!         Ok(())
+//!     }
+//!     fn finish(&mut self, _out: &mut Vec<u8>) -> Result<()> { Ok(()) }
+//! }
+//!
+//! fn plugin() -> export_plugin_api::Plugin {
+//!     PluginBuilder::new("hello", "0.1.0")
+//!         .description("Greetings, one per line")
+//!         .loader(Greetings)
+//!         .formatter(Lines)
+//!         .build()
+//! }
+//!
+//! // In the plugin crate (crate-type = ["cdylib"]) this one line exports it:
+//! export_plugin!(plugin());
+//!
+//! // The same plugin can be driven in-process, e.g. from unit tests:
+//! let plugin = plugin();
+//! let mut reader = plugin.open_loader("greetings", "{}", r#"{"names":["ada"]}"#, &Limits::default()).unwrap();
+//! let batch = reader.next_batch().unwrap().unwrap();
+//! let mut writer = plugin.start_formatter("lines", "{}", "{}", batch.schema()).unwrap();
+//! let mut out = Vec::new();
+//! writer.write(&batch, &mut out).unwrap();
+//! assert_eq!(out, b"hello, ada\n");
+//! ```
+//!
+//! [export-host]: https://example.invalid/export-host
+
+#![warn(missing_docs)]
+
+mod abi;
+mod error;
+pub mod files;
+mod formatter;
+pub mod json;
+mod loader;
+mod manifest;
+mod plugin;
+pub mod rows;
+
+pub use arrow_array;
+pub use arrow_schema;
+pub use error::{ErrorKind, PluginError, Result};
+pub use formatter::{FormatWriter, Formatter};
+pub use loader::{BatchReader, IterReader, Limits, Loader};
+pub use manifest::{FormatterManifest, LoaderManifest, Manifest};
+pub use plugin::{Plugin, PluginBuilder, API_VERSION};
+pub use schemars::{self, JsonSchema};
+
+/// For hosts: load plugin libraries and call them. Plugin authors do not need this.
+pub mod host {
+    pub use crate::abi::host::{
+        host_api_version, FormatterSession, LoadError, LoaderStream, PluginBytes, PluginLibrary,
+    };
+}
+
+/// Config type for components that read no plugin configuration.
+pub type NoConfig = serde::de::IgnoredAny;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::abi::__private::*;
+}
+
+/// Exports a plugin from a `cdylib` crate: `export_plugin!(build_plugin())`,
+/// where the expression evaluates to a [`Plugin`]. It is evaluated once, on
+/// first use, and a panic there is reported as a load error.
+///
+/// Use it once per library.
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:expr) => {
+        #[doc(hidden)]
+        fn __export_host_build_plugin() -> $crate::Plugin {
+            $plugin
+        }
+
+        #[doc(hidden)]
+        fn __export_host_root_module() -> $crate::__private::PluginModRef {
+            $crate::__private::root_module(__export_host_build_plugin)
+        }
+
+        #[doc(hidden)]
+        extern "C" fn __export_host_erased_root_module() -> $crate::__private::RootModuleResult {
+            $crate::__private::__call_root_module_loader(__export_host_root_module)
+        }
+
+        /// The abi_stable library header through which the host finds this plugin.
+        #[doc(hidden)]
+        #[export_name = "_1as_0lib_1header_0root_bmodule_bloader"]
+        pub static __EXPORT_HOST_LIB_HEADER: $crate::__private::LibHeader = unsafe {
+            $crate::__private::LibHeader::from_constructor::<$crate::__private::PluginModRef>(
+                __export_host_erased_root_module,
+                $crate::__private::CheckTypeLayout::Yes,
+            )
+        };
+    };
+}

@@ -1,0 +1,229 @@
+//! A row view over record batches, for formatter authors who would rather
+//! not work column by column.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use export_plugin_api::arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+//! use export_plugin_api::rows::{Cell, Rows};
+//!
+//! let batch = RecordBatch::try_from_iter([
+//!     ("id", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef),
+//!     ("name", Arc::new(StringArray::from(vec![Some("ada"), None])) as ArrayRef),
+//! ]).unwrap();
+//! let rows = Rows::new(&batch).unwrap();
+//! let second = rows.row(1);
+//! assert!(matches!(second.get(0), Cell::Int(2)));
+//! assert!(matches!(second.get(1), Cell::Null));
+//! assert_eq!(rows.row(0).get(1).to_string(), "ada");
+//! ```
+
+use crate::error::{PluginError, Result};
+use crate::json::{is_json_field, json_value_text};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type, UInt64Type,
+    UInt8Type,
+};
+use arrow_array::{Array, RecordBatch};
+use arrow_cast::display::{ArrayFormatter, FormatOptions};
+use arrow_schema::DataType;
+use std::fmt;
+
+/// One value, borrowed from its batch.
+pub enum Cell<'a> {
+    /// A null.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// Any signed integer column.
+    Int(i64),
+    /// Any unsigned integer column.
+    UInt(u64),
+    /// A `Float64` value (may be NaN or infinite).
+    Float(f64),
+    /// A text value (`Utf8`, `LargeUtf8`, `Utf8View`).
+    Text(&'a str),
+    /// A raw JSON value from an `arrow.json` column; see [`crate::json`].
+    Json(&'a str),
+    /// Binary data.
+    Binary(&'a [u8]),
+    /// Any other type (dates, timestamps, decimals, lists, ...), rendered by
+    /// Arrow's display rules when formatted.
+    Formatted(arrow_cast::display::ValueFormatter<'a>),
+}
+
+impl fmt::Display for Cell<'_> {
+    /// The value as plain text: nulls are empty, JSON strings lose their quotes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cell::Null => Ok(()),
+            Cell::Bool(value) => write!(f, "{value}"),
+            Cell::Int(value) => write!(f, "{value}"),
+            Cell::UInt(value) => write!(f, "{value}"),
+            Cell::Float(value) => write!(f, "{value}"),
+            Cell::Text(text) => f.write_str(text),
+            Cell::Json(raw) => f.write_str(&json_value_text(raw)),
+            Cell::Binary(bytes) => {
+                for byte in *bytes {
+                    write!(f, "{byte:02x}")?;
+                }
+                Ok(())
+            }
+            Cell::Formatted(value) => write!(f, "{value}"),
+        }
+    }
+}
+
+enum Column<'a> {
+    Null,
+    Bool(&'a arrow_array::BooleanArray),
+    I8(&'a arrow_array::PrimitiveArray<Int8Type>),
+    I16(&'a arrow_array::PrimitiveArray<Int16Type>),
+    I32(&'a arrow_array::PrimitiveArray<Int32Type>),
+    I64(&'a arrow_array::PrimitiveArray<Int64Type>),
+    U8(&'a arrow_array::PrimitiveArray<UInt8Type>),
+    U16(&'a arrow_array::PrimitiveArray<UInt16Type>),
+    U32(&'a arrow_array::PrimitiveArray<UInt32Type>),
+    U64(&'a arrow_array::PrimitiveArray<UInt64Type>),
+    F64(&'a arrow_array::PrimitiveArray<Float64Type>),
+    Utf8(&'a arrow_array::StringArray, bool),
+    LargeUtf8(&'a arrow_array::LargeStringArray),
+    Utf8View(&'a arrow_array::StringViewArray),
+    Binary(&'a arrow_array::BinaryArray),
+    LargeBinary(&'a arrow_array::LargeBinaryArray),
+    Other(ArrayFormatter<'a>),
+}
+
+/// The rows of one batch.
+pub struct Rows<'a> {
+    columns: Vec<(&'a dyn Array, Column<'a>)>,
+    num_rows: usize,
+}
+
+const DISPLAY: FormatOptions<'static> = FormatOptions::new().with_display_error(false);
+
+impl<'a> Rows<'a> {
+    /// A row view of `batch`. Fails only for a column type Arrow cannot display.
+    pub fn new(batch: &'a RecordBatch) -> Result<Self> {
+        let schema = batch.schema_ref();
+        let mut columns = Vec::with_capacity(batch.num_columns());
+        for (index, array) in batch.columns().iter().enumerate() {
+            let array: &'a dyn Array = array.as_ref();
+            let field = schema.field(index);
+            let column = match array.data_type() {
+                DataType::Null => Column::Null,
+                DataType::Boolean => Column::Bool(array.as_boolean()),
+                DataType::Int8 => Column::I8(array.as_primitive()),
+                DataType::Int16 => Column::I16(array.as_primitive()),
+                DataType::Int32 => Column::I32(array.as_primitive()),
+                DataType::Int64 => Column::I64(array.as_primitive()),
+                DataType::UInt8 => Column::U8(array.as_primitive()),
+                DataType::UInt16 => Column::U16(array.as_primitive()),
+                DataType::UInt32 => Column::U32(array.as_primitive()),
+                DataType::UInt64 => Column::U64(array.as_primitive()),
+                DataType::Float64 => Column::F64(array.as_primitive()),
+                DataType::Utf8 => Column::Utf8(array.as_string(), is_json_field(field)),
+                DataType::LargeUtf8 => Column::LargeUtf8(array.as_string()),
+                DataType::Utf8View => Column::Utf8View(array.as_string_view()),
+                DataType::Binary => Column::Binary(array.as_binary()),
+                DataType::LargeBinary => Column::LargeBinary(array.as_binary()),
+                _ => Column::Other(ArrayFormatter::try_new(array, &DISPLAY).map_err(|err| {
+                    PluginError::unsupported(format!(
+                        "column {:?} has type {} which cannot be shown as text: {err}",
+                        field.name(),
+                        array.data_type()
+                    ))
+                })?),
+            };
+            columns.push((array, column));
+        }
+        Ok(Rows {
+            columns,
+            num_rows: batch.num_rows(),
+        })
+    }
+
+    /// How many rows.
+    pub fn len(&self) -> usize {
+        self.num_rows
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.num_rows == 0
+    }
+
+    /// How many columns.
+    pub fn num_columns(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// Row `index` (panics when out of range, like slice indexing).
+    pub fn row(&self, index: usize) -> Row<'_, 'a> {
+        assert!(index < self.num_rows, "row {index} out of range");
+        Row { rows: self, index }
+    }
+
+    /// Every row in order.
+    pub fn iter(&self) -> impl Iterator<Item = Row<'_, 'a>> {
+        (0..self.num_rows).map(move |index| Row { rows: self, index })
+    }
+
+    /// The value at (`row`, `column`).
+    pub fn cell(&self, row: usize, column: usize) -> Cell<'_> {
+        let (array, column) = &self.columns[column];
+        if array.is_null(row) {
+            return Cell::Null;
+        }
+        match column {
+            Column::Null => Cell::Null,
+            Column::Bool(a) => Cell::Bool(a.value(row)),
+            Column::I8(a) => Cell::Int(a.value(row).into()),
+            Column::I16(a) => Cell::Int(a.value(row).into()),
+            Column::I32(a) => Cell::Int(a.value(row).into()),
+            Column::I64(a) => Cell::Int(a.value(row)),
+            Column::U8(a) => Cell::UInt(a.value(row).into()),
+            Column::U16(a) => Cell::UInt(a.value(row).into()),
+            Column::U32(a) => Cell::UInt(a.value(row).into()),
+            Column::U64(a) => Cell::UInt(a.value(row)),
+            Column::F64(a) => Cell::Float(a.value(row)),
+            Column::Utf8(a, false) => Cell::Text(a.value(row)),
+            Column::Utf8(a, true) => Cell::Json(a.value(row)),
+            Column::LargeUtf8(a) => Cell::Text(a.value(row)),
+            Column::Utf8View(a) => Cell::Text(a.value(row)),
+            Column::Binary(a) => Cell::Binary(a.value(row)),
+            Column::LargeBinary(a) => Cell::Binary(a.value(row)),
+            Column::Other(formatter) => Cell::Formatted(formatter.value(row)),
+        }
+    }
+}
+
+/// One row of a [`Rows`] view.
+#[derive(Clone, Copy)]
+pub struct Row<'r, 'a> {
+    rows: &'r Rows<'a>,
+    index: usize,
+}
+
+impl<'r> Row<'r, '_> {
+    /// The row's position in its batch.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+    /// How many cells.
+    pub fn len(&self) -> usize {
+        self.rows.num_columns()
+    }
+    /// Whether the row has no cells.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The cell in `column`.
+    pub fn get(&self, column: usize) -> Cell<'r> {
+        self.rows.cell(self.index, column)
+    }
+    /// Every cell in column order.
+    pub fn cells(&self) -> impl Iterator<Item = Cell<'r>> + '_ {
+        (0..self.len()).map(move |column| self.get(column))
+    }
+}
