@@ -15,9 +15,12 @@
 //! links and the worker pool.
 
 pub mod config;
+pub mod conformance;
+pub mod isolation;
 pub mod pipeline;
 pub mod plugins;
 pub mod records;
+pub mod scaffold;
 pub mod server;
 pub mod service;
 pub mod storage;

@@ -53,6 +53,9 @@ enum Command {
     /// Create, list and revoke API tokens.
     #[command(subcommand)]
     Token(serve::TokenCommand),
+    /// Internal: one isolated plugin's worker process, started by the host.
+    #[command(name = "__plugin-worker", hide = true)]
+    PluginWorker(export_host::isolation::WorkerArgs),
 }
 
 /// Runs the parsed command.
@@ -67,6 +70,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => maintenance::migrate(&settings),
         Command::Serve => serve::serve(&settings),
         Command::Token(command) => serve::token(&settings, command),
+        Command::PluginWorker(args) => export_host::isolation::worker::run(args),
     }
 }
 

@@ -6,7 +6,8 @@
 
 use super::request::PreparedExport;
 use super::sink::{size_limit, Sink, SinkSummary};
-use export_plugin_api::arrow_array::RecordBatch;
+use crate::isolation::{Batch, CallError, Deadline, Fault};
+use crate::plugins::LoadedPlugin;
 use export_plugin_api::arrow_schema::SchemaRef;
 use export_plugin_api::{ErrorKind, Limits, PluginError};
 use std::io::Write;
@@ -49,6 +50,19 @@ pub enum RunError {
         /// What the plugin said (shown in the message, so not a `source`).
         error: PluginError,
     },
+    /// An isolated plugin's worker failed (crashed, ran out of memory, hung),
+    /// or the plugin is quarantined.
+    #[error("{} {component} failed: plugin {plugin:?} {fault}", match stage { Stage::Loader => "loader", Stage::Formatter => "formatter" })]
+    Fault {
+        /// Which side.
+        stage: Stage,
+        /// `plugin/name`.
+        component: String,
+        /// The plugin.
+        plugin: String,
+        /// What happened to its worker.
+        fault: Fault,
+    },
     /// More rows than MAX_ROWS.
     #[error(
         "the export has more than {limit} rows (MAX_ROWS); narrow the selector or raise MAX_ROWS"
@@ -64,7 +78,7 @@ pub enum RunError {
         limit: u64,
     },
     /// A plugin ran past its `timeout`.
-    #[error("plugin {plugin} ran past its timeout of {}", humantime::format_duration(*timeout))]
+    #[error("plugin {plugin:?} ran past its timeout of {}", humantime::format_duration(*timeout))]
     Timeout {
         /// The plugin.
         plugin: String,
@@ -108,21 +122,21 @@ pub fn run<W: Write>(
     let started = Instant::now();
     let loader_address = export.loader_address();
     let formatter_address = export.formatter_address();
-    let loader_error = |error| RunError::Plugin {
-        stage: Stage::Loader,
-        component: loader_address.clone(),
-        error,
-    };
-    let formatter_error = |error| RunError::Plugin {
-        stage: Stage::Formatter,
-        component: formatter_address.clone(),
-        error,
+    let loader_error =
+        |error| call_error(Stage::Loader, &loader_address, &export.loader_plugin, error);
+    let formatter_error = |error| {
+        call_error(
+            Stage::Formatter,
+            &formatter_address,
+            &export.formatter_plugin,
+            error,
+        )
     };
     let deadline = deadline(export, started);
 
-    let stream = export
+    let mut stream = export
         .loader_plugin
-        .library()
+        .handle()
         .open_loader(
             &export.loader.name,
             &export.loader_plugin.config_json,
@@ -131,25 +145,31 @@ pub fn run<W: Write>(
                 max_rows: limits.max_rows,
                 batch_size: limits.batch_size,
             },
+            plugin_deadline(&export.loader_plugin, started),
+            // Both isolated: batches go from worker to worker as they came.
+            export.formatter_plugin.handle().takes_ipc(),
         )
         .map_err(loader_error)?;
     let schema = stream.schema();
     let mut formatter = export
         .formatter_plugin
-        .library()
+        .handle()
         .start_formatter(
             &export.formatter.name,
             &export.formatter_plugin.config_json,
             &export.options_json,
             &schema,
+            plugin_deadline(&export.formatter_plugin, started),
         )
         .map_err(formatter_error)?;
 
-    let (sender, receiver) = sync_channel::<Result<RecordBatch, PluginError>>(CHANNEL_BATCHES);
+    // The loader's worker, if isolated: ended when the run gives up on it.
+    let loader_killer = stream.killer();
+    let (sender, receiver) = sync_channel::<Result<Batch, CallError>>(CHANNEL_BATCHES);
     let loader_thread = std::thread::Builder::new()
         .name("export-loader".to_owned())
         .spawn(move || {
-            for batch in stream {
+            while let Some(batch) = stream.next_batch() {
                 let failed = batch.is_err();
                 // A closed channel means the export stopped: drop the stream.
                 if sender.send(batch).is_err() || failed {
@@ -158,6 +178,17 @@ pub fn run<W: Write>(
             }
         })
         .map_err(RunError::Output)?;
+    let give_up_on_loader = |err: RunError| -> RunError {
+        if let Some(killer) = &loader_killer {
+            match &err {
+                RunError::Timeout { plugin, timeout } if *plugin == export.loader_plugin.name => {
+                    killer.kill(Fault::Timeout { timeout: *timeout })
+                }
+                _ => killer.abandon(),
+            }
+        }
+        err
+    };
 
     let write_out = |sink: &mut Sink<W>, bytes: &[u8]| {
         sink.write_all(bytes).map_err(|err| match size_limit(&err) {
@@ -167,45 +198,49 @@ pub fn run<W: Write>(
     };
 
     let mut rows: u64 = 0;
-    loop {
-        let next = match &deadline {
-            Some((at, plugin, timeout)) => {
-                let wait = at.saturating_duration_since(Instant::now());
-                match receiver.recv_timeout(wait) {
-                    Ok(batch) => Some(batch),
-                    Err(RecvTimeoutError::Disconnected) => None,
-                    Err(RecvTimeoutError::Timeout) => {
-                        // The loader thread may be stuck inside the plugin; it is
-                        // left behind, and the export fails now.
-                        return Err(RunError::Timeout {
-                            plugin: plugin.clone(),
-                            timeout: *timeout,
-                        });
+    let mut pump = || -> Result<(), RunError> {
+        loop {
+            let next = match &deadline {
+                Some((at, plugin, timeout)) => {
+                    let wait = at.saturating_duration_since(Instant::now());
+                    match receiver.recv_timeout(wait) {
+                        Ok(batch) => Some(batch),
+                        Err(RecvTimeoutError::Disconnected) => None,
+                        Err(RecvTimeoutError::Timeout) => {
+                            // The loader thread may be stuck inside the plugin; it is
+                            // left behind, and the export fails now.
+                            return Err(RunError::Timeout {
+                                plugin: plugin.clone(),
+                                timeout: *timeout,
+                            });
+                        }
                     }
                 }
-            }
-            None => receiver.recv().ok(),
-        };
-        let Some(batch) = next else { break };
-        let batch = batch.map_err(loader_error)?;
-        rows += batch.num_rows() as u64;
-        if rows > limits.max_rows {
-            return Err(RunError::RowLimit {
-                limit: limits.max_rows,
-            });
-        }
-        let bytes = formatter.write(&batch).map_err(formatter_error)?;
-        write_out(&mut sink, &bytes)?;
-        progress(rows, sink.formatted_bytes());
-        if let Some((at, plugin, timeout)) = &deadline {
-            if Instant::now() > *at {
-                return Err(RunError::Timeout {
-                    plugin: plugin.clone(),
-                    timeout: *timeout,
+                None => receiver.recv().ok(),
+            };
+            let Some(batch) = next else { break };
+            let batch = batch.map_err(loader_error)?;
+            rows += batch.num_rows() as u64;
+            if rows > limits.max_rows {
+                return Err(RunError::RowLimit {
+                    limit: limits.max_rows,
                 });
             }
+            let bytes = formatter.write(&batch).map_err(formatter_error)?;
+            write_out(&mut sink, &bytes)?;
+            progress(rows, sink.formatted_bytes());
+            if let Some((at, plugin, timeout)) = &deadline {
+                if Instant::now() > *at {
+                    return Err(RunError::Timeout {
+                        plugin: plugin.clone(),
+                        timeout: *timeout,
+                    });
+                }
+            }
         }
-    }
+        Ok(())
+    };
+    pump().map_err(give_up_on_loader)?;
     // The loader has finished (its side of the channel closed).
     let _ = loader_thread.join();
     let closing = formatter.finish().map_err(formatter_error)?;
@@ -224,6 +259,34 @@ pub fn run<W: Write>(
             elapsed: started.elapsed(),
         },
     ))
+}
+
+/// The run error for a failed call into `plugin`.
+fn call_error(stage: Stage, component: &str, plugin: &LoadedPlugin, error: CallError) -> RunError {
+    match error {
+        CallError::Plugin(error) => RunError::Plugin {
+            stage,
+            component: component.to_owned(),
+            error,
+        },
+        CallError::Fault(Fault::Timeout { timeout }) => RunError::Timeout {
+            plugin: plugin.name.clone(),
+            timeout,
+        },
+        CallError::Fault(fault) => RunError::Fault {
+            stage,
+            component: component.to_owned(),
+            plugin: plugin.name.clone(),
+            fault,
+        },
+    }
+}
+
+/// When calls into `plugin`'s worker must answer by.
+fn plugin_deadline(plugin: &LoadedPlugin, started: Instant) -> Option<Deadline> {
+    plugin
+        .timeout
+        .map(|timeout| Deadline::after(started, timeout))
 }
 
 /// The earliest plugin timeout, as (instant, plugin, timeout).

@@ -46,6 +46,11 @@ struct RawEntry {
     #[serde(default)]
     isolation: Isolation,
     timeout: Option<String>,
+    memory_limit: Option<String>,
+    max_workers: Option<usize>,
+    idle_timeout: Option<String>,
+    quarantine_after: Option<u32>,
+    quarantine_window: Option<String>,
     #[serde(default)]
     config: toml::Table,
 }
@@ -55,7 +60,7 @@ fn enabled_by_default() -> bool {
 }
 
 /// One `[plugins.NAME]` table, with paths resolved.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PluginEntry {
     /// The table's name: how requests address the plugin (`NAME/component`).
     pub name: String,
@@ -69,8 +74,95 @@ pub struct PluginEntry {
     pub isolation: Isolation,
     /// Wall-clock cap on one export's work in this plugin.
     pub timeout: Option<Duration>,
+    /// How its worker processes run, when `isolation = "process"`.
+    pub worker: WorkerSettings,
     /// The `[config]` table as JSON.
     pub config: serde_json::Value,
+}
+
+/// The keys of a `[plugins.NAME]` table that shape its worker processes
+/// (they apply with `isolation = "process"` only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerSettings {
+    /// `memory_limit`: the address-space cap (RLIMIT_AS) of each worker, in bytes.
+    pub memory_limit: u64,
+    /// `max_workers`: the most workers of the plugin alive at once.
+    pub max_workers: usize,
+    /// `idle_timeout`: a worker unused this long is ended.
+    pub idle_timeout: Duration,
+    /// `quarantine_after`: this many worker crashes within `quarantine_window`
+    /// quarantine the plugin.
+    pub quarantine_after: u32,
+    /// `quarantine_window`: how far back crashes count, and so how long a
+    /// quarantine lasts after the last of them.
+    pub quarantine_window: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            memory_limit: 2 << 30,
+            max_workers: 4,
+            idle_timeout: Duration::from_secs(60),
+            quarantine_after: 3,
+            quarantine_window: Duration::from_secs(600),
+        }
+    }
+}
+
+impl WorkerSettings {
+    /// Reads the worker keys of `[plugins.NAME]`; the error names the key.
+    fn parse(name: &str, raw: &RawEntry) -> Result<WorkerSettings, String> {
+        let defaults = WorkerSettings::default();
+        let duration = |key: &str, text: &Option<String>, default: Duration| {
+            match text {
+            None => Ok(default),
+            Some(text) => humantime::parse_duration(text)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    format!("[plugins.{name}] {key} = {text:?} is not a duration above zero; write e.g. \"30s\" or \"10m\"")
+                }),
+        }
+        };
+        let memory_limit = match &raw.memory_limit {
+            None => defaults.memory_limit,
+            Some(text) => text
+                .parse::<bytesize::ByteSize>()
+                .ok()
+                .map(|size| size.as_u64())
+                .filter(|bytes| *bytes >= 16 << 20)
+                .ok_or_else(|| {
+                    format!("[plugins.{name}] memory_limit = {text:?} is not a size of at least 16 MiB; write e.g. \"512MiB\" or \"2GiB\"")
+                })?,
+        };
+        let positive = |key: &str, value: Option<u64>, default: u64| match value {
+            None => Ok(default),
+            Some(0) => Err(format!(
+                "[plugins.{name}] {key} = 0 is not allowed; give 1 or more"
+            )),
+            Some(n) => Ok(n),
+        };
+        Ok(WorkerSettings {
+            memory_limit,
+            max_workers: positive(
+                "max_workers",
+                raw.max_workers.map(|n| n as u64),
+                defaults.max_workers as u64,
+            )? as usize,
+            idle_timeout: duration("idle_timeout", &raw.idle_timeout, defaults.idle_timeout)?,
+            quarantine_after: positive(
+                "quarantine_after",
+                raw.quarantine_after.map(u64::from),
+                u64::from(defaults.quarantine_after),
+            )? as u32,
+            quarantine_window: duration(
+                "quarantine_window",
+                &raw.quarantine_window,
+                defaults.quarantine_window,
+            )?,
+        })
+    }
 }
 
 /// A parsed `plugins.toml`.
@@ -136,6 +228,7 @@ impl PluginsConfig {
                     "plugin name {name:?} is not allowed; use lowercase letters, digits, '-' and '_'"
                 )));
             }
+            let worker = WorkerSettings::parse(&name, &entry).map_err(invalid)?;
             let sha256 = match entry.sha256 {
                 Some(hash) if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
                     Some(hash.to_ascii_lowercase())
@@ -147,8 +240,8 @@ impl PluginsConfig {
                 }
                 None => None,
             };
-            let timeout = match entry.timeout {
-                Some(text) => Some(humantime::parse_duration(&text).map_err(|err| {
+            let timeout = match &entry.timeout {
+                Some(text) => Some(humantime::parse_duration(text).map_err(|err| {
                     invalid(format!(
                         "[plugins.{name}] timeout = {text:?} is not a duration ({err}); write e.g. \"30s\" or \"10m\""
                     ))
@@ -167,6 +260,7 @@ impl PluginsConfig {
                 sha256,
                 isolation: entry.isolation,
                 timeout,
+                worker,
                 config,
             });
         }
@@ -255,10 +349,50 @@ mod tests {
             ),
             ("[plugins.x]\nlibrary = \"a.so\"\nlibary = \"b\"", "libary"),
             ("[plugins.Bad]\nlibrary = \"a.so\"", "Bad"),
+            (
+                "[plugins.x]\nlibrary = \"a.so\"\nmemory_limit = \"lots\"",
+                "memory_limit",
+            ),
+            (
+                "[plugins.x]\nlibrary = \"a.so\"\nmemory_limit = \"1KiB\"",
+                "memory_limit",
+            ),
+            (
+                "[plugins.x]\nlibrary = \"a.so\"\nmax_workers = 0",
+                "max_workers",
+            ),
+            (
+                "[plugins.x]\nlibrary = \"a.so\"\nquarantine_window = \"0s\"",
+                "quarantine_window",
+            ),
         ];
         for (text, needle) in bad {
             let err = PluginsConfig::parse(Path::new("p.toml"), text).unwrap_err();
             assert!(err.to_string().contains(needle), "{err}");
         }
+    }
+
+    #[test]
+    fn reads_the_worker_keys() {
+        let config = PluginsConfig::parse(
+            Path::new("p.toml"),
+            "[plugins.x]\nlibrary = \"a.so\"\nisolation = \"process\"\nmemory_limit = \"512MiB\"\nmax_workers = 2\nidle_timeout = \"5s\"\nquarantine_after = 5\nquarantine_window = \"1h\"",
+        )
+        .unwrap();
+        let entry = &config.entries[0];
+        assert_eq!(entry.isolation, Isolation::Process);
+        assert_eq!(
+            entry.worker,
+            WorkerSettings {
+                memory_limit: 512 << 20,
+                max_workers: 2,
+                idle_timeout: Duration::from_secs(5),
+                quarantine_after: 5,
+                quarantine_window: Duration::from_secs(3600),
+            }
+        );
+        let plain =
+            PluginsConfig::parse(Path::new("p.toml"), "[plugins.x]\nlibrary = \"a.so\"").unwrap();
+        assert_eq!(plain.entries[0].worker, WorkerSettings::default());
     }
 }

@@ -3,6 +3,7 @@
 use super::config::{Isolation, PluginEntry, PluginsConfig};
 use super::schema::DocumentSchema;
 use super::trust::{self, TrustError};
+use crate::isolation::{LastFault, PluginHandle, PluginState, WorkerPool};
 use export_plugin_api::host::{LoadError, PluginLibrary};
 use export_plugin_api::{FormatterManifest, LoaderManifest, Manifest};
 use std::collections::HashMap;
@@ -24,19 +25,34 @@ pub struct LoadedPlugin {
     pub timeout: Option<Duration>,
     /// The validated `[config]` table as JSON text.
     pub config_json: String,
-    library: PluginLibrary,
+    /// The plugins.toml entry it was loaded from: a reload keeps this
+    /// instance while the entry and the file's bytes stay the same.
+    entry: PluginEntry,
+    handle: PluginHandle,
     selector_schemas: HashMap<String, DocumentSchema>,
     options_schemas: HashMap<String, DocumentSchema>,
 }
 
 impl LoadedPlugin {
+    /// The plugins.toml entry it was loaded from.
+    pub fn entry(&self) -> &PluginEntry {
+        &self.entry
+    }
     /// What the plugin declares.
     pub fn manifest(&self) -> &Manifest {
-        self.library.manifest()
+        self.handle.manifest()
     }
-    /// The library, to call.
-    pub fn library(&self) -> &PluginLibrary {
-        &self.library
+    /// How to call it: in-process or through its worker processes.
+    pub fn handle(&self) -> &PluginHandle {
+        &self.handle
+    }
+    /// `loaded`, or `quarantined` while its workers keep crashing.
+    pub fn status(&self) -> PluginState {
+        self.handle.state()
+    }
+    /// Its most recent worker fault (isolated plugins only).
+    pub fn last_fault(&self) -> Option<LastFault> {
+        self.handle.last_fault()
     }
     /// The compiled selector schema of loader `name`.
     pub fn selector_schema(&self, name: &str) -> Option<&DocumentSchema> {
@@ -151,21 +167,39 @@ impl Registry {
     /// cannot load is recorded in [`Registry::failures`] and logged, and the
     /// rest load.
     pub fn load(config: &PluginsConfig) -> Registry {
+        Registry::load_reusing(config, |_| None)
+    }
+
+    /// Like [`Registry::load`], but an entry for which `reuse` answers an
+    /// already loaded plugin keeps that instance instead of loading the file
+    /// again (see [`super::reload`]).
+    pub fn load_reusing(
+        config: &PluginsConfig,
+        reuse: impl Fn(&PluginEntry) -> Option<Arc<LoadedPlugin>>,
+    ) -> Registry {
         let mut registry = Registry::default();
         for entry in &config.entries {
             if entry.enabled {
-                registry.add(entry);
+                registry.add(entry, &reuse);
             } else {
                 registry.disabled.push(entry.clone());
             }
         }
         if config.discover {
-            registry.discover(config);
+            registry.discover(config, &reuse);
         }
         registry
     }
 
-    fn add(&mut self, entry: &PluginEntry) {
+    fn add(
+        &mut self,
+        entry: &PluginEntry,
+        reuse: &dyn Fn(&PluginEntry) -> Option<Arc<LoadedPlugin>>,
+    ) {
+        if let Some(kept) = reuse(entry) {
+            self.plugins.push(kept);
+            return;
+        }
         match load_plugin(entry) {
             Ok(plugin) => {
                 tracing::info!(
@@ -184,7 +218,11 @@ impl Registry {
         }
     }
 
-    fn discover(&mut self, config: &PluginsConfig) {
+    fn discover(
+        &mut self,
+        config: &PluginsConfig,
+        reuse: &dyn Fn(&PluginEntry) -> Option<Arc<LoadedPlugin>>,
+    ) {
         let named: Vec<&Path> = config.entries.iter().map(|e| e.library.as_path()).collect();
         let Ok(read_dir) = std::fs::read_dir(&config.dir) else {
             tracing::warn!(dir = %config.dir.display(), "discover = true but the plugin folder cannot be read");
@@ -211,15 +249,19 @@ impl Registry {
             if self.plugins.iter().any(|p| p.name == name) {
                 continue;
             }
-            self.add(&PluginEntry {
-                name,
-                library,
-                enabled: true,
-                sha256: None,
-                isolation: Isolation::InProcess,
-                timeout: None,
-                config: serde_json::json!({}),
-            });
+            self.add(
+                &PluginEntry {
+                    name,
+                    library,
+                    enabled: true,
+                    sha256: None,
+                    isolation: Isolation::InProcess,
+                    timeout: None,
+                    worker: Default::default(),
+                    config: serde_json::json!({}),
+                },
+                reuse,
+            );
         }
     }
 
@@ -323,16 +365,27 @@ fn load_plugin(entry: &PluginEntry) -> Result<LoadedPlugin, LoadFailure> {
         cause,
         reason,
     };
-    if entry.isolation == Isolation::Process {
-        return Err(fail(
-            FailureCause::Unsupported,
-            "isolation = \"process\" is not supported yet by this export-host; use \"in-process\""
-                .to_owned(),
-        ));
-    }
-    let (library, sha256) = open_verified(&entry.library, entry.sha256.as_deref())
-        .map_err(|(cause, reason)| fail(cause, reason))?;
-    let manifest = library.manifest();
+    // An isolated plugin is verified and loaded by its first worker: the
+    // host never opens its library.
+    let (handle, sha256) = match entry.isolation {
+        Isolation::InProcess => {
+            let (library, sha256) = open_verified(&entry.library, entry.sha256.as_deref())
+                .map_err(|(cause, reason)| fail(cause, reason))?;
+            (PluginHandle::InProcess(library), sha256)
+        }
+        Isolation::Process => {
+            let pool = WorkerPool::start(
+                &entry.name,
+                &entry.library,
+                entry.sha256.as_deref(),
+                &entry.worker,
+            )
+            .map_err(|(cause, reason)| fail(cause, reason))?;
+            let sha256 = pool.sha256().to_owned();
+            (PluginHandle::Process(pool), sha256)
+        }
+    };
+    let manifest = handle.manifest();
     let config_schema = DocumentSchema::compile(&manifest.config_schema).map_err(|err| {
         fail(
             FailureCause::Config,
@@ -384,7 +437,8 @@ fn load_plugin(entry: &PluginEntry) -> Result<LoadedPlugin, LoadFailure> {
         isolation: entry.isolation,
         timeout: entry.timeout,
         config_json: entry.config.to_string(),
-        library,
+        entry: entry.clone(),
+        handle,
         selector_schemas,
         options_schemas,
     })

@@ -1,5 +1,6 @@
 //! `GET /v1/plugins`.
 
+use crate::isolation::PluginState;
 use crate::server::auth::Caller;
 use crate::server::AppState;
 use axum::extract::State;
@@ -8,7 +9,9 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// Loaded plugins with their loaders and formatters (and schemas), plus
-/// disabled plugins and load failures.
+/// disabled plugins and load failures. A loaded plugin's `status` is
+/// `loaded` or `quarantined` (its isolated workers kept crashing; see
+/// `quarantined_until`), and `last_fault` is its most recent worker fault.
 #[utoipa::path(get, path = "/v1/plugins", tag = "plugins",
     responses(
         (status = 200, description = "`{plugins, disabled, failed}`: each loaded plugin with its loaders and formatters and their schemas", body = Object),
@@ -22,6 +25,20 @@ pub async fn list(State(state): State<Arc<AppState>>, _caller: Caller) -> Json<V
         .iter()
         .map(|plugin| {
             let manifest = plugin.manifest();
+            let status = plugin.status();
+            let quarantined_until = match &status {
+                PluginState::Quarantined { until, .. } => {
+                    Some(humantime::format_rfc3339_seconds(*until).to_string())
+                }
+                PluginState::Loaded => None,
+            };
+            let last_fault = plugin.last_fault().map(|fault| {
+                json!({
+                    "at": humantime::format_rfc3339_seconds(fault.at).to_string(),
+                    "kind": fault.kind,
+                    "message": fault.message,
+                })
+            });
             json!({
                 "name": plugin.name,
                 "version": manifest.version,
@@ -29,7 +46,9 @@ pub async fn list(State(state): State<Arc<AppState>>, _caller: Caller) -> Json<V
                 "description": manifest.description,
                 "isolation": plugin.isolation.as_str(),
                 "sha256": plugin.sha256,
-                "status": "loaded",
+                "status": status.as_str(),
+                "quarantined_until": quarantined_until,
+                "last_fault": last_fault,
                 "loaders": manifest.loaders,
                 "formatters": manifest.formatters,
             })
