@@ -75,6 +75,8 @@ fn every_flag_parses_and_flags_work_after_the_subcommand() {
         "abcdefghijklmnopqrstuvwxyz0123456789",
         "--batch-size",
         "10",
+        "--download-redirect",
+        "off",
         "--config",
         "/c.toml",
     ])

@@ -65,11 +65,13 @@ pub enum Setting {
     SigningKey,
     /// `BATCH_SIZE`
     BatchSize,
+    /// `DOWNLOAD_REDIRECT`
+    DownloadRedirect,
 }
 
 impl Setting {
     /// Every setting, in table order.
-    pub const ALL: [Setting; 15] = [
+    pub const ALL: [Setting; 16] = [
         Setting::DataDir,
         Setting::DatabaseUrl,
         Setting::Storage,
@@ -85,6 +87,7 @@ impl Setting {
         Setting::CacheTtlMinutes,
         Setting::SigningKey,
         Setting::BatchSize,
+        Setting::DownloadRedirect,
     ];
 
     /// The name, as in the SPEC table: `MAX_ROWS`.
@@ -105,6 +108,7 @@ impl Setting {
             Setting::CacheTtlMinutes => "CACHE_TTL_MINUTES",
             Setting::SigningKey => "SIGNING_KEY",
             Setting::BatchSize => "BATCH_SIZE",
+            Setting::DownloadRedirect => "DOWNLOAD_REDIRECT",
         }
     }
 
@@ -157,6 +161,9 @@ impl Setting {
             Setting::BatchSize => {
                 "expected a whole number of rows per batch from 1 to 1048576, e.g. 8192"
             }
+            Setting::DownloadRedirect => {
+                "expected on or off (default off); on needs STORAGE=s3://bucket/prefix"
+            }
         }
     }
 
@@ -182,6 +189,7 @@ impl Setting {
             Setting::CacheTtlMinutes => args.cache_ttl_minutes.as_ref(),
             Setting::SigningKey => args.signing_key.as_ref(),
             Setting::BatchSize => args.batch_size.as_ref(),
+            Setting::DownloadRedirect => args.download_redirect.as_ref(),
         }
     }
 }
@@ -400,6 +408,12 @@ impl HostSettings {
                         None => "<generated in DATA_DIR>".to_owned(),
                     },
                     Setting::BatchSize => self.batch_size.to_string(),
+                    Setting::DownloadRedirect => if self.download_redirect() {
+                        "on"
+                    } else {
+                        "off"
+                    }
+                    .to_owned(),
                 };
                 (setting, value, self.origin(setting))
             })
@@ -433,6 +447,12 @@ impl HostSettings {
     /// `CACHE_TTL_MINUTES` as a duration; `None` when off (0).
     pub fn cache_ttl(&self) -> Option<Duration> {
         (self.cache_ttl_minutes > 0).then(|| Duration::from_secs(self.cache_ttl_minutes * 60))
+    }
+
+    /// `DOWNLOAD_REDIRECT`: whether downloads answer with a redirect to a
+    /// presigned storage URL (S3 only) instead of streaming through the daemon.
+    pub fn download_redirect(&self) -> bool {
+        matches!(&self.storage, StorageUrl::S3 { options, .. } if options.redirect_downloads)
     }
 
     /// Where a generated signing key is kept: `DATA_DIR/signing.key`.
@@ -494,6 +514,9 @@ pub struct SettingsArgs {
     /// Rows per batch asked of loaders; larger batches use more memory. [env: EXPORT_HOST_BATCH_SIZE] [default: 8192]
     #[arg(long, value_name = "ROWS", global = true)]
     pub batch_size: Option<String>,
+    /// Answer downloads with a redirect to a presigned S3 URL (on/off); the daemon then serves no file bytes. [env: EXPORT_HOST_DOWNLOAD_REDIRECT] [default: off]
+    #[arg(long, value_name = "on|off", global = true)]
+    pub download_redirect: Option<String>,
 }
 
 /// The config file to read, if any, and where its name came from:
@@ -659,6 +682,14 @@ fn database_url(text: &str) -> Option<String> {
     (ok && !text.chars().any(char::is_control)).then(|| text.to_owned())
 }
 
+fn on_off(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Some(true),
+        "off" | "false" | "no" | "0" => Some(false),
+        _ => None,
+    }
+}
+
 fn duration(text: &str) -> Option<Duration> {
     humantime::parse_duration(text.trim())
         .ok()
@@ -800,8 +831,18 @@ pub fn resolve(
     };
     let database_url =
         get!(Setting::DatabaseUrl, database_url).unwrap_or_else(|| default_database_url(&data_dir));
-    let storage = get!(Setting::Storage, |t: &str| StorageUrl::parse(t.trim()).ok())
+    let mut storage = get!(Setting::Storage, |t: &str| StorageUrl::parse(t.trim()).ok())
         .unwrap_or_else(|| default_storage(&data_dir));
+    if let Some(raw) = sources.raw(Setting::DownloadRedirect) {
+        let on = on_off(&raw.text);
+        match (&mut storage, on) {
+            (StorageUrl::S3 { options, .. }, Some(on)) => options.redirect_downloads = on,
+            (StorageUrl::Local(_), Some(false)) => {}
+            // Unparsable, or on without a bucket to redirect to.
+            _ => return Err(invalid(Setting::DownloadRedirect, &raw.text, raw.origin)),
+        }
+        origins.insert(Setting::DownloadRedirect, raw.origin);
+    }
     let listen = get!(Setting::Listen, |t: &str| t
         .trim()
         .parse::<SocketAddr>()

@@ -146,6 +146,7 @@ fn every_setting_reads_from_each_level() {
         (Setting::CacheTtlMinutes, "15"),
         (Setting::SigningKey, "0123456789abcdef0123456789abcdef"),
         (Setting::BatchSize, "100"),
+        (Setting::DownloadRedirect, "off"),
     ];
     let check = |s: &HostSettings| {
         assert_eq!(s.data_dir, PathBuf::from("/d"));
@@ -166,6 +167,7 @@ fn every_setting_reads_from_each_level() {
             Some("0123456789abcdef0123456789abcdef")
         );
         assert_eq!(s.batch_size, 100);
+        assert!(!s.download_redirect());
     };
     // Flags.
     let mut args = SettingsArgs::default();
@@ -187,6 +189,7 @@ fn every_setting_reads_from_each_level() {
             Setting::CacheTtlMinutes => args.cache_ttl_minutes = v,
             Setting::SigningKey => args.signing_key = v,
             Setting::BatchSize => args.batch_size = v,
+            Setting::DownloadRedirect => args.download_redirect = v,
         }
     }
     let s = resolve(&args, &no_env, None).unwrap();
@@ -278,6 +281,9 @@ fn bad_values_name_setting_value_origin_and_what_is_accepted() {
         (Setting::BatchSize, "0"),
         (Setting::BatchSize, "1048577"),
         (Setting::MaxRows, "_1"),
+        (Setting::DownloadRedirect, "maybe"),
+        // On needs an S3 bucket to redirect to; the default STORAGE is local.
+        (Setting::DownloadRedirect, "on"),
     ];
     for (setting, value) in cases {
         // As a flag (env-empty values would be "unset", so use flags).
@@ -299,6 +305,7 @@ fn bad_values_name_setting_value_origin_and_what_is_accepted() {
             Setting::CacheTtlMinutes => args.cache_ttl_minutes = v,
             Setting::SigningKey => args.signing_key = v,
             Setting::BatchSize => args.batch_size = v,
+            Setting::DownloadRedirect => args.download_redirect = v,
         }
         let err = error(&args, &no_env, None);
         let prefix = format!("invalid setting {}=", setting.name());
@@ -389,7 +396,10 @@ fn unknown_file_keys_are_refused_with_the_valid_ones() {
         err.starts_with("unknown setting \"max_row\" in config file /etc/eh.toml (did you mean \"max_rows\"?); valid settings: data_dir, database_url, storage,"),
         "{err}"
     );
-    assert!(err.ends_with("signing_key, batch_size"), "{err}");
+    assert!(
+        err.ends_with("signing_key, batch_size, download_redirect"),
+        "{err}"
+    );
     let err = error(&args, &no_env, Some(&table("MAX_ROWS = 5")));
     assert!(err.contains("(did you mean \"max_rows\"?)"), "{err}");
     let err = error(&args, &no_env, Some(&table("[server]\nlisten = \"x\"")));
@@ -478,4 +488,30 @@ fn names_keys_flags_and_variables_line_up() {
         redact_url("sqlite://./data/exports.db"),
         "sqlite://./data/exports.db"
     );
+}
+
+#[test]
+fn download_redirect_applies_to_s3_storage() {
+    let env = env_of(&[
+        ("EXPORT_HOST_STORAGE", "s3://exports-bucket/daemon"),
+        ("EXPORT_HOST_DOWNLOAD_REDIRECT", "on"),
+    ]);
+    let s = resolve(&SettingsArgs::default(), &env, None).unwrap();
+    assert!(s.download_redirect());
+    assert_eq!(s.storage.to_string(), "s3://exports-bucket/daemon");
+    let report = s.report();
+    let (_, value, origin) = report
+        .iter()
+        .find(|(setting, _, _)| *setting == Setting::DownloadRedirect)
+        .unwrap();
+    assert_eq!(value, "on");
+    assert_eq!(
+        **origin,
+        Origin::Env("EXPORT_HOST_DOWNLOAD_REDIRECT".to_owned())
+    );
+
+    // Off by default, on S3 too.
+    let env = env_of(&[("EXPORT_HOST_STORAGE", "s3://exports-bucket")]);
+    let s = resolve(&SettingsArgs::default(), &env, None).unwrap();
+    assert!(!s.download_redirect());
 }

@@ -50,7 +50,7 @@ use sqlx::types::Json;
 use sqlx::{Database, Transaction};
 
 pub use lifecycle::{Status, UnknownStatus};
-pub use postgres::SCOPED_ROLE;
+pub use postgres::{CleanupLock, SCOPED_ROLE};
 
 use cursor::Cursor;
 use lifecycle::{refusal, CurrentState};
@@ -400,6 +400,13 @@ async fn finish<DB: Database, T>(
 macro_rules! in_tx {
     ($records:expr, $scope:expr, $mode:expr, |$tx:ident| $body:expr) => {
         match &$records.backend {
+            // A read is one statement, which SQLite runs as its own
+            // transaction: BEGIN and COMMIT would only add round trips.
+            Backend::Sqlite(pool) if matches!($mode, Mode::Read) => {
+                #[allow(unused_mut)]
+                let mut $tx = pool.acquire().await?;
+                typed(async { $body }).await
+            }
             Backend::Sqlite(pool) => {
                 #[allow(unused_mut)]
                 let mut $tx = sqlite::begin(pool, $mode).await?;
@@ -1041,6 +1048,28 @@ impl Records {
                 .await?;
             Ok(count > 0)
         })
+    }
+
+    /// How many records each status has, over every user (maintenance: on
+    /// PostgreSQL under the admin bypass). Statuses with no record are absent.
+    pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, RecordError> {
+        in_tx!(self, &Scope::Admin, Mode::Read, |tx| {
+            let counts: Vec<(String, i64)> = sqlx::query_as(q::COUNT_BY_STATUS)
+                .fetch_all(&mut *tx)
+                .await?;
+            Ok(counts)
+        })
+    }
+
+    /// Takes the cleanup lock without waiting, so that of several daemons
+    /// on one PostgreSQL database one at a time sweeps files: `None` when
+    /// another holds it. SQLite (one daemon) needs no lock and always gets
+    /// a guard. Release it with [`CleanupLock::release`].
+    pub async fn try_lock_cleanup(&self) -> Result<Option<CleanupLock>, RecordError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(Some(CleanupLock::unneeded())),
+            Backend::Postgres(pool) => postgres::try_lock_cleanup(pool).await,
+        }
     }
 
     /// `SELECT count(*) FROM exports` with no filter at all, run in `scope`:

@@ -97,3 +97,70 @@ pub(crate) static CLAIM: LazyLock<String> = LazyLock::new(|| {
          RETURNING {COLUMNS}"
     )
 });
+
+/// The advisory lock that lets one daemon at a time sweep orphan files
+/// (any constant works; every daemon must use the same one). The bytes spell
+/// `exphost1`.
+pub(crate) const CLEANUP_LOCK_KEY: i64 = 0x6578_7068_6f73_7431;
+
+/// Proof that this process holds the cleanup lock; see
+/// [`Records::try_lock_cleanup`](super::Records::try_lock_cleanup).
+///
+/// On PostgreSQL it is a session-level advisory lock on one connection taken
+/// out of the pool for as long as the guard lives: if the daemon dies, the
+/// connection closes and the server drops the lock, so a crash never leaves
+/// it held. [`CleanupLock::release`] unlocks and returns the connection;
+/// dropping the guard instead closes the connection, which also unlocks.
+#[derive(Debug)]
+pub struct CleanupLock {
+    conn: Option<sqlx::pool::PoolConnection<Postgres>>,
+}
+
+impl CleanupLock {
+    /// A guard that holds nothing (the single-daemon SQLite backend needs no
+    /// lock).
+    pub(crate) fn unneeded() -> CleanupLock {
+        CleanupLock { conn: None }
+    }
+
+    /// Unlocks. If the unlock cannot be confirmed the connection is closed
+    /// rather than returned to the pool, so the lock cannot outlive the pass.
+    pub async fn release(mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        let unlocked = sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
+            .bind(CLEANUP_LOCK_KEY)
+            .fetch_one(&mut *conn)
+            .await;
+        match unlocked {
+            Ok(true) => {}
+            Ok(false) | Err(_) => {
+                tracing::warn!(
+                    "cannot confirm the cleanup lock was released; closing its connection"
+                );
+                drop(conn.detach());
+            }
+        }
+    }
+}
+
+impl Drop for CleanupLock {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // Closing the session releases its advisory locks.
+            drop(conn.detach());
+        }
+    }
+}
+
+/// Tries to take the cleanup lock without waiting: `None` when another
+/// session (another daemon, or `export-host cleanup`) holds it.
+pub(crate) async fn try_lock_cleanup(pool: &PgPool) -> Result<Option<CleanupLock>, RecordError> {
+    let mut conn = pool.acquire().await?;
+    let locked = sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
+        .bind(CLEANUP_LOCK_KEY)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(locked.then_some(CleanupLock { conn: Some(conn) }))
+}

@@ -18,6 +18,22 @@
 //!
 //! A file a completed record points to is never deleted: every deletion is
 //! preceded by a check that no completed record holds the key.
+//!
+//! Several daemons on one PostgreSQL database run passes concurrently and
+//! still delete each file once, and never one being downloaded:
+//!
+//! - steps 1 to 3 are single conditional statements: of two daemons
+//!   expiring the same export, one gets its row (and its key) back, the
+//!   other nothing, so each expired file has one deleter;
+//! - steps 4 and 5 run under the cleanup lock, a PostgreSQL advisory lock
+//!   ([`Records::try_lock_cleanup`](crate::records::Records::try_lock_cleanup)):
+//!   a daemon that finds it taken skips them this pass (the holder is
+//!   doing the same work);
+//! - a download opens a file only while its record is `completed`, and
+//!   every deletion first makes the key dead, so a file is never deleted
+//!   before a download could open it; one already open is read to the end
+//!   (local files are pinned by the open handle, an S3 `GET` in flight
+//!   completes).
 
 use super::{earlier, ExportService, Removal, ServiceError};
 use crate::storage::{keys, StorageKey};
@@ -108,14 +124,16 @@ impl ExportService {
             .purge(earlier(now, self.settings.retention))
             .await?;
 
-        let (removed, failed) = self.sweep_orphans(now).await?;
-        report.orphans_removed = removed;
-        report.delete_failures += failed;
-
-        report.stale_uploads = self
-            .storage
-            .purge_stale_uploads(self.settings.stale_upload_age)
-            .await?;
+        match self.records.try_lock_cleanup().await? {
+            Some(lock) => {
+                let swept = self.sweep_files(now, &mut report).await;
+                lock.release().await;
+                swept?;
+            }
+            None => {
+                tracing::debug!("another daemon holds the cleanup lock; leaving orphan files and stale uploads to it");
+            }
+        }
 
         tracing::info!(
             requeued = report.requeued,
@@ -143,6 +161,22 @@ impl ExportService {
             .requeue_expired_leases(now, self.settings.max_attempts)
             .await?;
         Ok((count(sweep.requeued.len()), count(sweep.failed.len())))
+    }
+
+    /// Steps 4 and 5, run under the cleanup lock.
+    async fn sweep_files(
+        &self,
+        now: DateTime<Utc>,
+        report: &mut CleanupReport,
+    ) -> Result<(), ServiceError> {
+        let (removed, failed) = self.sweep_orphans(now).await?;
+        report.orphans_removed = removed;
+        report.delete_failures += failed;
+        report.stale_uploads = self
+            .storage
+            .purge_stale_uploads(self.settings.stale_upload_age)
+            .await?;
+        Ok(())
     }
 
     /// Deletes files under the users prefix that no completed record points

@@ -208,6 +208,51 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Removes the files directly in `dir` not written to for `older_than`
+/// (uploads a killed host left behind). Returns how many went; a missing
+/// directory has none.
+pub(super) async fn purge_idle_files(
+    dir: PathBuf,
+    older_than: Duration,
+) -> Result<u64, StorageError> {
+    blocking("removing stale uploads".to_owned(), move || {
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(StorageError::io("listing uploads in progress", e)),
+        };
+        let now = SystemTime::now();
+        let mut removed = 0;
+        for entry in entries {
+            let entry = entry.map_err(|e| StorageError::io("listing uploads in progress", e))?;
+            let Ok(meta) = entry.metadata() else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            let idle = meta
+                .modified()
+                .ok()
+                .and_then(|modified| now.duration_since(modified).ok())
+                .unwrap_or(Duration::ZERO);
+            if idle < older_than {
+                continue;
+            }
+            match fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(StorageError::io(
+                        format!("removing the stale upload {}", entry.path().display()),
+                        e,
+                    ))
+                }
+            }
+        }
+        Ok(removed)
+    })
+    .await
+}
+
 impl super::Storage for LocalStorage {
     fn begin(&self, key: &StorageKey) -> Result<Upload, StorageError> {
         let path = self.path_of(key)?;
@@ -347,43 +392,7 @@ impl super::Storage for LocalStorage {
         &self,
         older_than: Duration,
     ) -> BoxFuture<'_, Result<u64, StorageError>> {
-        let incoming = self.incoming.clone();
-        Box::pin(blocking("removing stale uploads".to_owned(), move || {
-            let entries = match fs::read_dir(&incoming) {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-                Err(e) => return Err(StorageError::io("listing uploads in progress", e)),
-            };
-            let now = SystemTime::now();
-            let mut removed = 0;
-            for entry in entries {
-                let entry =
-                    entry.map_err(|e| StorageError::io("listing uploads in progress", e))?;
-                let Ok(meta) = entry.metadata() else { continue };
-                if !meta.is_file() {
-                    continue;
-                }
-                let idle = meta
-                    .modified()
-                    .ok()
-                    .and_then(|modified| now.duration_since(modified).ok())
-                    .unwrap_or(Duration::ZERO);
-                if idle < older_than {
-                    continue;
-                }
-                match fs::remove_file(entry.path()) {
-                    Ok(()) => removed += 1,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        return Err(StorageError::io(
-                            format!("removing the stale upload {}", entry.path().display()),
-                            e,
-                        ))
-                    }
-                }
-            }
-            Ok(removed)
-        }))
+        Box::pin(purge_idle_files(self.incoming.clone(), older_than))
     }
 
     fn describe(&self) -> String {

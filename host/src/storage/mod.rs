@@ -1,5 +1,7 @@
-//! Where export files live: a [`Storage`] trait, and a local-filesystem
-//! implementation ([`LocalStorage`]) on `object_store`'s `LocalFileSystem`.
+//! Where export files live: a [`Storage`] trait with two implementations on
+//! `object_store`: a local directory ([`LocalStorage`], `LocalFileSystem`)
+//! and an S3-compatible bucket ([`S3Storage`], `AmazonS3`, for several
+//! daemons sharing one bucket).
 //!
 //! - Keys are made by the host only ([`keys`]); a user's files sit under
 //!   `u/<hash of user id>/`.
@@ -8,6 +10,8 @@
 //!   under the storage root, on the same filesystem). [`Upload::commit`]
 //!   syncs it and renames it into place; [`Upload::abort`], or dropping the
 //!   upload, removes it. Nothing partial is ever visible under a key.
+//!   (S3 keeps the temporary file locally and sends it on commit, as one
+//!   `PUT` or a multipart upload; S3 shows an object only once complete.)
 //! - Reads stream ([`Storage::open`]); [`Storage::list_keys`] serves orphan
 //!   cleanup and never shows uploads in progress.
 //!
@@ -26,9 +30,11 @@
 
 pub mod keys;
 mod local;
+mod s3;
 
 pub use keys::{KeyError, StorageKey};
 pub use local::LocalStorage;
+pub use s3::{S3Options, S3Storage, PART_SIZE, SINGLE_PUT_MAX};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -55,12 +61,6 @@ pub enum StorageError {
         url: String,
         /// What is wrong with it.
         reason: String,
-    },
-    /// A location this build cannot use yet.
-    #[error("S3 storage is not supported yet (STORAGE={url:?}); set STORAGE to a local directory, e.g. file:///var/lib/export-host/files")]
-    UnsupportedS3 {
-        /// The setting as given.
-        url: String,
     },
     /// The storage root could not be made or opened.
     #[error("cannot use storage directory {}: {source}; create it, or point STORAGE at a directory the daemon's user may write", path.display())]
@@ -155,8 +155,19 @@ impl fmt::Debug for Download {
     }
 }
 
-/// Largest chunk a [`Download`] stream yields from local storage.
+/// Largest chunk a [`Download`] stream yields.
 pub const READ_CHUNK: usize = 256 * 1024;
+
+/// What a download answers with besides the bytes: a storage that hands
+/// downloads off to its own URLs ([`Storage::download_url`]) has them sent
+/// from there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadHeaders {
+    /// The `Content-Disposition` value (already sanitised and encoded).
+    pub content_disposition: String,
+    /// The `Content-Type` value.
+    pub content_type: String,
+}
 
 /// Where export files are kept. Object safe: the host holds an
 /// `Arc<dyn Storage>`.
@@ -219,6 +230,26 @@ pub trait Storage: Send + Sync + fmt::Debug {
 
     /// A one-line description for logs, e.g. `file:///var/lib/export-host/files`.
     fn describe(&self) -> String;
+
+    /// Whether downloads should be answered with a redirect to
+    /// [`download_url`](Storage::download_url) rather than streamed through
+    /// the daemon. `false` unless configured (S3 with `DOWNLOAD_REDIRECT=on`).
+    fn redirects_downloads(&self) -> bool {
+        false
+    }
+
+    /// A URL from which a client may fetch `key` directly for `ttl`, served
+    /// with `headers`; `None` when this storage does not hand downloads off
+    /// (the default). S3: a presigned `GET` URL.
+    fn download_url<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        ttl: Duration,
+        headers: &'a DownloadHeaders,
+    ) -> BoxFuture<'a, Result<Option<String>, StorageError>> {
+        let _ = (key, ttl, headers);
+        Box::pin(async { Ok(None) })
+    }
 
     /// A cheap reachability check for readiness probes. The default reads
     /// the first entry of a listing; [`LocalStorage`] checks that its
@@ -295,12 +326,15 @@ fn skip_and_take(
 pub enum StorageUrl {
     /// A local directory (absolute, or relative to the working directory).
     Local(PathBuf),
-    /// An S3-compatible bucket (not supported by this build yet).
+    /// An S3-compatible bucket, reached with the `AWS_*` variables.
     S3 {
         /// The bucket.
         bucket: String,
         /// The key prefix inside it (may be empty).
         prefix: String,
+        /// How the bucket is used (`DOWNLOAD_REDIRECT`); not part of the
+        /// URL, so [`StorageUrl::parse`] leaves the defaults.
+        options: S3Options,
     },
 }
 
@@ -325,9 +359,23 @@ impl StorageUrl {
             if bucket.is_empty() {
                 return Err(invalid("the bucket name is missing"));
             }
+            if !valid_bucket_name(bucket) {
+                return Err(invalid(
+                    "the bucket name must be 3 to 63 of a-z, 0-9, '.' and '-', starting and ending with a letter or digit",
+                ));
+            }
+            let prefix = prefix.trim_matches('/');
+            if !prefix.is_empty()
+                && prefix
+                    .split('/')
+                    .any(|part| part.is_empty() || part == "." || part == "..")
+            {
+                return Err(invalid("the prefix has an empty, '.' or '..' segment"));
+            }
             return Ok(StorageUrl::S3 {
                 bucket: bucket.to_owned(),
-                prefix: prefix.trim_matches('/').to_owned(),
+                prefix: prefix.to_owned(),
+                options: S3Options::default(),
             });
         }
         if let Some(rest) = strip_prefix_ignore_case(url, "file:") {
@@ -374,10 +422,24 @@ impl fmt::Display for StorageUrl {
         match self {
             StorageUrl::Local(path) if path.is_absolute() => write!(f, "file://{}", path.display()),
             StorageUrl::Local(path) => write!(f, "{}", path.display()),
-            StorageUrl::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
-            StorageUrl::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+            StorageUrl::S3 { bucket, prefix, .. } if prefix.is_empty() => {
+                write!(f, "s3://{bucket}")
+            }
+            StorageUrl::S3 { bucket, prefix, .. } => write!(f, "s3://{bucket}/{prefix}"),
         }
     }
+}
+
+/// S3's bucket naming rules (the common subset every S3-compatible server
+/// accepts).
+fn valid_bucket_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (3..=63).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-'))
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
 }
 
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
@@ -404,7 +466,9 @@ fn percent_decode(text: &str) -> Option<String> {
 }
 
 /// Opens the storage a `STORAGE` setting names: a local directory (created
-/// if missing) for `file://` URLs and plain paths; `s3://` is refused for now.
+/// if missing) for `file://` URLs and plain paths; a bucket for `s3://`,
+/// configured from the `AWS_*` variables (nothing is contacted yet:
+/// [`Storage::check`] does that).
 pub fn from_url(url: &str) -> Result<Arc<dyn Storage>, StorageError> {
     open_location(&StorageUrl::parse(url)?)
 }
@@ -413,9 +477,15 @@ pub fn from_url(url: &str) -> Result<Arc<dyn Storage>, StorageError> {
 pub fn open_location(location: &StorageUrl) -> Result<Arc<dyn Storage>, StorageError> {
     match location {
         StorageUrl::Local(path) => Ok(Arc::new(LocalStorage::open(path)?)),
-        StorageUrl::S3 { .. } => Err(StorageError::UnsupportedS3 {
-            url: location.to_string(),
-        }),
+        StorageUrl::S3 {
+            bucket,
+            prefix,
+            options,
+        } => Ok(Arc::new(S3Storage::from_env(
+            bucket,
+            prefix,
+            options.clone(),
+        )?)),
     }
 }
 
@@ -436,6 +506,8 @@ enum Finish {
         /// The object's final path.
         path: PathBuf,
     },
+    /// Send the temporary file to S3.
+    Put(s3::PendingPut),
 }
 
 /// One object being written. Implements [`std::io::Write`] (buffered) over a
@@ -494,10 +566,12 @@ impl Upload {
             .ok_or_else(|| io::Error::other("the upload is already finished"))
     }
 
-    /// Makes the object visible under its key, atomically: flushes and syncs
-    /// the temporary file, renames it into place (replacing any object
-    /// already there) and syncs the directory. Blocking; use
-    /// [`commit_async`](Upload::commit_async) from async code. On error
+    /// Makes the object visible under its key, atomically, replacing any
+    /// object already there. Local: flushes and syncs the temporary file,
+    /// renames it into place and syncs the directory. S3: sends it (one
+    /// `PUT`, or a multipart upload above [`SINGLE_PUT_MAX`]). Blocking; use
+    /// [`commit_async`](Upload::commit_async) from async code (an S3 commit
+    /// must not run on a current-thread runtime's own thread). On error
     /// nothing is visible under the key and the temporary file is removed.
     pub fn commit(mut self) -> Result<Committed, StorageError> {
         let Some(mut writer) = self.file.take() else {
@@ -512,11 +586,14 @@ impl Upload {
             return Err(StorageError::io(format!("writing {}", self.key), e));
         }
         let (temp, _) = writer.into_parts();
-        temp.as_file()
-            .sync_all()
-            .map_err(|e| StorageError::io(format!("syncing {}", self.key), e))?;
         match &self.finish {
-            Finish::Rename { path } => local::commit_rename(temp, path, &self.key)?,
+            Finish::Rename { path } => {
+                temp.as_file()
+                    .sync_all()
+                    .map_err(|e| StorageError::io(format!("syncing {}", self.key), e))?;
+                local::commit_rename(temp, path, &self.key)?
+            }
+            Finish::Put(pending) => s3::commit_put(temp, pending, &self.key, self.written)?,
         }
         Ok(Committed {
             key: self.key.clone(),

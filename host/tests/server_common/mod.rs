@@ -294,6 +294,12 @@ impl Daemon {
         }
     }
 
+    /// The running daemon's process id (its workers are named
+    /// `<hostname>-<pid>-<n>`).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the daemon is running").id()
+    }
+
     /// Sends `signal` (e.g. `HUP`) to the running daemon without waiting.
     pub fn signal(&self, signal: &str) {
         let child = self.child.as_ref().expect("the daemon is running");

@@ -10,12 +10,21 @@
 //! ranges are answered with the whole file (RFC 9110 allows it); an
 //! unsatisfiable one answers 416. `If-Range` with another ETag sends the
 //! whole file. Every 200 and 206 counts a download.
+//!
+//! With `DOWNLOAD_REDIRECT=on` (S3 storage only) a download of a completed
+//! export answers `302 Found` with a presigned storage URL
+//! ([`Storage::download_url`](crate::storage::Storage::download_url), valid
+//! [`REDIRECT_TTL`]) instead of the bytes: the client fetches the file from
+//! the bucket, sending its `Range` there, and the bucket answers with the
+//! same `Content-Disposition` and `Content-Type`. The redirect counts the
+//! download.
 
 use super::export_id;
-use crate::records::{ExportRecord, Scope, Status};
+use crate::records::{ExportId, ExportRecord, Scope, Status};
 use crate::server::auth::{authenticate, Caller, LinkCheck};
 use crate::server::error::ApiError;
 use crate::server::AppState;
+use crate::storage::{DownloadHeaders, StorageError, StorageKey};
 use axum::body::Body;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -30,6 +39,10 @@ use std::sync::Arc;
 pub const MAX_LINK_TTL: u64 = 7 * 86_400;
 /// The link lifetime when the body gives none (1 hour).
 pub const DEFAULT_LINK_TTL: u64 = 3600;
+/// How long a presigned storage URL of a redirected download stays valid:
+/// long enough to follow the redirect, short enough that a leaked one is
+/// soon useless.
+pub const REDIRECT_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The signed-link part of a download URL.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -156,6 +169,7 @@ fn insert(headers: &mut HeaderMap, name: header::HeaderName, value: &str) {
     responses(
         (status = 200, description = "The file, streamed", content_type = "application/octet-stream"),
         (status = 206, description = "One range of the file (Content-Range)", content_type = "application/octet-stream"),
+        (status = 302, description = "DOWNLOAD_REDIRECT=on: fetch the file from the presigned storage URL in Location"),
         (status = 304, description = "The client's copy is current"),
         (status = 401, description = "No valid token (and no signed link)", body = crate::server::error::ErrorBody),
         (status = 403, description = "A forged or expired signed link", body = crate::server::error::ErrorBody),
@@ -186,6 +200,10 @@ pub async fn download(
             insert(response.headers_mut(), header::ETAG, etag);
             return Ok(response);
         }
+    }
+
+    if record.status == Status::Completed && state.service.storage().redirects_downloads() {
+        return redirect(&state, &scope, &id).await;
     }
 
     let size = record
@@ -225,6 +243,7 @@ pub async fn download(
         .service
         .record_download_range(&scope, &id, range)
         .await?;
+    state.metrics.download();
     let length = opened.download.size;
     let mut response = Response::new(Body::from_stream(opened.download.stream));
     let out = response.headers_mut();
@@ -250,6 +269,39 @@ pub async fn download(
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;
     }
     tracing::info!(export_id = %id, bytes = length, partial = range.is_some(), "download");
+    Ok(response)
+}
+
+/// A download handed off to the storage: `302 Found` to a presigned URL.
+async fn redirect(state: &AppState, scope: &Scope, id: &ExportId) -> Result<Response, ApiError> {
+    // An empty range checks that the file is there (one HEAD) and counts the
+    // download through the same path as a streamed one.
+    let opened = state
+        .service
+        .record_download_range(scope, id, Some((0, 0)))
+        .await?;
+    state.metrics.download();
+    let key = opened
+        .record
+        .storage_key
+        .as_deref()
+        .ok_or_else(|| ApiError::internal("a completed export has no stored file"))?;
+    let key = StorageKey::parse(key).map_err(StorageError::from)?;
+    let headers = DownloadHeaders {
+        content_disposition: opened.content_disposition.clone(),
+        content_type: opened.mime_type.clone(),
+    };
+    let url = state
+        .service
+        .storage()
+        .download_url(&key, REDIRECT_TTL, &headers)
+        .await?
+        .ok_or_else(|| ApiError::internal("the storage does not hand out download URLs"))?;
+    let mut response = StatusCode::FOUND.into_response();
+    let out = response.headers_mut();
+    insert(out, header::LOCATION, &url);
+    insert(out, header::CACHE_CONTROL, "private, no-store");
+    tracing::info!(export_id = %id, "download redirected to storage");
     Ok(response)
 }
 
