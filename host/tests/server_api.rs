@@ -568,6 +568,7 @@ fn the_openapi_document_matches_the_routes() {
         "GET /v1/openapi.json",
         "GET /healthz",
         "GET /readyz",
+        "GET /metrics",
     ];
     expected.sort();
     assert_eq!(documented, expected);

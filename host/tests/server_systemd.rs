@@ -2,7 +2,7 @@
 //! datagram socket the test listens on. `READY=1` arrives once the daemon
 //! serves (and `/readyz` is 200 by then), `WATCHDOG=1` heartbeats come at
 //! half of `WATCHDOG_USEC`, SIGTERM sends `STOPPING=1` and exits 0; SIGHUP
-//! does not kill the daemon; `/readyz` names unreachable storage.
+//! reloads between `RELOADING=1` and `READY=1` and does not kill the daemon; `/readyz` names unreachable storage.
 
 mod common;
 mod server_common;
@@ -116,14 +116,17 @@ fn ready_watchdog_and_stopping_reach_the_notify_socket() {
 }
 
 #[test]
-fn sighup_does_not_stop_the_daemon() {
-    let mut daemon = Daemon::start(Sandbox::with_csv(), &[]);
+fn sighup_reloads_between_reloading_and_ready_and_does_not_stop_the_daemon() {
+    let notify = Notify::new();
+    let mut daemon = Daemon::start(Sandbox::with_csv(), &[("NOTIFY_SOCKET", &notify.path)]);
+    notify.wait_for("READY=1", Duration::from_secs(30), &daemon);
     daemon.signal("HUP");
-    std::thread::sleep(Duration::from_millis(300));
+    notify.wait_for("RELOADING=1", Duration::from_secs(10), &daemon);
+    notify.wait_for("READY=1", Duration::from_secs(10), &daemon);
     let ready = daemon.get("/readyz", None);
     assert_eq!(ready.status, 200, "{}", daemon.log());
     assert!(
-        daemon.log().contains("reload is not supported yet"),
+        daemon.log().contains("SIGHUP: reloading plugins"),
         "{}",
         daemon.log()
     );

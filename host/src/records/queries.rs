@@ -226,6 +226,9 @@ pub(crate) const IS_KEY_LIVE: &str =
 /// Deliberately without any filter: what row-level security lets through.
 pub(crate) const COUNT_ALL: &str = "SELECT count(*) FROM exports";
 
+/// How many records each status has.
+pub(crate) const COUNT_BY_STATUS: &str = "SELECT status, count(*) FROM exports GROUP BY status";
+
 /// A page of the list: `SELECT ... WHERE <filters> ORDER BY created_at DESC,
 /// id DESC LIMIT n`. Filters are appended in this order, numbering their
 /// parameters from `$1`: user, loader, format, cursor (created_at, id). The

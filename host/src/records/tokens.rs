@@ -136,6 +136,13 @@ const TOKEN_COLUMNS: &str = "id, user_id, admin, created_at, revoked_at, last_us
 macro_rules! token_tx {
     ($records:expr, $mode:expr, |$tx:ident| $body:expr) => {
         match &$records.backend {
+            // A read is one statement, which SQLite runs as its own
+            // transaction: BEGIN and COMMIT would only add round trips.
+            Backend::Sqlite(pool) if matches!($mode, Mode::Read) => {
+                #[allow(unused_mut)]
+                let mut $tx = pool.acquire().await?;
+                typed(async { $body }).await
+            }
             Backend::Sqlite(pool) => {
                 #[allow(unused_mut)]
                 let mut $tx = sqlite::begin(pool, $mode).await?;

@@ -15,6 +15,7 @@
 //! | `GET /v1/plugins` | loaded plugins, their components and schemas |
 //! | `GET /v1/openapi.json` | the OpenAPI 3.1 document, generated from the handlers' annotations |
 //! | `GET /healthz`, `GET /readyz` | liveness; readiness (503 until started, or while the database or storage is unreachable) |
+//! | `GET /metrics` | Prometheus metrics, no token ([`metrics`]) |
 //!
 //! Errors are `{"error": {"code", "message"}}` ([`error::ApiError`]).
 //! Another user's export answers 404 exactly like a missing one: every
@@ -25,11 +26,16 @@
 //! `pending`; the process exits 0.
 //!
 //! Under systemd ([`systemd`]): `READY=1` once serving, `STOPPING=1` when a
-//! stop begins, `WATCHDOG=1` heartbeats while the database answers. SIGHUP
-//! is caught and logged (plugin reload is not implemented yet).
+//! stop begins, `WATCHDOG=1` heartbeats while the database answers.
+//!
+//! Hot reload ([`plugin_watch`]): an edited plugins.toml or an added,
+//! replaced or removed library is applied within seconds; SIGHUP reloads
+//! at once. Running exports keep the plugin instance they started with.
 
 pub mod auth;
 pub mod error;
+pub mod metrics;
+pub mod plugin_watch;
 pub mod routes;
 pub mod systemd;
 pub mod workers;
@@ -72,6 +78,8 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// Set when a stop was asked for: long polls answer at once.
     pub stopping: tokio::sync::watch::Sender<bool>,
+    /// What `GET /metrics` answers.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
@@ -83,6 +91,7 @@ impl AppState {
             signals: Arc::new(Signals::new()),
             ready: AtomicBool::new(false),
             stopping: tokio::sync::watch::channel(false).0,
+            metrics: Arc::new(metrics::Metrics::new()),
         }
     }
 }
@@ -127,6 +136,7 @@ fn api() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::health::openapi_json))
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
+        .routes(routes!(routes::health::metrics))
         .split_for_parts()
 }
 
@@ -209,6 +219,7 @@ pub async fn serve(settings: &HostSettings) -> Result<(), ServeError> {
     let pool = WorkerPool::start(
         service.clone(),
         state.signals.clone(),
+        state.metrics.clone(),
         settings.workers,
         &worker_prefix,
         settings.cleanup_interval,
@@ -236,18 +247,18 @@ pub async fn serve(settings: &HostSettings) -> Result<(), ServeError> {
     eprintln!("export-host: serving on http://{local}");
     systemd::ready();
     let watchdog = systemd::spawn_watchdog(service.records().clone());
+    let reloader = plugin_watch::Reloader::start(service.plugins().clone(), &settings.plugins);
 
     let early = loop {
         tokio::select! {
             _ = terminate.recv() => { tracing::info!("SIGTERM: stopping"); break None }
             _ = interrupt.recv() => { tracing::info!("SIGINT: stopping"); break None }
-            _ = hangup.recv() => {
-                tracing::warn!("SIGHUP: reload is not supported yet; restart to apply plugin changes");
-            }
+            _ = hangup.recv() => reloader.reload_now(),
             joined = &mut server => break Some(joined),
         }
     };
     systemd::stopping();
+    reloader.stop();
     state.ready.store(false, Ordering::SeqCst);
     state.stopping.send_replace(true);
     let _ = shutdown_tx.send(true);

@@ -1,5 +1,6 @@
 //! systemd service notifications (SPEC section 9): `READY=1` once the
-//! daemon serves, `STOPPING=1` when a stop begins, and `WATCHDOG=1`
+//! daemon serves, `RELOADING=1` then `READY=1` around a SIGHUP reload,
+//! `STOPPING=1` when a stop begins, and `WATCHDOG=1`
 //! heartbeats at half of `WatchdogSec` while the database answers.
 //!
 //! Every call is a no-op when `NOTIFY_SOCKET` is not set (not under
@@ -13,6 +14,11 @@ use std::time::Duration;
 /// and the listener is bound.
 pub fn ready() {
     send(&[NotifyState::Ready], "READY=1");
+}
+
+/// Tells systemd a reload (SIGHUP) has begun; [`ready`] ends it.
+pub fn reloading() {
+    send(&[NotifyState::Reloading], "RELOADING=1");
 }
 
 /// Tells systemd a graceful stop has begun.

@@ -11,6 +11,7 @@
 //! the next daemon to take.
 
 use crate::records::ExportId;
+use crate::server::metrics::Metrics;
 use crate::service::ExportService;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -73,6 +74,7 @@ impl WorkerPool {
     pub fn start(
         service: ExportService,
         signals: Arc<Signals>,
+        metrics: Arc<Metrics>,
         workers: usize,
         prefix: &str,
         cleanup_interval: Duration,
@@ -85,6 +87,7 @@ impl WorkerPool {
             tasks.spawn(work(
                 service.clone(),
                 signals.clone(),
+                metrics.clone(),
                 worker,
                 stop.subscribe(),
                 running.clone(),
@@ -142,6 +145,7 @@ fn lock(running: &Running) -> std::sync::MutexGuard<'_, HashMap<String, ExportId
 async fn work(
     service: ExportService,
     signals: Arc<Signals>,
+    metrics: Arc<Metrics>,
     worker: String,
     mut stop: watch::Receiver<bool>,
     running: Running,
@@ -161,6 +165,9 @@ async fn work(
                 lock(&running).insert(worker.clone(), id.clone());
                 let outcome = service.run(claimed, &worker).await;
                 lock(&running).remove(&worker);
+                if let Ok(record) = &outcome {
+                    metrics.export_finished(record);
+                }
                 signals.export_changed();
                 match outcome {
                     Ok(record) => {

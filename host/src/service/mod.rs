@@ -40,7 +40,7 @@ pub use cleanup::CleanupReport;
 
 use crate::config::HostSettings;
 use crate::pipeline::{self, ExportRequest, RunLimits};
-use crate::plugins::Registry;
+use crate::plugins::{LiveRegistry, Registry};
 use crate::records::{
     ExportId, ExportRecord, ListFilter, NewExport, Page, RecordError, Records, Scope, Status,
 };
@@ -218,7 +218,7 @@ impl fmt::Debug for ExportDownload {
 pub struct ExportService {
     records: Records,
     storage: Arc<dyn Storage>,
-    registry: Arc<Registry>,
+    plugins: Arc<LiveRegistry>,
     settings: ServiceSettings,
     clock: Clock,
 }
@@ -228,7 +228,7 @@ impl fmt::Debug for ExportService {
         f.debug_struct("ExportService")
             .field("records", &self.records)
             .field("storage", &self.storage)
-            .field("plugins", &self.registry.plugins().len())
+            .field("plugins", &self.plugins)
             .field("settings", &self.settings)
             .finish()
     }
@@ -245,7 +245,7 @@ impl ExportService {
         ExportService {
             records,
             storage,
-            registry,
+            plugins: Arc::new(LiveRegistry::new(registry)),
             settings,
             clock: system_clock(),
         }
@@ -267,9 +267,15 @@ impl ExportService {
         &self.storage
     }
 
-    /// The plugins.
-    pub fn registry(&self) -> &Arc<Registry> {
-        &self.registry
+    /// The plugins as they are now: a snapshot that a reload never changes
+    /// (see [`LiveRegistry::current`]).
+    pub fn registry(&self) -> Arc<Registry> {
+        self.plugins.current()
+    }
+
+    /// The live registry, for the daemon's reloads.
+    pub fn plugins(&self) -> &Arc<LiveRegistry> {
+        &self.plugins
     }
 
     /// The settings.
@@ -298,7 +304,7 @@ impl ExportService {
                 "the user id is empty: every export belongs to a user".to_owned(),
             ));
         }
-        let prepared = pipeline::prepare(&self.registry, request)
+        let prepared = pipeline::prepare(&self.registry(), request)
             .map_err(|err| ServiceError::Invalid(err.to_string()))?;
         let loader = prepared.loader_address();
         let format = prepared.formatter_address();

@@ -184,7 +184,7 @@ impl ExportService {
             selector: claimed.selector.clone(),
             options: claimed.options.clone(),
         };
-        let prepared = match pipeline::prepare(&self.registry, &request) {
+        let prepared = match pipeline::prepare(&self.registry(), &request) {
             Ok(prepared) => prepared,
             Err(err) => return self.fail(&id, worker, &err.to_string()).await,
         };

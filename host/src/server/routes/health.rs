@@ -1,9 +1,10 @@
-//! `/healthz`, `/readyz` and the JSON 404 for unknown routes.
+//! `/healthz`, `/readyz`, `/metrics` and the JSON 404 for unknown routes.
 
 use crate::server::error::ApiError;
 use crate::server::AppState;
 use axum::extract::State;
-use axum::http::{StatusCode, Uri};
+use axum::http::{header, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
@@ -21,6 +22,29 @@ pub async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
     responses((status = 200, description = "Alive", body = Object)))]
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
+}
+
+/// Prometheus metrics (OpenMetrics text): exports by status, queue depth,
+/// finished exports, rows, bytes, durations, downloads, plugin load failures.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses(
+        (status = 200, description = "The metrics", body = String, content_type = "application/openmetrics-text"),
+        (status = 503, description = "The database does not answer", body = crate::server::error::ErrorBody),
+    ))]
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let text = state
+        .metrics
+        .scrape(state.service.records(), &state.service.registry())
+        .await
+        .map_err(|err| {
+            tracing::warn!(error = %err, "metrics: the database does not answer");
+            ApiError::unavailable("the database does not answer")
+        })?;
+    Ok((
+        [(header::CONTENT_TYPE, crate::server::metrics::CONTENT_TYPE)],
+        text,
+    )
+        .into_response())
 }
 
 /// Readiness: started, not stopping, the database answers and the storage is reachable.
