@@ -1,6 +1,7 @@
 //! Where formatted bytes go: counted, capped, optionally compressed and
 //! hashed. The formatter never touches storage.
 
+use super::compress::Compressor;
 use super::request::Compression;
 use sha2::{Digest, Sha256};
 use std::io::{self, Write};
@@ -40,8 +41,7 @@ impl<W: Write> Write for Meter<W> {
 
 enum Encoder<W: Write> {
     Plain(Meter<W>),
-    Gzip(flate2::write::GzEncoder<Meter<W>>),
-    Zstd(zstd::stream::write::Encoder<'static, Meter<W>>),
+    Compressed(Compressor<Meter<W>>),
 }
 
 /// What a finished sink reports.
@@ -78,11 +78,7 @@ impl<W: Write> Sink<W> {
         };
         let encoder = match compression {
             None => Encoder::Plain(meter),
-            Some(Compression::Gzip) => Encoder::Gzip(flate2::write::GzEncoder::new(
-                meter,
-                flate2::Compression::default(),
-            )),
-            Some(Compression::Zstd) => Encoder::Zstd(zstd::stream::write::Encoder::new(meter, 3)?),
+            Some(compression) => Encoder::Compressed(Compressor::new(meter, compression)?),
         };
         Ok(Sink {
             encoder,
@@ -99,8 +95,7 @@ impl<W: Write> Sink<W> {
     pub fn finish(self) -> io::Result<(W, SinkSummary)> {
         let mut meter = match self.encoder {
             Encoder::Plain(meter) => meter,
-            Encoder::Gzip(encoder) => encoder.finish()?,
-            Encoder::Zstd(encoder) => encoder.finish()?,
+            Encoder::Compressed(compressor) => compressor.finish()?,
         };
         meter.flush()?;
         let summary = SinkSummary {
@@ -116,8 +111,7 @@ impl<W: Write> Write for Sink<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = match &mut self.encoder {
             Encoder::Plain(w) => w.write(buf)?,
-            Encoder::Gzip(w) => w.write(buf)?,
-            Encoder::Zstd(w) => w.write(buf)?,
+            Encoder::Compressed(w) => w.write(buf)?,
         };
         self.formatted += n as u64;
         Ok(n)
@@ -125,8 +119,7 @@ impl<W: Write> Write for Sink<W> {
     fn flush(&mut self) -> io::Result<()> {
         match &mut self.encoder {
             Encoder::Plain(w) => w.flush(),
-            Encoder::Gzip(w) => w.flush(),
-            Encoder::Zstd(w) => w.flush(),
+            Encoder::Compressed(w) => w.flush(),
         }
     }
 }

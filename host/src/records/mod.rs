@@ -35,6 +35,7 @@ mod postgres;
 mod queries;
 mod row;
 mod sqlite;
+mod sqlite_reads;
 
 use std::fmt;
 use std::future::Future;
@@ -56,6 +57,9 @@ use cursor::Cursor;
 use lifecycle::{refusal, CurrentState};
 use queries as q;
 use row::{RawRecord, Ts};
+use rusqlite::OptionalExtension;
+use sqlite_reads::Readers;
+use std::sync::Arc;
 
 /// An export's id: `exp_` and 32 lowercase hex digits (128 random bits from
 /// a CSPRNG), so ids cannot be guessed or enumerated.
@@ -335,6 +339,13 @@ pub enum RecordError {
     Corrupt { id: String, reason: String },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A read on the direct SQLite path ([`sqlite_reads`]) failed.
+    #[error("cannot read the database {}: {source}", .file.display())]
+    DirectRead {
+        file: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
 }
 
 /// Whether a transaction writes; SQLite takes its write lock up front for
@@ -355,6 +366,9 @@ enum Backend {
 #[derive(Clone)]
 pub struct Records {
     backend: Backend,
+    /// The direct read path of a SQLite file (none for PostgreSQL, nor for
+    /// an in-memory database, which other connections cannot see).
+    readers: Option<Arc<Readers>>,
 }
 
 impl fmt::Debug for Records {
@@ -447,8 +461,13 @@ impl Records {
     /// directory, or `postgres://...`) and applies pending migrations.
     pub async fn connect(url: &str) -> Result<Records, RecordError> {
         let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
+        let mut readers = None;
         let backend = match scheme {
-            "sqlite" => Backend::Sqlite(sqlite::connect(url).await?),
+            "sqlite" => {
+                let (pool, file) = sqlite::connect(url).await?;
+                readers = file.map(|file| Arc::new(Readers::new(&file)));
+                Backend::Sqlite(pool)
+            }
             "postgres" | "postgresql" => Backend::Postgres(postgres::connect(url).await?),
             // Only the scheme is echoed: the rest may hold a password.
             other => {
@@ -457,7 +476,7 @@ impl Records {
                 })
             }
         };
-        let records = Records { backend };
+        let records = Records { backend, readers };
         records.migrate().await?;
         Ok(records)
     }
@@ -530,6 +549,17 @@ impl Records {
     /// The record `id` as `scope` sees it: another user's record is
     /// [`RecordError::NotFound`], like a missing one.
     pub async fn get(&self, scope: &Scope, id: &ExportId) -> Result<ExportRecord, RecordError> {
+        if let Some(readers) = &self.readers {
+            let raw = readers.read(|db| {
+                db.prepare_cached(&q::GET)?
+                    .query_row((id.as_str(), scope.user_id()), RawRecord::from_sqlite_row)
+                    .optional()
+            })?;
+            return match raw {
+                Some(raw) => ExportRecord::try_from(raw),
+                None => Err(RecordError::NotFound { id: id.to_string() }),
+            };
+        }
         in_tx!(self, scope, Mode::Read, |tx| {
             let raw = sqlx::query_as::<_, RawRecord>(&q::GET)
                 .bind(id.as_str())

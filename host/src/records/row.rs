@@ -65,9 +65,23 @@ impl<'q> Encode<'q, Sqlite> for Ts {
 impl<'r> Decode<'r, Sqlite> for Ts {
     fn decode(value: SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
         let text = <&str as Decode<Sqlite>>::decode(value)?;
+        Ok(Ts::from_sqlite_text(text)?)
+    }
+}
+
+impl Ts {
+    fn from_sqlite_text(text: &str) -> Result<Ts, String> {
         let at = DateTime::parse_from_rfc3339(text)
             .map_err(|err| format!("timestamp `{text}` is not RFC 3339: {err}"))?;
         Ok(Ts(at.with_timezone(&Utc)))
+    }
+}
+
+/// The same decoding for the direct reads of [`super::sqlite_reads`].
+impl rusqlite::types::FromSql for Ts {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        Ts::from_sqlite_text(value.as_str()?)
+            .map_err(|err| rusqlite::types::FromSqlError::Other(err.into()))
     }
 }
 
@@ -129,6 +143,47 @@ pub(crate) struct RawRecord {
     started_at: Option<Ts>,
     completed_at: Option<Ts>,
     expires_at: Option<Ts>,
+}
+
+impl RawRecord {
+    /// A row of a `SELECT {COLUMNS}` read directly from SQLite (see
+    /// [`super::sqlite_reads`]); the same fields `FromRow` reads.
+    pub(crate) fn from_sqlite_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRecord> {
+        let json = |name: &str| -> rusqlite::Result<Json<Value>> {
+            let text: String = row.get(name)?;
+            serde_json::from_str(&text).map(Json).map_err(|err| {
+                rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, err.into())
+            })
+        };
+        Ok(RawRecord {
+            id: row.get("id")?,
+            user_id: row.get("user_id")?,
+            loader: row.get("loader")?,
+            format: row.get("format")?,
+            status: row.get("status")?,
+            selector: json("selector")?,
+            options: json("options")?,
+            metadata: json("metadata")?,
+            file_name: row.get("file_name")?,
+            storage_key: row.get("storage_key")?,
+            mime_type: row.get("mime_type")?,
+            size_bytes: row.get("size_bytes")?,
+            row_count: row.get("row_count")?,
+            sha256: row.get("sha256")?,
+            error: row.get("error")?,
+            attempts: row.get("attempts")?,
+            lease_owner: row.get("lease_owner")?,
+            lease_expires_at: row.get("lease_expires_at")?,
+            download_count: row.get("download_count")?,
+            last_downloaded_at: row.get("last_downloaded_at")?,
+            request_hash: row.get("request_hash")?,
+            created_at: row.get("created_at")?,
+            updated_at: row.get("updated_at")?,
+            started_at: row.get("started_at")?,
+            completed_at: row.get("completed_at")?,
+            expires_at: row.get("expires_at")?,
+        })
+    }
 }
 
 impl TryFrom<RawRecord> for ExportRecord {

@@ -11,6 +11,7 @@
 //! PostgreSQL the table has no row-level security).
 
 use chrono::{DateTime, TimeDelta, Utc};
+use rusqlite::OptionalExtension;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -117,6 +118,20 @@ struct RawToken {
     last_used_at: Option<Ts>,
 }
 
+impl RawToken {
+    /// A row of `SELECT {TOKEN_COLUMNS}` read directly from SQLite.
+    fn from_sqlite_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawToken> {
+        Ok(RawToken {
+            id: row.get("id")?,
+            user_id: row.get("user_id")?,
+            admin: row.get("admin")?,
+            created_at: row.get("created_at")?,
+            revoked_at: row.get("revoked_at")?,
+            last_used_at: row.get("last_used_at")?,
+        })
+    }
+}
+
 impl From<RawToken> for TokenInfo {
     fn from(raw: RawToken) -> Self {
         TokenInfo {
@@ -210,13 +225,21 @@ impl Records {
         let sql = format!(
             "SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL"
         );
-        let found: Option<TokenInfo> = token_tx!(self, Mode::Read, |tx| {
-            let raw: Option<RawToken> = sqlx::query_as(&sql)
-                .bind(&hash)
-                .fetch_optional(&mut *tx)
-                .await?;
-            Ok(raw.map(TokenInfo::from))
-        })?;
+        let found: Option<TokenInfo> = match &self.readers {
+            Some(readers) => readers.read(|db| {
+                db.prepare_cached(&sql)?
+                    .query_row([&hash], RawToken::from_sqlite_row)
+                    .optional()
+                    .map(|raw| raw.map(TokenInfo::from))
+            })?,
+            None => token_tx!(self, Mode::Read, |tx| {
+                let raw: Option<RawToken> = sqlx::query_as(&sql)
+                    .bind(&hash)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                Ok(raw.map(TokenInfo::from))
+            })?,
+        };
         let Some(info) = found else {
             return Ok(None);
         };

@@ -88,7 +88,7 @@ impl From<RecordError> for ApiError {
             RecordError::InvalidCursor { .. } | RecordError::InvalidInput { .. } => {
                 ApiError::bad_request(err.to_string())
             }
-            RecordError::Database(_) | RecordError::Io { .. } => {
+            RecordError::Database(_) | RecordError::DirectRead { .. } | RecordError::Io { .. } => {
                 tracing::warn!(error = %err, "database error while answering a request");
                 ApiError::unavailable("the database is unreachable or failing; try again later")
             }
