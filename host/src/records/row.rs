@@ -152,7 +152,11 @@ impl RawRecord {
         let json = |name: &str| -> rusqlite::Result<Json<Value>> {
             let text: String = row.get(name)?;
             serde_json::from_str(&text).map(Json).map_err(|err| {
-                rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, err.into())
+                rusqlite::Error::FromSqlConversionFailure(
+                    0,
+                    rusqlite::types::Type::Text,
+                    err.into(),
+                )
             })
         };
         Ok(RawRecord {

@@ -7,7 +7,6 @@ use export_plugin_api::arrow_schema::SchemaRef;
 use export_plugin_api::{FormatWriter, Formatter, JsonSchema, NoConfig, PluginError, Result};
 use rust_xlsxwriter::{Color, Format, FormatBorder, FormatPattern, Workbook, Worksheet, XlsxError};
 use serde::{Deserialize, Serialize};
-use std::io::{Read, Seek, SeekFrom, Write};
 
 /// Rows of data an Excel sheet holds: 1,048,576 rows less the header.
 pub const MAX_ROWS_PER_SHEET: u32 = 1_048_575;
@@ -399,27 +398,9 @@ impl FormatWriter for XlsxWriter {
 
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<()> {
         self.begin(None)?;
-        // The zip goes to an unnamed temporary file first: written into a
-        // growing Vec, its last doubling would hold the file up to three
-        // times over; read back, the buffer is allocated once at its size.
-        let failed = |err: &dyn std::fmt::Display| {
-            PluginError::io(format!(
-                "writing the xlsx file failed: {err}; the formatter needs room in the \
-                 temporary directory (TMPDIR) for the finished file"
-            ))
-        };
-        let mut file = tempfile::tempfile().map_err(|err| failed(&err))?;
-        let mut staged = std::io::BufWriter::new(&mut file);
         self.workbook
-            .save_to_writer(&mut staged)
-            .map_err(|err| failed(&err))?;
-        staged.flush().map_err(|err| failed(&err))?;
-        drop(staged);
-        let size = file.seek(SeekFrom::End(0)).map_err(|err| failed(&err))?;
-        file.rewind().map_err(|err| failed(&err))?;
-        out.reserve_exact(usize::try_from(size).unwrap_or(usize::MAX));
-        file.read_to_end(out).map_err(|err| failed(&err))?;
-        Ok(())
+            .save_to_writer(&mut *out)
+            .map_err(|err| PluginError::io(format!("writing the xlsx file failed: {err}")))
     }
 }
 
