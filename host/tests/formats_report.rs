@@ -398,6 +398,30 @@ fn short_value(value: &str) -> bool {
 }
 
 #[test]
+fn a_pdf_past_the_configured_max_rows_fails_and_leaves_no_file() {
+    let sandbox = Sandbox::empty();
+    let mut config = toml::Table::new();
+    config.insert("max_rows".into(), toml::Value::Integer(2));
+    sandbox.register(&[
+        sandbox.csv(),
+        Entry::new("pdf", PDF_LIB).set("config", config),
+    ]);
+    sandbox.put("hard.csv", write_csv(&hard_table()));
+    let output = sandbox.export(
+        "csv",
+        "pdf",
+        &json!({"path": "hard.csv"}),
+        &json!({}),
+        &["-o", "big.pdf"],
+    );
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("more than 2 rows"), "{stderr}");
+    assert!(stderr.contains("[plugins.pdf.config] max_rows"), "{stderr}");
+    assert!(!sandbox.path().join("big.pdf").exists(), "no file is left");
+}
+
+#[test]
 fn pdf_text_holds_the_values() {
     let (sandbox, table) = hard_sandbox();
     let title = "Hard cases — Ελληνικά, Кириллица, 日本語";

@@ -4,12 +4,12 @@ use super::{load_registry, open_service, runtime, InputError};
 use anyhow::Context;
 use clap::Args;
 use export_host::config::HostSettings;
-use export_host::pipeline::{self, ExportRequest, Sink};
+use export_host::pipeline::{self, ExportRequest, Sink, WriteBehind};
 use export_host::records::{ExportId, ExportRecord, Scope, Status};
 use export_host::service::ExportService;
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Map, Value};
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -191,10 +191,10 @@ fn one_shot(settings: &HostSettings, request: &ExportRequest, output: &Path) -> 
     };
 
     let summary = if output == Path::new("-") {
-        let stdout = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+        let stdout = WriteBehind::new(std::io::stdout())?;
         let sink = Sink::new(stdout, limits.max_bytes, prepared.compression, false)?;
-        let (mut out, summary) = pipeline::run(&prepared, limits, sink, &mut report)?;
-        out.flush().context("writing to standard output")?;
+        let (out, summary) = pipeline::run(&prepared, limits, sink, &mut report)?;
+        out.finish().context("writing to standard output")?;
         summary
     } else {
         let target = output;
@@ -208,12 +208,11 @@ fn one_shot(settings: &HostSettings, request: &ExportRequest, output: &Path) -> 
             .permissions(std::fs::Permissions::from_mode(0o644))
             .tempfile_in(folder)
             .with_context(|| format!("cannot create a file in {}", folder.display()))?;
-        let writer = BufWriter::with_capacity(1 << 20, temp);
+        let writer = WriteBehind::new(temp)?;
         let sink = Sink::new(writer, limits.max_bytes, prepared.compression, false)?;
         let (writer, summary) = pipeline::run(&prepared, limits, sink, &mut report)?;
         let temp = writer
-            .into_inner()
-            .map_err(|err| err.into_error())
+            .finish()
             .with_context(|| format!("writing {}", target.display()))?;
         temp.as_file().sync_all()?;
         temp.persist(target).with_context(|| {

@@ -3,7 +3,7 @@
 
 use super::{later, ExportService, ServiceError};
 use crate::pipeline::{
-    self, Compression, ExportRequest, PreparedExport, RunError, RunSummary, Sink,
+    self, Compression, ExportRequest, PreparedExport, RunError, RunSummary, Sink, WriteBehind,
 };
 use crate::records::{Completion, ExportId, ExportRecord, RecordError, Scope};
 use crate::storage::{keys, Committed, StorageError, StorageKey, Upload};
@@ -215,11 +215,15 @@ impl ExportService {
         let compression = prepared.compression;
         let mut task =
             tokio::task::spawn_blocking(move || -> Result<(Committed, RunSummary), TaskFailure> {
+                let writer = WriteBehind::new(writer).map_err(TaskFailure::Sink)?;
                 let sink = Sink::new(writer, limits.max_bytes, compression, true)
                     .map_err(TaskFailure::Sink)?;
                 // On error the sink, and with it the upload, is dropped
                 // inside `run`: the temporary file goes, nothing is visible.
                 let (writer, summary) = pipeline::run(&prepared, limits, sink, &mut |_, _| {})?;
+                let writer = writer
+                    .finish()
+                    .map_err(|err| TaskFailure::Run(RunError::Output(err)))?;
                 let committed = writer.inner.commit().map_err(TaskFailure::Commit)?;
                 Ok((committed, summary))
             });

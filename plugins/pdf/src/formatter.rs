@@ -1,12 +1,13 @@
 //! The `pdf` formatter: a paginated table report with an embedded font.
 
+use crate::config::PdfConfig;
 use crate::draw::{Columns, Drawing, Geometry, LaidRow, PageContent, PageFrame, HEADER_LINES};
 use crate::fonts::Fonts;
 use crate::layout::{clean, column_widths, wrap};
 use export_plugin_api::arrow_array::RecordBatch;
 use export_plugin_api::arrow_schema::{DataType, SchemaRef};
 use export_plugin_api::rows::{Cell, Rows};
-use export_plugin_api::{FormatWriter, Formatter, JsonSchema, NoConfig, PluginError, Result};
+use export_plugin_api::{FormatWriter, Formatter, JsonSchema, PluginError, Result};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -112,7 +113,7 @@ impl Default for PdfOptions {
 pub struct PdfFormatter;
 
 impl Formatter for PdfFormatter {
-    type Config = NoConfig;
+    type Config = PdfConfig;
     type Options = PdfOptions;
     const NAME: &'static str = "pdf";
     const DESCRIPTION: &'static str =
@@ -122,7 +123,7 @@ impl Formatter for PdfFormatter {
 
     fn start(
         &self,
-        _config: NoConfig,
+        config: PdfConfig,
         options: PdfOptions,
         schema: SchemaRef,
     ) -> Result<Box<dyn FormatWriter>> {
@@ -184,6 +185,8 @@ impl Formatter for PdfFormatter {
             page_height: 0.0,
             pages: 0,
             rows: 0,
+            received: 0,
+            max_rows: config.max_rows,
             text: String::new(),
         }))
     }
@@ -219,6 +222,9 @@ struct PdfWriter {
     page_height: f32,
     pages: usize,
     rows: u64,
+    /// Rows given to `write` so far, and how many the config allows.
+    received: u64,
+    max_rows: u64,
     /// Reused for cells that are not text already.
     text: String,
 }
@@ -389,6 +395,15 @@ fn widest_line(fonts: &mut Fonts, text: &str, bold: bool) -> f32 {
 
 impl FormatWriter for PdfWriter {
     fn write(&mut self, batch: &RecordBatch, _out: &mut Vec<u8>) -> Result<()> {
+        self.received += batch.num_rows() as u64;
+        if self.received > self.max_rows {
+            return Err(PluginError::limit_exceeded(format!(
+                "the PDF would hold more than {} rows (max_rows of the pdf plugin's config): \
+                 a PDF keeps its pages in memory until the end; export fewer rows, use csv, \
+                 xlsx or html for large exports, or raise [plugins.pdf.config] max_rows",
+                self.max_rows
+            )));
+        }
         let rows = Rows::new(batch)?;
         let mut texts: Vec<String> = Vec::with_capacity(rows.num_columns());
         for row in rows.iter() {
@@ -447,6 +462,32 @@ mod tests {
         }
         writer.finish(&mut out)?;
         Ok(out)
+    }
+
+    #[test]
+    fn a_pdf_past_max_rows_fails_with_limit_exceeded() {
+        let batch = text_batch(&[("a", vec![Some("x"); 6])]);
+        let start = |config: &str| {
+            plugin()
+                .start_formatter("pdf", config, "{}", batch.schema())
+                .unwrap()
+        };
+        let mut writer = start(r#"{"max_rows":12}"#);
+        let mut out = Vec::new();
+        writer.write(&batch, &mut out).unwrap();
+        writer.write(&batch, &mut out).unwrap();
+        writer.finish(&mut out).unwrap();
+        assert!(out.starts_with(b"%PDF-"));
+
+        let mut writer = start(r#"{"max_rows":11}"#);
+        writer.write(&batch, &mut Vec::new()).unwrap();
+        let err = writer.write(&batch, &mut Vec::new()).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::LimitExceeded, "{err}");
+        assert!(err.message.contains("more than 11 rows"), "{err}");
+        assert!(
+            err.message.contains("[plugins.pdf.config] max_rows"),
+            "{err}"
+        );
     }
 
     fn text_batch(columns: &[(&str, Vec<Option<&str>>)]) -> RecordBatch {

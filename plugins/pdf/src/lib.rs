@@ -21,26 +21,34 @@
 //!
 //! The PDF is written with [krilla](https://docs.rs/krilla), which keeps the
 //! finished pages (compressed) until `finish`; the rows themselves are held
-//! for one page at most.
+//! for one page at most. That is why a PDF holds at most `max_rows` rows
+//! ([`PdfConfig`], default 100,000): past it the export fails with
+//! `limit_exceeded` rather than growing without bound.
 //!
 //! ```toml
 //! [plugins.pdf]
 //! library = "libexport_pdf.so"
+//!
+//! [plugins.pdf.config]
+//! max_rows = 100000
 //! ```
 
+mod config;
 mod draw;
 mod fonts;
 mod formatter;
 mod layout;
 
+pub use config::PdfConfig;
 pub use formatter::{Orientation, PageSize, PdfFormatter, PdfOptions};
 
 use export_plugin_api::{Plugin, PluginBuilder};
 
-/// The plugin: formatter `pdf`.
+/// The plugin: formatter `pdf`, configured by [`PdfConfig`].
 pub fn plugin() -> Plugin {
     PluginBuilder::new("pdf", env!("CARGO_PKG_VERSION"))
         .description("Writes exports as paginated PDF table reports")
+        .config::<PdfConfig>()
         .formatter(PdfFormatter)
         .build()
 }
