@@ -15,6 +15,7 @@ use rusqlite::OptionalExtension;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fmt;
+use std::sync::LazyLock;
 
 use super::row::Ts;
 use super::{finish, postgres, sqlite, typed, Backend, Mode, RecordError, Records, Scope};
@@ -147,6 +148,11 @@ impl From<RawToken> for TokenInfo {
 
 const TOKEN_COLUMNS: &str = "id, user_id, admin, created_at, revoked_at, last_used_at";
 
+/// The lookup of every authenticated request, built once.
+static VERIFY_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL")
+});
+
 /// Runs `$body` in one admin-scoped transaction on either backend.
 macro_rules! token_tx {
     ($records:expr, $mode:expr, |$tx:ident| $body:expr) => {
@@ -222,18 +228,16 @@ impl Records {
             return Ok(None);
         }
         let hash = token_hash(token);
-        let sql = format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL"
-        );
+        let sql = &*VERIFY_SQL;
         let found: Option<TokenInfo> = match &self.readers {
             Some(readers) => readers.read(|db| {
-                db.prepare_cached(&sql)?
+                db.prepare_cached(sql)?
                     .query_row([&hash], RawToken::from_sqlite_row)
                     .optional()
                     .map(|raw| raw.map(TokenInfo::from))
             })?,
             None => token_tx!(self, Mode::Read, |tx| {
-                let raw: Option<RawToken> = sqlx::query_as(&sql)
+                let raw: Option<RawToken> = sqlx::query_as(sql)
                     .bind(&hash)
                     .fetch_optional(&mut *tx)
                     .await?;
