@@ -206,6 +206,7 @@ fn pump<C: Codec>(mut codec: C, raw: Receiver<Message>, packed: Sender<Vec<u8>>)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::test_writers::Failing;
     use std::io::Read;
 
     fn sample() -> Vec<u8> {
@@ -244,24 +245,6 @@ mod tests {
                 );
             }
             assert_eq!(roundtrip(compression, b"", 1), b"");
-        }
-    }
-
-    /// A writer that fails after `left` bytes, like a full disk.
-    struct Failing {
-        left: usize,
-    }
-
-    impl Write for Failing {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            if buf.len() > self.left {
-                return Err(io::Error::other("disk full"));
-            }
-            self.left -= buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
         }
     }
 

@@ -7,6 +7,8 @@ pub mod compress;
 pub mod request;
 pub mod run;
 pub mod sink;
+#[cfg(test)]
+mod test_writers;
 pub mod write_behind;
 
 pub use request::{prepare, Compression, ExportRequest, PreparedExport, RequestError};

@@ -140,6 +140,7 @@ impl<W: Write + Send + 'static> Drop for WriteBehind<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::test_writers::Failing;
     use std::sync::Mutex;
 
     fn sample() -> Vec<u8> {
@@ -159,24 +160,6 @@ mod tests {
             assert_eq!(writer.finish().unwrap(), data, "pieces of {piece}");
         }
         assert_eq!(WriteBehind::new(Vec::new()).unwrap().finish().unwrap(), b"");
-    }
-
-    /// Fails every write after `left` bytes, like a full disk.
-    struct Failing {
-        left: usize,
-    }
-
-    impl Write for Failing {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            if buf.len() > self.left {
-                return Err(io::Error::other("disk full"));
-            }
-            self.left -= buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
     }
 
     #[test]
