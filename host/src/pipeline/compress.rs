@@ -162,11 +162,7 @@ impl<W: Write> Compressor<W> {
 
 impl<W: Write> Write for Compressor<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // Taken a block at a time, so that a formatter handing over its
-        // whole file at the end (xlsx) is never copied whole.
-        let room = BLOCK.saturating_sub(self.block.len()).max(1);
-        let taken = buf.len().min(room);
-        self.block.extend_from_slice(&buf[..taken]);
+        let taken = super::fill_block(&mut self.block, buf, BLOCK);
         if self.block.len() >= BLOCK {
             self.hand_over()?;
         }

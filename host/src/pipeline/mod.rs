@@ -15,3 +15,14 @@ pub use request::{prepare, Compression, ExportRequest, PreparedExport, RequestEr
 pub use run::{run, RunError, RunLimits, RunSummary, Stage};
 pub use sink::{Sink, SinkSummary};
 pub use write_behind::WriteBehind;
+
+/// Appends as much of `buf` to `block` as fits in `size` bytes (at least one
+/// byte, so a write always progresses) and says how much it took. The
+/// threaded writers gather their blocks this way, so a formatter handing
+/// over its whole file at the end (xlsx) is never copied whole.
+fn fill_block(block: &mut Vec<u8>, buf: &[u8], size: usize) -> usize {
+    let room = size.saturating_sub(block.len()).max(1);
+    let taken = buf.len().min(room);
+    block.extend_from_slice(&buf[..taken]);
+    taken
+}

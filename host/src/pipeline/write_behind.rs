@@ -111,9 +111,7 @@ impl<W: Write + Send + 'static> WriteBehind<W> {
 
 impl<W: Write + Send + 'static> Write for WriteBehind<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let room = (BLOCK - self.block.len().min(BLOCK)).max(1);
-        let taken = buf.len().min(room);
-        self.block.extend_from_slice(&buf[..taken]);
+        let taken = super::fill_block(&mut self.block, buf, BLOCK);
         if self.block.len() >= BLOCK {
             self.hand_over()?;
         }
