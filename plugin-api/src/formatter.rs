@@ -7,13 +7,24 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 
 /// One running export's writer: the host calls `write` for every batch, then
-/// `finish` once. Append output bytes to `out`; the host owns the file, its
-/// size cap, compression and checksum.
+/// `finish` once, then `finish_more` until it answers `false`. Append output
+/// bytes to `out`; the host owns the file, its size cap, compression and
+/// checksum.
 pub trait FormatWriter: Send {
     /// Formats one batch. Its schema is the one given to [`Formatter::start`].
     fn write(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<()>;
     /// Writes whatever closes the document (a closing bracket, a footer).
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<()>;
+    /// Hands over closing output too large to hold whole (an archive that
+    /// can only be built at the end, staged in a file) in pieces of a few
+    /// MiB: append the next piece and answer `true`, or `false` once there is
+    /// nothing left. Most formatters need no more than `finish`; this default
+    /// says so. Since 1.1: a 1.0 host calls `finish` alone, and the plugin
+    /// side then gathers every piece into `finish`'s answer itself.
+    fn finish_more(&mut self, out: &mut Vec<u8>) -> Result<bool> {
+        let _ = out;
+        Ok(false)
+    }
 }
 
 /// An output format.

@@ -125,7 +125,8 @@
 //!   a pull-based stream of record batches that all share one schema;
 //! - a [`Formatter`] turns `(config, options, schema)` into a [`FormatWriter`],
 //!   whose `write` is called once per batch and `finish` once at the end,
-//!   each appending bytes to the host's buffer.
+//!   each appending bytes to the host's buffer (closing output too large to
+//!   hold whole can follow in pieces, through `finish_more`, since 1.1).
 //!
 //! Loaders and formatters never meet: the host streams batches from one to
 //! the other across the Arrow C stream interface, and owns files, sizes,

@@ -118,7 +118,7 @@ pub fn nullable_text_batch(header: &[&str], rows: &[&[Option<&str>]]) -> RecordB
 
 /// Runs formatter `name` of `plugin` over `batches` (all of `schema`), with
 /// `config` and `options` as JSON text, and returns every byte it wrote:
-/// what `start`, each `write` and `finish` produced, in order.
+/// what `start`, each `write`, `finish` and `finish_more` produced, in order.
 pub fn run_formatter(
     plugin: &Plugin,
     name: &str,
@@ -133,6 +133,7 @@ pub fn run_formatter(
         writer.write(batch, &mut out)?;
     }
     writer.finish(&mut out)?;
+    while writer.finish_more(&mut out)? {}
     Ok(out)
 }
 

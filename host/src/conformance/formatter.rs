@@ -49,6 +49,9 @@ impl Target<'_> {
             out.extend_from_slice(&session.write(batch)?);
         }
         out.extend_from_slice(&session.finish()?);
+        while let Some(piece) = session.finish_more()? {
+            out.extend_from_slice(&piece);
+        }
         Ok(out)
     }
 }
@@ -281,12 +284,17 @@ fn flat_memory(target: &Target<'_>, inputs: &Inputs, label: String) -> Check {
     }
     // Measure while the closing bytes are held: a formatter that buffers
     // everything until `finish` shows its whole document here.
-    match session.finish() {
-        Ok(bytes) => {
-            written += bytes.len() as u64;
-            peak = peak.max(resident_bytes().unwrap_or(0));
+    let mut closing = session.finish().map(Some);
+    loop {
+        match closing {
+            Ok(Some(bytes)) => {
+                written += bytes.len() as u64;
+                peak = peak.max(resident_bytes().unwrap_or(0));
+            }
+            Ok(None) => break,
+            Err(err) => return Check::fail(label, format!("finish: {}", describe(&err))),
         }
-        Err(err) => return Check::fail(label, format!("finish: {}", describe(&err))),
+        closing = session.finish_more();
     }
     let growth = peak.saturating_sub(baseline);
     let detail = format!(

@@ -99,8 +99,10 @@ pub trait BatchSource: Send {
 pub trait FormatSession {
     /// Formats one batch.
     fn write(&mut self, batch: &Batch) -> Result<Formatted, CallError>;
-    /// Ends the document.
+    /// Ends the document: the first piece of the closing bytes.
     fn finish(&mut self) -> Result<Formatted, CallError>;
+    /// The next piece of the closing bytes; `None` once there are no more.
+    fn finish_more(&mut self) -> Result<Option<Formatted>, CallError>;
 }
 
 /// Bytes a formatter produced: the plugin's own buffer in-process, or what
@@ -266,6 +268,9 @@ impl FormatSession for LocalFormatter {
     fn finish(&mut self) -> Result<Formatted, CallError> {
         Ok(Formatted::Plugin(self.0.finish()?))
     }
+    fn finish_more(&mut self) -> Result<Option<Formatted>, CallError> {
+        Ok(self.0.finish_more()?.map(Formatted::Plugin))
+    }
 }
 
 /// One loader or formatter session on a checked-out worker. The worker goes
@@ -404,19 +409,9 @@ struct RemoteFormatter {
 }
 
 impl RemoteFormatter {
-    fn bytes(
-        &mut self,
-        request: &Request,
-        payload: &[u8],
-        last: bool,
-    ) -> Result<Formatted, CallError> {
+    fn bytes(&mut self, request: &Request, payload: &[u8]) -> Result<Formatted, CallError> {
         match self.conversation.call(request, payload)? {
-            (Reply::Bytes, bytes) => {
-                if last {
-                    self.conversation.release();
-                }
-                Ok(Formatted::Owned(bytes))
-            }
+            (Reply::Bytes, bytes) => Ok(Formatted::Owned(bytes)),
             (other, _) => Err(self.conversation.unexpected(other)),
         }
     }
@@ -425,10 +420,19 @@ impl RemoteFormatter {
 impl FormatSession for RemoteFormatter {
     fn write(&mut self, batch: &Batch) -> Result<Formatted, CallError> {
         let encoded = batch.ipc()?;
-        self.bytes(&Request::Write, &encoded, false)
+        self.bytes(&Request::Write, &encoded)
     }
 
     fn finish(&mut self) -> Result<Formatted, CallError> {
-        self.bytes(&Request::Finish, &[], true)
+        self.bytes(&Request::Finish, &[])
+    }
+
+    fn finish_more(&mut self) -> Result<Option<Formatted>, CallError> {
+        let piece = self.bytes(&Request::FinishMore, &[])?;
+        if piece.is_empty() {
+            self.conversation.release();
+            return Ok(None);
+        }
+        Ok(Some(piece))
     }
 }

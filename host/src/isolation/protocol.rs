@@ -16,7 +16,7 @@ use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 /// The protocol version this build speaks; a worker refuses any other.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Headers are small JSON documents (the largest is a manifest).
 const MAX_HEADER_BYTES: u32 = 16 << 20;
@@ -62,8 +62,13 @@ pub enum Request {
     },
     /// Formats the batch in the payload: [`Reply::Bytes`].
     Write,
-    /// Ends the document: [`Reply::Bytes`] with the closing bytes.
+    /// Ends the document: [`Reply::Bytes`] with the first piece of the
+    /// closing bytes.
     Finish,
+    /// After `Finish`: [`Reply::Bytes`] with the next piece of the closing
+    /// bytes; an empty payload means there are no more, and the formatter is
+    /// closed.
+    FinishMore,
     /// Drops the open loader or formatter: [`Reply::Closed`].
     Close,
 }

@@ -234,11 +234,30 @@ fn answer(
             let Session::Formatter(formatter) = session else {
                 return failed(PluginError::internal("finish without a started formatter"));
             };
-            let finished = formatter.finish().map(Formatted::Plugin);
-            *session = Session::Idle;
-            match finished {
-                Ok(bytes) => (Reply::Bytes, bytes),
-                Err(error) => failed(error),
+            match formatter.finish() {
+                Ok(bytes) => (Reply::Bytes, Formatted::Plugin(bytes)),
+                Err(error) => {
+                    *session = Session::Idle;
+                    failed(error)
+                }
+            }
+        }
+        Request::FinishMore => {
+            let Session::Formatter(formatter) = session else {
+                return failed(PluginError::internal(
+                    "finish_more without a finished formatter",
+                ));
+            };
+            match formatter.finish_more() {
+                Ok(Some(bytes)) => (Reply::Bytes, Formatted::Plugin(bytes)),
+                Ok(None) => {
+                    *session = Session::Idle;
+                    (Reply::Bytes, none())
+                }
+                Err(error) => {
+                    *session = Session::Idle;
+                    failed(error)
+                }
             }
         }
         Request::Close => {

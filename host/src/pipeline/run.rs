@@ -243,9 +243,14 @@ pub fn run<W: Write>(
     pump().map_err(give_up_on_loader)?;
     // The loader has finished (its side of the channel closed).
     let _ = loader_thread.join();
-    let closing = formatter.finish().map_err(formatter_error)?;
-    write_out(&mut sink, &closing)?;
-    progress(rows, sink.formatted_bytes());
+    let mut closing = Some(formatter.finish().map_err(formatter_error)?);
+    while let Some(piece) = closing {
+        write_out(&mut sink, &piece)?;
+        progress(rows, sink.formatted_bytes());
+        // Dropped before the next call, so one piece at a time is held.
+        drop(piece);
+        closing = formatter.finish_more().map_err(formatter_error)?;
+    }
     let (inner, output) = sink.finish().map_err(|err| match size_limit(&err) {
         Some(limit) => RunError::SizeLimit { limit },
         None => RunError::Output(err),

@@ -215,8 +215,42 @@ impl AbiFormatWriter for GuestWriter {
 
     fn finish(&mut self) -> RResult<RVec<u8>, AbiError> {
         self.run(|this| {
+            let writer = this.writer()?;
+            let mut out = Vec::new();
+            writer.finish(&mut out)?;
+            while writer.finish_more(&mut out)? {}
+            this.retire();
+            Ok(RVec::from(out))
+        })
+    }
+
+    fn finish_first(&mut self) -> RResult<RVec<u8>, AbiError> {
+        self.run(|this| {
             let mut out = Vec::new();
             this.writer()?.finish(&mut out)?;
+            Ok(RVec::from(out))
+        })
+    }
+
+    fn finish_more(&mut self) -> RResult<RVec<u8>, AbiError> {
+        self.run(|this| {
+            let mut out = Vec::new();
+            // An empty answer means "done" on the wire, so a piece that came
+            // out empty is skipped rather than passed on.
+            let done = loop {
+                let Some(writer) = this.writer.as_mut() else {
+                    break true;
+                };
+                if !writer.finish_more(&mut out)? {
+                    break true;
+                }
+                if !out.is_empty() {
+                    break false;
+                }
+            };
+            if done {
+                this.retire();
+            }
             Ok(RVec::from(out))
         })
     }

@@ -278,10 +278,21 @@ impl FormatterSession {
         }
     }
 
-    /// Ends the document; returns the closing bytes.
+    /// Ends the document; returns the first piece of the closing bytes. Call
+    /// [`FormatterSession::finish_more`] until it answers `None` for the rest.
     pub fn finish(&mut self) -> Result<PluginBytes, PluginError> {
-        match self.writer.finish() {
+        match self.writer.finish_first() {
             RResult::ROk(bytes) => Ok(PluginBytes(bytes)),
+            RResult::RErr(err) => Err(err.into()),
+        }
+    }
+
+    /// The next piece of the closing bytes, or `None` once there are none
+    /// (at once for a plugin built against 1.0).
+    pub fn finish_more(&mut self) -> Result<Option<PluginBytes>, PluginError> {
+        match self.writer.finish_more() {
+            RResult::ROk(bytes) if bytes.is_empty() => Ok(None),
+            RResult::ROk(bytes) => Ok(Some(PluginBytes(bytes))),
             RResult::RErr(err) => Err(err.into()),
         }
     }

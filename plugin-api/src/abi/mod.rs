@@ -89,9 +89,20 @@ pub trait AbiFormatWriter: Send {
     /// `batch: *mut FFI_ArrowArray`, a struct array of the start schema; the
     /// plugin takes ownership of it (leaving it released). Returns output bytes.
     fn write(&mut self, batch: *mut c_void) -> RResult<RVec<u8>, AbiError>;
-    /// Returns the closing bytes.
+    /// Returns all the closing bytes (what a 1.0 host calls).
     #[sabi(last_prefix_field)]
     fn finish(&mut self) -> RResult<RVec<u8>, AbiError>;
+    /// Since 1.1: returns the first piece of the closing bytes; the host then
+    /// calls `finish_more` until it returns no bytes. A 1.0 plugin lacks this
+    /// method, and the fallback below answers with all of `finish`.
+    fn finish_first(&mut self) -> RResult<RVec<u8>, AbiError> {
+        self.finish()
+    }
+    /// Since 1.1: the next piece of the closing bytes, empty once there are
+    /// no more (a 1.0 plugin has none after `finish`).
+    fn finish_more(&mut self) -> RResult<RVec<u8>, AbiError> {
+        RResult::ROk(RVec::new())
+    }
 }
 
 /// The owned, type-erased formatter object that crosses the boundary.

@@ -1,6 +1,7 @@
 //! The `xlsx` formatter: its options, the workbook writer, and their tests.
 
 use crate::cells::{parse_time_zone, Column, DateStyle, Kind, Value};
+use crate::handover::Handover;
 use arrow_array::timezone::Tz;
 use export_plugin_api::arrow_array::RecordBatch;
 use export_plugin_api::arrow_schema::SchemaRef;
@@ -165,6 +166,8 @@ struct XlsxWriter {
     rows_on_sheet: u32,
     /// Rows of data written in all, for messages.
     rows_written: u64,
+    /// The workbook being saved, once `finish` ran.
+    handover: Option<Handover>,
 }
 
 impl XlsxWriter {
@@ -214,6 +217,7 @@ impl XlsxWriter {
             next_row: 0,
             rows_on_sheet: 0,
             rows_written: 0,
+            handover: None,
         })
     }
 
@@ -396,11 +400,19 @@ impl FormatWriter for XlsxWriter {
         Ok(())
     }
 
-    fn finish(&mut self, out: &mut Vec<u8>) -> Result<()> {
+    /// Starts saving the workbook; `finish_more` hands the file over.
+    fn finish(&mut self, _out: &mut Vec<u8>) -> Result<()> {
         self.begin(None)?;
-        self.workbook
-            .save_to_writer(&mut *out)
-            .map_err(|err| PluginError::io(format!("writing the xlsx file failed: {err}")))
+        let workbook = std::mem::take(&mut self.workbook);
+        self.handover = Some(Handover::start(workbook)?);
+        Ok(())
+    }
+
+    fn finish_more(&mut self, out: &mut Vec<u8>) -> Result<bool> {
+        match &mut self.handover {
+            Some(handover) => handover.next(out),
+            None => Ok(false),
+        }
     }
 }
 
@@ -461,6 +473,7 @@ mod tests {
             assert!(out.is_empty(), "bytes come only at the end");
         }
         writer.finish(&mut out)?;
+        while writer.finish_more(&mut out)? {}
         Ok(out)
     }
 
@@ -738,6 +751,65 @@ mod tests {
         let schema = export_plugin_api::schemars::schema_for!(XlsxOptions).to_value();
         assert_eq!(schema["additionalProperties"], json!(false));
         assert!(schema.get("required").is_none(), "{schema}");
+    }
+
+    /// Distinct text per row, so the zip cannot shrink it below a few MiB.
+    fn bulky(row: usize) -> String {
+        format!(
+            "row {row} {:x}",
+            (row as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        )
+    }
+
+    fn bulky_batch(rows: usize) -> RecordBatch {
+        let values: Vec<String> = (0..rows).map(bulky).collect();
+        RecordBatch::try_from_iter([("v", Arc::new(StringArray::from(values)) as ArrayRef)])
+            .unwrap()
+    }
+
+    #[test]
+    fn a_large_workbook_comes_in_pieces_that_join_into_the_file() {
+        let batch = bulky_batch(200_000);
+        let mut writer = plugin()
+            .start_formatter("xlsx", "{}", "{}", batch.schema())
+            .unwrap();
+        let mut file = Vec::new();
+        writer.write(&batch, &mut file).unwrap();
+        writer.finish(&mut file).unwrap();
+        let mut pieces = 0;
+        loop {
+            let mut piece = Vec::new();
+            if !writer.finish_more(&mut piece).unwrap() {
+                assert!(piece.is_empty());
+                break;
+            }
+            assert!(
+                !piece.is_empty() && piece.len() <= 1 << 20,
+                "{}",
+                piece.len()
+            );
+            file.extend_from_slice(&piece);
+            pieces += 1;
+        }
+        assert!(pieces > 2, "{pieces} pieces for {} bytes", file.len());
+        assert!(!writer.finish_more(&mut file).unwrap(), "stays done");
+        let sheets = read_back(file);
+        assert_eq!(sheets[0].1.len(), 200_001);
+        assert_eq!(sheets[0].1[200_000][0], Data::String(bulky(199_999)));
+    }
+
+    #[test]
+    fn a_writer_dropped_halfway_through_the_handover_ends_its_saver() {
+        let batch = bulky_batch(200_000);
+        let mut writer = plugin()
+            .start_formatter("xlsx", "{}", "{}", batch.schema())
+            .unwrap();
+        let mut out = Vec::new();
+        writer.write(&batch, &mut out).unwrap();
+        writer.finish(&mut out).unwrap();
+        assert!(writer.finish_more(&mut out).unwrap());
+        // The saver is blocked on the full channel; dropping must not hang.
+        drop(writer);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! ([`XlsxFormatter`]) writes an Excel workbook (Office Open XML) with
 //! [`rust_xlsxwriter`] in its constant-memory mode: each row goes to a
 //! temporary file as soon as it is written, so memory stays flat however many
-//! rows there are, and the workbook is zipped into the output at the end.
+//! rows there are. The workbook is zipped at the end, on a thread of its own,
+//! and handed to the host a piece at a time through `finish_more`, so the
+//! finished file is never held whole either.
 //!
 //! ## Cells follow the Arrow type
 //!
@@ -52,6 +54,7 @@
 
 mod cells;
 mod formatter;
+mod handover;
 
 pub use formatter::{LongText, Overflow, XlsxFormatter, XlsxOptions, MAX_ROWS_PER_SHEET};
 
