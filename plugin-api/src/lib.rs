@@ -212,10 +212,11 @@
 //! ## Versioning
 //!
 //! This crate follows semver, and its ABI with it: a plugin built against
-//! `1.x` loads in every later `1.y` host. A minor version may only append
-//! functions to the end of the root module (abi_stable prefix types) and
-//! add fields to the JSON documents; it never removes, reorders or changes
-//! what exists. A plugin built for another major version is refused at load
+//! `1.x` loads in every later `1.y` host, and a `1.y` plugin in a `1.x`
+//! host. The binary layouts are frozen for all of 1.x (abi_stable refuses a
+//! library whose types have fewer fields than the host's); a minor version
+//! adds only optional fields to the JSON documents, sent only to plugins
+//! that know them, and never removes, reorders or changes what exists. A plugin built for another major version is refused at load
 //! time with a message naming both versions. The repository keeps a plugin
 //! built against a frozen copy of 1.0.0 and loads it in its tests.
 //!

@@ -7,6 +7,7 @@ use export_host::config::HostSettings;
 use export_host::pipeline::{self, ExportRequest, Sink, WriteBehind};
 use export_host::records::{ExportId, ExportRecord, Scope, Status};
 use export_host::service::ExportService;
+use export_host::storage::EarlyWriteback;
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Map, Value};
 use std::io::IsTerminal;
@@ -208,12 +209,13 @@ fn one_shot(settings: &HostSettings, request: &ExportRequest, output: &Path) -> 
             .permissions(std::fs::Permissions::from_mode(0o644))
             .tempfile_in(folder)
             .with_context(|| format!("cannot create a file in {}", folder.display()))?;
-        let writer = WriteBehind::new(temp)?;
+        let writer = WriteBehind::new(EarlyWriteback::new(temp))?;
         let sink = Sink::new(writer, limits.max_bytes, prepared.compression, false)?;
         let (writer, summary) = pipeline::run(&prepared, limits, sink, &mut report)?;
         let temp = writer
             .finish()
-            .with_context(|| format!("writing {}", target.display()))?;
+            .with_context(|| format!("writing {}", target.display()))?
+            .into_inner();
         temp.as_file().sync_all()?;
         temp.persist(target).with_context(|| {
             format!("cannot move the export into place at {}", target.display())

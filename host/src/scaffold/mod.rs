@@ -113,12 +113,15 @@ impl ApiSource {
 
     /// The dependency as a TOML inline table, with `features` when given.
     fn dependency(&self, features: &[&str]) -> String {
-        let version = toml_string(&version_requirement(&host_api_version()));
         let mut fields = Vec::new();
-        if let ApiSource::Path(path) = self {
-            fields.push(format!("path = {}", toml_string(&path.to_string_lossy())));
-        }
-        fields.push(format!("version = {version}"));
+        let requirement = match self {
+            ApiSource::Path(path) => {
+                fields.push(format!("path = {}", toml_string(&path.to_string_lossy())));
+                version_requirement(&host_api_version())
+            }
+            ApiSource::Version(requirement) => requirement.clone(),
+        };
+        fields.push(format!("version = {}", toml_string(&requirement)));
         if !features.is_empty() {
             let list: Vec<String> = features.iter().map(|f| toml_string(f)).collect();
             fields.push(format!("features = [{}]", list.join(", ")));

@@ -31,10 +31,12 @@
 pub mod keys;
 mod local;
 mod s3;
+mod writeback;
 
 pub use keys::{KeyError, StorageKey};
 pub use local::LocalStorage;
 pub use s3::{S3Options, S3Storage, PART_SIZE, SINGLE_PUT_MAX};
+pub use writeback::EarlyWriteback;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -516,7 +518,7 @@ enum Finish {
 /// [`abort`](Upload::abort) it; dropping it aborts.
 pub struct Upload {
     key: StorageKey,
-    file: Option<BufWriter<tempfile::NamedTempFile>>,
+    file: Option<BufWriter<EarlyWriteback<tempfile::NamedTempFile>>>,
     written: u64,
     finish: Finish,
 }
@@ -537,6 +539,11 @@ const WRITE_BUFFER: usize = 128 * 1024;
 
 impl Upload {
     fn new(key: StorageKey, temp: tempfile::NamedTempFile, finish: Finish) -> Self {
+        // A local object is synced at commit: start its writeback early.
+        let temp = match finish {
+            Finish::Rename { .. } => EarlyWriteback::new(temp),
+            Finish::Put(_) => EarlyWriteback::lazy(temp),
+        };
         Upload {
             key,
             file: Some(BufWriter::with_capacity(WRITE_BUFFER, temp)),
@@ -557,10 +564,10 @@ impl Upload {
 
     /// Where the bytes are kept until commit (for diagnostics).
     pub fn temp_path(&self) -> Option<&Path> {
-        self.file.as_ref().map(|f| f.get_ref().path())
+        self.file.as_ref().map(|f| f.get_ref().get_ref().path())
     }
 
-    fn writer(&mut self) -> io::Result<&mut BufWriter<tempfile::NamedTempFile>> {
+    fn writer(&mut self) -> io::Result<&mut BufWriter<EarlyWriteback<tempfile::NamedTempFile>>> {
         self.file
             .as_mut()
             .ok_or_else(|| io::Error::other("the upload is already finished"))
@@ -585,7 +592,7 @@ impl Upload {
             drop(writer.into_parts());
             return Err(StorageError::io(format!("writing {}", self.key), e));
         }
-        let (temp, _) = writer.into_parts();
+        let temp = writer.into_parts().0.into_inner();
         match &self.finish {
             Finish::Rename { path } => {
                 temp.as_file()
@@ -618,7 +625,7 @@ impl Upload {
         match self.file.take() {
             Some(writer) => {
                 // Discard the buffer without writing it.
-                let (temp, _) = writer.into_parts();
+                let temp = writer.into_parts().0.into_inner();
                 temp.close().map_err(|e| {
                     StorageError::io(format!("removing the partial upload of {}", self.key), e)
                 })
@@ -644,7 +651,7 @@ impl Drop for Upload {
     fn drop(&mut self) {
         if let Some(writer) = self.file.take() {
             // Discard the buffer; dropping the temp file removes it.
-            let (temp, _) = writer.into_parts();
+            let temp = writer.into_parts().0.into_inner();
             drop(temp);
         }
     }

@@ -4,7 +4,8 @@
 //! panic unwinding into an `extern "C"` frame aborts the whole host.
 
 use super::{
-    AbiError, AbiFormatWriter, AbiFormatWriter_TO, FormatWriterBox, PluginMod, PluginModRef,
+    AbiError, AbiFormatWriter, AbiFormatWriter_TO, FormatWriterBox, HostHints, PluginMod,
+    PluginModRef,
 };
 use crate::error::PluginError;
 use crate::formatter::FormatWriter;
@@ -144,16 +145,15 @@ extern "C" fn start_formatter(
         // SAFETY: the host passes a live schema it keeps owning for this call.
         let ffi_schema = unsafe { &*schema.cast::<FFI_ArrowSchema>() };
         let schema = Arc::new(Schema::try_from(ffi_schema)?);
-        let writer = plugin()?.start_formatter(
-            name.as_str(),
-            config.as_str(),
-            options.as_str(),
-            schema.clone(),
-        )?;
+        let (options, hints) = HostHints::take_from(options.as_str());
+        let writer =
+            plugin()?.start_formatter(name.as_str(), config.as_str(), &options, schema.clone())?;
         Ok(AbiFormatWriter_TO::from_value(
             GuestWriter {
                 writer: Some(writer),
                 schema,
+                hints,
+                finished: false,
             },
             TD_Opaque,
         ))
@@ -161,8 +161,12 @@ extern "C" fn start_formatter(
 }
 
 struct GuestWriter {
+    /// `None` once it failed, panicked or handed over its last byte.
     writer: Option<Box<dyn FormatWriter>>,
     schema: SchemaRef,
+    hints: HostHints,
+    /// `finish` has run once: later calls ask for the next piece.
+    finished: bool,
 }
 
 impl GuestWriter {
@@ -213,43 +217,39 @@ impl AbiFormatWriter for GuestWriter {
         })
     }
 
+    /// A host that asked for pieces ([`HostHints::finish_in_pieces`]) gets
+    /// what `FormatWriter::finish` wrote, then one `finish_more` piece per
+    /// call, then no bytes. Any other host gets all of it at once.
     fn finish(&mut self) -> RResult<RVec<u8>, AbiError> {
         self.run(|this| {
-            let writer = this.writer()?;
             let mut out = Vec::new();
-            writer.finish(&mut out)?;
-            while writer.finish_more(&mut out)? {}
-            this.retire();
-            Ok(RVec::from(out))
-        })
-    }
-
-    fn finish_first(&mut self) -> RResult<RVec<u8>, AbiError> {
-        self.run(|this| {
-            let mut out = Vec::new();
-            this.writer()?.finish(&mut out)?;
-            Ok(RVec::from(out))
-        })
-    }
-
-    fn finish_more(&mut self) -> RResult<RVec<u8>, AbiError> {
-        self.run(|this| {
-            let mut out = Vec::new();
-            // An empty answer means "done" on the wire, so a piece that came
-            // out empty is skipped rather than passed on.
-            let done = loop {
-                let Some(writer) = this.writer.as_mut() else {
-                    break true;
-                };
+            let Some(writer) = this.writer.as_mut() else {
+                if this.finished {
+                    return Ok(RVec::new());
+                }
+                return Err(PluginError::internal(
+                    "formatter used after it failed or finished",
+                ));
+            };
+            if !this.finished {
+                this.finished = true;
+                writer.finish(&mut out)?;
+                if this.hints.finish_in_pieces {
+                    return Ok(RVec::from(out));
+                }
+                while writer.finish_more(&mut out)? {}
+                this.retire();
+                return Ok(RVec::from(out));
+            }
+            // No bytes means "done" to the host, so an empty piece is skipped.
+            loop {
                 if !writer.finish_more(&mut out)? {
-                    break true;
+                    this.retire();
+                    break;
                 }
                 if !out.is_empty() {
-                    break false;
+                    break;
                 }
-            };
-            if done {
-                this.retire();
             }
             Ok(RVec::from(out))
         })

@@ -4,7 +4,7 @@
 //! checker, a test harness) do.
 
 use super::guest::WIRE_MARK;
-use super::{FormatWriterBox, PluginModRef};
+use super::{FormatWriterBox, HostHints, PluginModRef};
 use crate::error::{ErrorKind, PluginError};
 use crate::loader::Limits;
 use crate::manifest::Manifest;
@@ -117,6 +117,8 @@ fn first_lines(text: &str, n: usize) -> String {
 pub struct PluginLibrary {
     module: PluginModRef,
     manifest: Manifest,
+    /// The plugin-api version the library was built against.
+    api_version: VersionNumber,
 }
 
 impl std::fmt::Debug for PluginLibrary {
@@ -163,7 +165,11 @@ impl PluginLibrary {
                 .map_err(|err| LoadError::Manifest(err.to_string()))?,
             RResult::RErr(err) => return Err(LoadError::Init(PluginError::from(err).message)),
         };
-        Ok(PluginLibrary { module, manifest })
+        Ok(PluginLibrary {
+            module,
+            manifest,
+            api_version: plugin_version,
+        })
     }
 
     /// What the plugin declares.
@@ -208,14 +214,28 @@ impl PluginLibrary {
         let ffi_schema = FFI_ArrowSchema::try_from(schema).map_err(|err| {
             PluginError::unsupported(format!("cannot pass schema to the formatter: {err}"))
         })?;
+        // Only a plugin of 1.1 or later takes the hints out of its options.
+        let hinted = (self.api_version.minor >= 1)
+            .then(|| {
+                HostHints {
+                    finish_in_pieces: true,
+                }
+                .add_to(options)
+            })
+            .flatten();
+        let in_pieces = hinted.is_some();
         let result = (self.module.start_formatter())(
             RStr::from(name),
             RStr::from(config),
-            RStr::from(options),
+            RStr::from(hinted.as_deref().unwrap_or(options)),
             (&ffi_schema as *const FFI_ArrowSchema).cast::<c_void>(),
         );
         match result {
-            RResult::ROk(writer) => Ok(FormatterSession { writer }),
+            RResult::ROk(writer) => Ok(FormatterSession {
+                writer,
+                in_pieces,
+                done: false,
+            }),
             RResult::RErr(err) => Err(err.into()),
         }
     }
@@ -260,6 +280,10 @@ fn decode_stream_error(err: ArrowError) -> PluginError {
 /// A running formatter inside a plugin.
 pub struct FormatterSession {
     writer: FormatWriterBox,
+    /// The plugin was asked to hand its closing bytes over in pieces.
+    in_pieces: bool,
+    /// The last piece was taken.
+    done: bool,
 }
 
 impl FormatterSession {
@@ -281,18 +305,27 @@ impl FormatterSession {
     /// Ends the document; returns the first piece of the closing bytes. Call
     /// [`FormatterSession::finish_more`] until it answers `None` for the rest.
     pub fn finish(&mut self) -> Result<PluginBytes, PluginError> {
-        match self.writer.finish_first() {
-            RResult::ROk(bytes) => Ok(PluginBytes(bytes)),
-            RResult::RErr(err) => Err(err.into()),
-        }
+        self.done = !self.in_pieces;
+        self.call_finish()
     }
 
     /// The next piece of the closing bytes, or `None` once there are none
-    /// (at once for a plugin built against 1.0).
+    /// (at once for a plugin built against 1.0, whose `finish` gave them all).
     pub fn finish_more(&mut self) -> Result<Option<PluginBytes>, PluginError> {
-        match self.writer.finish_more() {
-            RResult::ROk(bytes) if bytes.is_empty() => Ok(None),
-            RResult::ROk(bytes) => Ok(Some(PluginBytes(bytes))),
+        if self.done {
+            return Ok(None);
+        }
+        let piece = self.call_finish()?;
+        if piece.is_empty() {
+            self.done = true;
+            return Ok(None);
+        }
+        Ok(Some(piece))
+    }
+
+    fn call_finish(&mut self) -> Result<PluginBytes, PluginError> {
+        match self.writer.finish() {
+            RResult::ROk(bytes) => Ok(PluginBytes(bytes)),
             RResult::RErr(err) => Err(err.into()),
         }
     }

@@ -13,6 +13,14 @@
 //!   `FFI_ArrowArrayStream`; a formatter receives each batch as an
 //!   `FFI_ArrowArray` whose schema it was given once at start. Buffers are
 //!   shared, never copied, and released by their owner's callback.
+//!
+//! **The layouts are frozen for all of 1.x.** abi_stable refuses a library
+//! whose prefix types have fewer fields than the host's, so a host that
+//! appended a function would refuse every older plugin. What a later 1.y
+//! adds travels in the JSON documents instead, and only to plugins whose
+//! plugin-api version knows it: the host's hints ([`HostHints`]) ride in a
+//! formatter's options under [`HOST_HINTS_KEY`], removed on the plugin side
+//! before the formatter sees them.
 
 // abi_stable 0.11's #[sabi_trait] emits impls inside a generated const block.
 #![allow(non_local_definitions)]
@@ -24,6 +32,7 @@ use abi_stable::library::RootModule;
 use abi_stable::sabi_types::VersionStrings;
 use abi_stable::std_types::{RBox, RResult, RStr, RString, RVec};
 use abi_stable::{declare_root_module_statics, package_version_strings, sabi_trait, StableAbi};
+use std::borrow::Cow;
 use std::ffi::c_void;
 
 use crate::error::{ErrorKind, PluginError};
@@ -51,10 +60,7 @@ impl From<AbiError> for PluginError {
     }
 }
 
-/// The root module every plugin library exports.
-///
-/// Append new functions after `start_formatter` only, each with
-/// `#[sabi(missing_field(option))]`, and never reorder or change existing ones.
+/// The root module every plugin library exports. Frozen: see the module docs.
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = PluginModRef)))]
@@ -89,19 +95,64 @@ pub trait AbiFormatWriter: Send {
     /// `batch: *mut FFI_ArrowArray`, a struct array of the start schema; the
     /// plugin takes ownership of it (leaving it released). Returns output bytes.
     fn write(&mut self, batch: *mut c_void) -> RResult<RVec<u8>, AbiError>;
-    /// Returns all the closing bytes (what a 1.0 host calls).
+    /// Returns the closing bytes.
     #[sabi(last_prefix_field)]
     fn finish(&mut self) -> RResult<RVec<u8>, AbiError>;
-    /// Since 1.1: returns the first piece of the closing bytes; the host then
-    /// calls `finish_more` until it returns no bytes. A 1.0 plugin lacks this
-    /// method, and the fallback below answers with all of `finish`.
-    fn finish_first(&mut self) -> RResult<RVec<u8>, AbiError> {
-        self.finish()
+}
+
+/// The key of a formatter's options under which a host of 1.1 or later
+/// passes its [`HostHints`] to a plugin of 1.1 or later.
+pub(crate) const HOST_HINTS_KEY: &str = "$host";
+
+/// What the host tells the plugin side of a formatter, beyond its options.
+///
+/// Keep it flat, fields of plain values: it is spliced into the options as
+/// their first member, so removing it again is exact and the formatter gets
+/// its options byte for byte (key order included).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct HostHints {
+    /// Since 1.1: the host calls `finish` again until it answers no bytes,
+    /// so the closing output may come in pieces (`FormatWriter::finish_more`).
+    /// Without it `finish` answers with all of it, as a 1.0 host expects.
+    #[serde(default)]
+    pub finish_in_pieces: bool,
+}
+
+impl HostHints {
+    /// `options` (a JSON object) with the hints as its first member; `None`
+    /// when the options are not an object.
+    pub(crate) fn add_to(self, options: &str) -> Option<String> {
+        let body = options.trim_start().strip_prefix('{')?;
+        let hints = serde_json::to_string(&self).ok()?;
+        let rest = if body.trim_start().starts_with('}') {
+            "}".to_owned()
+        } else {
+            format!(",{body}")
+        };
+        Some(format!("{{\"{HOST_HINTS_KEY}\":{hints}{rest}"))
     }
-    /// Since 1.1: the next piece of the closing bytes, empty once there are
-    /// no more (a 1.0 plugin has none after `finish`).
-    fn finish_more(&mut self) -> RResult<RVec<u8>, AbiError> {
-        RResult::ROk(RVec::new())
+
+    /// Takes the hints out of `options`: the options the formatter sees, and
+    /// the hints (all off from a host that sent none).
+    pub(crate) fn take_from(options: &str) -> (Cow<'_, str>, HostHints) {
+        let none = || (Cow::Borrowed(options), HostHints::default());
+        let Some(after) = options.strip_prefix(&format!("{{\"{HOST_HINTS_KEY}\":")) else {
+            return none();
+        };
+        let Some(end) = after.find('}') else {
+            return none();
+        };
+        let Ok(hints) = serde_json::from_str::<HostHints>(&after[..=end]) else {
+            return none();
+        };
+        let tail = &after[end + 1..];
+        if let Some(members) = tail.strip_prefix(',') {
+            (Cow::Owned(format!("{{{members}")), hints)
+        } else if tail.starts_with('}') {
+            (Cow::Owned(format!("{{{tail}")), hints)
+        } else {
+            none()
+        }
     }
 }
 
@@ -120,6 +171,44 @@ pub mod __private {
 
 #[cfg(test)]
 mod tests {
+    use super::{HostHints, HOST_HINTS_KEY};
+
+    #[test]
+    fn hints_travel_in_the_options_and_leave_them_byte_for_byte() {
+        let hints = HostHints {
+            finish_in_pieces: true,
+        };
+        for options in [r#"{"z": 1, "a": {"b": "}"}}"#, "{}", " { } ", "{\n}"] {
+            let sent = hints.add_to(options).unwrap();
+            assert!(
+                sent.starts_with(&format!(r#"{{"{HOST_HINTS_KEY}":"#)),
+                "{sent}"
+            );
+            let parsed: serde_json::Value = serde_json::from_str(&sent).unwrap();
+            assert_eq!(parsed[HOST_HINTS_KEY]["finish_in_pieces"], true);
+            let (back, got) = HostHints::take_from(&sent);
+            assert_eq!(got, hints);
+            let original: serde_json::Value = serde_json::from_str(options).unwrap();
+            assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&back).unwrap(),
+                original
+            );
+        }
+        let options = r#"{"z": 1, "a": {"b": "}"}}"#;
+        let sent = hints.add_to(options).unwrap();
+        assert_eq!(
+            HostHints::take_from(&sent).0,
+            options,
+            "byte for byte, key order kept"
+        );
+        // From a host that sends none, or options that are not an object.
+        for plain in [r#"{"pretty":true}"#, "{}", "null"] {
+            let (back, got) = HostHints::take_from(plain);
+            assert_eq!((back.as_ref(), got), (plain, HostHints::default()));
+        }
+        assert_eq!(hints.add_to("null"), None);
+    }
+
     #[test]
     fn exported_symbol_name_matches_abi_stable() {
         // export_plugin! spells the symbol out because #[export_name] needs a literal.
