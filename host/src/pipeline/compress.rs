@@ -31,15 +31,31 @@ const QUEUED_BLOCKS: usize = 4;
 /// gzip's level. Deflate is the slowest stage of a gzip export by far: on
 /// the benchmark's 165 MB CSV zlib-rs takes 0.79 s at level 1, 1.24 s at
 /// level 2 and 2.14 s at zlib's default 6, against 0.46 s for the whole
-/// uncompressed export. Level 1, on [`gzip_threads`] threads, keeps a gzip
+/// uncompressed export. Level 1, on [`compression_threads`] threads, keeps a gzip
 /// export near 2x the plain one; its files are larger (80 MB there, 54 MB at
 /// level 6), and zstd is the choice for small files fast (54 MB in 0.77 s).
 pub const GZIP_LEVEL: u32 = 1;
 
-/// Threads that deflate one gzip stream's blocks side by side: every core,
-/// up to four (more would only queue behind the formatter).
-fn gzip_threads() -> usize {
+/// Threads that compress one stream's blocks side by side (gzip's through
+/// gzp, zstd's own workers): every core, up to four (more would only queue
+/// behind the formatter).
+fn compression_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+/// Input bytes per zstd worker job.
+const ZSTD_JOB_BYTES: u32 = 2 << 20;
+
+/// A zstd encoder whose frame is compressed by [`compression_threads`]
+/// workers (still one standard frame).
+fn zstd_encoder() -> io::Result<zstd::stream::write::Encoder<'static, Vec<u8>>> {
+    let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL)?;
+    let workers = u32::try_from(compression_threads()).unwrap_or(1);
+    encoder.multithread(workers)?;
+    // zstd's own job size at level 3 is several MiB per worker, which put a
+    // JSONL export's peak RSS at 125 MiB; 2 MiB jobs keep it near the plain one.
+    encoder.set_parameter(zstd::zstd_safe::CParameter::JobSize(ZSTD_JOB_BYTES))?;
+    Ok(encoder)
 }
 
 /// Zstandard's level (its own default).
@@ -69,7 +85,7 @@ struct ParallelGzip {
 impl ParallelGzip {
     fn new(packed: Sender<Vec<u8>>) -> io::Result<Self> {
         let encoder = ParCompressBuilder::<Gzip>::new()
-            .num_threads(gzip_threads())
+            .num_threads(compression_threads())
             .map_err(io::Error::other)?
             .compression_level(flate2::Compression::new(GZIP_LEVEL))
             .from_writer(Packed(packed));
@@ -144,11 +160,7 @@ impl<W: Write> Compressor<W> {
             .name("export-compress".to_owned())
             .spawn(move || match compression {
                 Compression::Gzip => pump(ParallelGzip::new(packed_tx.clone())?, raw_rx, packed_tx),
-                Compression::Zstd => pump(
-                    zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL)?,
-                    raw_rx,
-                    packed_tx,
-                ),
+                Compression::Zstd => pump(zstd_encoder()?, raw_rx, packed_tx),
             })?;
         Ok(Compressor {
             out,
