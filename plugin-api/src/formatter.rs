@@ -16,8 +16,7 @@ pub trait FormatWriter: Send {
     /// Writes whatever closes the document (a closing bracket, a footer).
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<()>;
     /// Hands over closing output too large to hold whole (an archive that
-    /// can only be built at the end, staged in a file) in pieces of a few
-    /// MiB: append the next piece and answer `true`, or `false` once there is
+    /// can only be built at the end) in pieces of a few MiB: append the next piece and answer `true`, or `false` once there is
     /// nothing left. Most formatters need no more than `finish`; this default
     /// says so. Since 1.1: a 1.0 host calls `finish` alone, and the plugin
     /// side then gathers every piece into `finish`'s answer itself.
