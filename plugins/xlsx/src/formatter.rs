@@ -767,15 +767,21 @@ mod tests {
             .unwrap()
     }
 
-    #[test]
-    fn a_large_workbook_comes_in_pieces_that_join_into_the_file() {
+    /// A writer of 200,000 bulky rows that has run `finish`, and its bytes so far.
+    fn finished_writer() -> (Box<dyn FormatWriter>, Vec<u8>) {
         let batch = bulky_batch(200_000);
         let mut writer = plugin()
             .start_formatter("xlsx", "{}", "{}", batch.schema())
             .unwrap();
-        let mut file = Vec::new();
-        writer.write(&batch, &mut file).unwrap();
-        writer.finish(&mut file).unwrap();
+        let mut out = Vec::new();
+        writer.write(&batch, &mut out).unwrap();
+        writer.finish(&mut out).unwrap();
+        (writer, out)
+    }
+
+    #[test]
+    fn a_large_workbook_comes_in_pieces_that_join_into_the_file() {
+        let (mut writer, mut file) = finished_writer();
         let mut pieces = 0;
         loop {
             let mut piece = Vec::new();
@@ -800,13 +806,7 @@ mod tests {
 
     #[test]
     fn a_writer_dropped_halfway_through_the_handover_ends_its_saver() {
-        let batch = bulky_batch(200_000);
-        let mut writer = plugin()
-            .start_formatter("xlsx", "{}", "{}", batch.schema())
-            .unwrap();
-        let mut out = Vec::new();
-        writer.write(&batch, &mut out).unwrap();
-        writer.finish(&mut out).unwrap();
+        let (mut writer, mut out) = finished_writer();
         assert!(writer.finish_more(&mut out).unwrap());
         // The saver is blocked on the full channel; dropping must not hang.
         drop(writer);
