@@ -11,8 +11,9 @@
 //! plain export.
 //!
 //! Memory stays bounded: at most [`QUEUED_BLOCKS`] raw blocks wait for the
-//! compressor, and it returns one compressed block per raw block, which the
-//! caller drains before every hand-over.
+//! compressor, which holds a few more in its workers (gzp queues two blocks
+//! per thread; zstd's jobs are [`ZSTD_JOB_BYTES`]), and the caller drains
+//! what came back before every hand-over.
 
 use super::request::Compression;
 use gzp::deflate::Gzip;
@@ -31,9 +32,9 @@ const QUEUED_BLOCKS: usize = 4;
 /// gzip's level. Deflate is the slowest stage of a gzip export by far: on
 /// the benchmark's 165 MB CSV zlib-rs takes 0.79 s at level 1, 1.24 s at
 /// level 2 and 2.14 s at zlib's default 6, against 0.46 s for the whole
-/// uncompressed export. Level 1, on [`compression_threads`] threads, keeps a gzip
-/// export near 2x the plain one; its files are larger (80 MB there, 54 MB at
-/// level 6), and zstd is the choice for small files fast (54 MB in 0.77 s).
+/// uncompressed export. Level 1, on [`compression_threads`] threads, keeps
+/// a gzip export near 2x the plain one; its files are larger (80 MB there,
+/// 54 MB at level 6), and zstd is the choice for small files fast (54 MB).
 pub const GZIP_LEVEL: u32 = 1;
 
 /// Threads that compress one stream's blocks side by side (gzip's through
@@ -75,8 +76,8 @@ trait Codec: Write {
 
 /// gzip in pigz's way, through gzp: blocks deflate on several threads and
 /// join into one gzip member with a combined CRC, as any gzip reader
-/// expects. gzp's own writer
-/// thread sends the compressed bytes back, so the pump has none to forward.
+/// expects. gzp's own writer thread sends the compressed bytes back, so the
+/// pump has none to forward.
 struct ParallelGzip {
     encoder: ParCompress<'static, Gzip, Packed>,
     nothing: Vec<u8>,
@@ -153,8 +154,8 @@ impl<W: Write> Compressor<W> {
     /// Starts the compressor thread for `compression` in front of `out`.
     pub fn new(out: W, compression: Compression) -> io::Result<Self> {
         let (raw_tx, raw_rx) = sync_channel(QUEUED_BLOCKS);
-        // Unbounded, yet never longer than QUEUED_BLOCKS + 1: one compressed
-        // block per raw block, drained before each raw block is handed over.
+        // Unbounded, yet short: compressed bytes never outrun the raw blocks
+        // in flight, and they are drained before each raw block is handed over.
         let (packed_tx, packed_rx) = channel();
         let thread = std::thread::Builder::new()
             .name("export-compress".to_owned())
