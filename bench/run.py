@@ -301,10 +301,14 @@ def export_host_cmd(plugins_toml: str, csv_name: str, out_path: str, fmt: str, r
     ]
     if args.batch_size:
         cmd += ["--batch-size", str(args.batch_size)]
+    # Plugin-qualified names (`csv/csv`, `json/jsonl`): the export then loads
+    # those plugins only, as a user naming them gets.
+    if "/" not in fmt:
+        fmt = f"{'json' if fmt in ('json', 'jsonl') else fmt}/{fmt}"
     cmd += [
         "export",
         "--loader",
-        "csv",
+        "csv/csv",
         "--format",
         fmt,
         "--selector",

@@ -174,3 +174,27 @@ fn check_refuses_api_v2_and_non_plugins() {
         refused(&output, Exit::Refused, needles);
     }
 }
+
+#[test]
+fn an_export_naming_its_plugins_loads_only_those() {
+    let sandbox = mixed_sandbox();
+    sandbox.put("people.csv", "id,name\n1,Ada\n");
+    let selector = serde_json::json!({ "path": "people.csv" });
+    let options = serde_json::json!({});
+    let stderr =
+        |output: &std::process::Output| String::from_utf8_lossy(&output.stderr).into_owned();
+
+    // Every plugin is loaded for a bare name, so the broken one is reported.
+    let bare = sandbox.export("csv", "csv", &selector, &options, &[]);
+    assert_eq!(succeeded(&bare), b"id,name\n1,Ada\n");
+    assert!(stderr(&bare).contains("future"), "{}", stderr(&bare));
+
+    // Named plugins only: the broken one is never opened.
+    let named = sandbox.export("csv/csv", "csv/csv", &selector, &options, &[]);
+    assert_eq!(succeeded(&named), b"id,name\n1,Ada\n");
+    assert!(!stderr(&named).contains("future"), "{}", stderr(&named));
+
+    // A plugin plugins.toml does not list is looked for among all of them.
+    let unknown = sandbox.export("csv/csv", "nope/csv", &selector, &options, &[]);
+    refused(&unknown, Exit::Refused, &["csv/csv"]);
+}

@@ -55,12 +55,119 @@ pub fn is_number_spelling(text: &str) -> bool {
         Some(b'-' | b'0'..=b'9') if bytes.len() <= 24 => {}
         _ => return false,
     }
+    match read_plain_decimal(bytes) {
+        Spelling::Canonical => true,
+        Spelling::NotANumber => false,
+        Spelling::Undecided => spelled_by_round_trip(text),
+    }
+}
+
+/// The definition: the text is what formatting its parsed value gives back.
+fn spelled_by_round_trip(text: &str) -> bool {
     if let Ok(int) = text.parse::<i64>() {
         return itoa::Buffer::new().format(int) == text;
     }
     match text.parse::<f64>() {
         Ok(float) if float.is_finite() => ryu::Buffer::new().format_finite(float) == text,
         _ => false,
+    }
+}
+
+/// What [`read_plain_decimal`] could tell without parsing.
+#[derive(Debug, PartialEq, Eq)]
+enum Spelling {
+    Canonical,
+    NotANumber,
+    /// An exponent, or too many digits to be sure: parse and format it.
+    Undecided,
+}
+
+/// Decides the common cases of [`is_number_spelling`] from the digits alone,
+/// which is several times faster than parsing and formatting the value.
+///
+/// Integers: `itoa` writes an `i64` without a plus sign or leading zeros.
+/// Decimals without an exponent: a decimal of at most 15 significant digits
+/// (`f64::DIGITS`) is the only one of at most 15 digits that parses to its
+/// `f64`, so ryu's shortest form has exactly those digits, and ryu lays them
+/// out as `I.F` when the value is below 1e16 and, under 1, has at most four
+/// zeros after the point; integral values end in `.0`.
+fn read_plain_decimal(bytes: &[u8]) -> Spelling {
+    let digits = match bytes.first() {
+        Some(b'-') => &bytes[1..],
+        _ => bytes,
+    };
+    let point = digits.iter().position(|&b| b == b'.');
+    let (int, frac) = match point {
+        Some(at) => (&digits[..at], Some(&digits[at + 1..])),
+        None => (digits, None),
+    };
+    let all_digits = |part: &[u8]| part.iter().all(u8::is_ascii_digit);
+    if !all_digits(int) || !frac.is_none_or(all_digits) {
+        // Rust's float parser also takes an exponent; nothing else can be a number here.
+        return if digits.iter().any(|&b| b == b'e' || b == b'E') {
+            Spelling::Undecided
+        } else {
+            Spelling::NotANumber
+        };
+    }
+    let canonical_int = match int {
+        [] => false,
+        [b'0'] => true,
+        [first, ..] => *first != b'0',
+    };
+    if !canonical_int {
+        return Spelling::NotANumber;
+    }
+    let Some(frac) = frac else {
+        return integer_fits_i64(bytes.len() != digits.len(), int);
+    };
+    match frac {
+        [] => Spelling::NotANumber,
+        // Integral: ryu writes its digits (kk <= 16) and `.0`.
+        [b'0'] => {
+            let significant = int.len() - int.iter().rev().take_while(|&&b| b == b'0').count();
+            if int.len() > 16 {
+                Spelling::NotANumber
+            } else if significant <= 15 {
+                Spelling::Canonical
+            } else {
+                Spelling::Undecided
+            }
+        }
+        [.., b'0'] => Spelling::NotANumber,
+        _ if int == b"0" => {
+            let zeros = frac.iter().take_while(|&&b| b == b'0').count();
+            if zeros > 4 {
+                // Below 1e-5 ryu writes an exponent.
+                Spelling::NotANumber
+            } else if frac.len() - zeros <= 15 {
+                Spelling::Canonical
+            } else {
+                Spelling::Undecided
+            }
+        }
+        _ if int.len() > 16 => Spelling::NotANumber,
+        _ if int.len() + frac.len() <= 15 => Spelling::Canonical,
+        _ => Spelling::Undecided,
+    }
+}
+
+/// A canonical run of digits (with a minus sign if `negative`) as an `i64`.
+fn integer_fits_i64(negative: bool, int: &[u8]) -> Spelling {
+    if negative && int == b"0" {
+        return Spelling::NotANumber;
+    }
+    let limit: &[u8] = if negative {
+        b"9223372036854775808"
+    } else {
+        b"9223372036854775807"
+    };
+    let fits = int.len() < limit.len() || (int.len() == limit.len() && int <= limit);
+    if fits {
+        Spelling::Canonical
+    } else {
+        // Too large for an i64: ryu would write such an f64 with an exponent.
+        Spelling::NotANumber
     }
 }
 
@@ -85,4 +192,146 @@ pub fn json_value_text(raw: &str) -> Cow<'_, str> {
 pub fn write_json_string(out: &mut Vec<u8>, text: &str) {
     // Writing into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, text);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small deterministic generator, so failures reproduce.
+    struct XorShift(u64);
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    fn assert_same(text: &str) {
+        let definition = text.len() <= 24
+            && matches!(text.as_bytes().first(), Some(b'-' | b'0'..=b'9'))
+            && spelled_by_round_trip(text);
+        assert_eq!(is_number_spelling(text), definition, "{text:?}");
+    }
+
+    #[test]
+    fn common_values_are_decided_without_parsing() {
+        for canonical in ["0", "42", "-7", "1.5", "123.4", "0.001234", "-0.5", "10.0"] {
+            assert_eq!(
+                read_plain_decimal(canonical.as_bytes()),
+                Spelling::Canonical
+            );
+        }
+        for text in [
+            "007",
+            "1.50",
+            "123.40",
+            "-0",
+            "2024-05-01",
+            "conv_1",
+            "0.0000001",
+        ] {
+            assert_eq!(
+                read_plain_decimal(text.as_bytes()),
+                Spelling::NotANumber,
+                "{text}"
+            );
+        }
+        for text in ["1e5", "0.30000000000000004", "1234567890123456.7"] {
+            assert_eq!(
+                read_plain_decimal(text.as_bytes()),
+                Spelling::Undecided,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_parse_and_format() {
+        for text in [
+            "0",
+            "-0",
+            "0.0",
+            "-0.0",
+            "00",
+            "0.",
+            ".5",
+            "-.5",
+            "5.",
+            "1.0",
+            "1.00",
+            "10.0",
+            "1.5",
+            "1.50",
+            "0.00001",
+            "0.000001",
+            "0.0001234",
+            "1e5",
+            "1e16",
+            "1E16",
+            "1e-7",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "99999999999999999999",
+            "1234567890123456.0",
+            "12345678901234567.0",
+            "1000000000000000.0",
+            "10000000000000000.0",
+            "123456789012345.6",
+            "1234567890123456.7",
+            "0.123456789012345",
+            "0.1234567890123456",
+            "0.30000000000000004",
+            "2024-05-01",
+            "--1",
+            "1-2",
+            "1.2.3",
+            "-",
+            "",
+            "inf",
+            "-inf",
+            "NaN",
+            "+1",
+            "1_000",
+            "0x10",
+            "123.40",
+            "0.001230",
+        ] {
+            assert_same(text);
+        }
+        let mut random = XorShift(0x9e37_79b9_7f4a_7c15);
+        let alphabet = b"-0123456789.e";
+        for _ in 0..300_000 {
+            let len = 1 + random.below(20);
+            let text: String = (0..len)
+                .map(|_| char::from(alphabet[random.below(alphabet.len())]))
+                .collect();
+            assert_same(&text);
+            // Digits with a point somewhere, as decimals in exports look.
+            let digits: String = (0..len)
+                .map(|_| char::from(b'0' + random.below(10) as u8))
+                .collect();
+            let at = random.below(len + 1);
+            assert_same(&format!("{}.{}", &digits[..at], &digits[at..]));
+            assert_same(&format!("-{}.{}", &digits[..at], &digits[at..]));
+            // Values as programs print them.
+            let value = f64::from_bits(random.next());
+            if value.is_finite() {
+                assert_same(ryu::Buffer::new().format_finite(value));
+                assert_same(&format!("{:.2}", value / 1e300));
+            }
+            let scaled = (random.next() % 10_000_000) as f64 / 10f64.powi(random.below(12) as i32);
+            assert_same(&scaled.to_string());
+            assert_same(ryu::Buffer::new().format_finite(scaled));
+            assert_same(&format!("{scaled:.6}"));
+            assert_same(&(random.next() as i64).to_string());
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! `export-host export`: one export now, without the daemon.
 
-use super::{load_registry, open_service, runtime, InputError};
+use super::{load_registry, load_registry_for, open_service, runtime, InputError};
 use anyhow::Context;
 use clap::Args;
 use export_host::config::HostSettings;
@@ -175,7 +175,7 @@ fn print_summary(record: &ExportRecord, reused: bool) {
 
 /// One export now, to a file or standard output, with no record.
 fn one_shot(settings: &HostSettings, request: &ExportRequest, output: &Path) -> anyhow::Result<()> {
-    let registry = load_registry(settings)?;
+    let registry = load_registry_for(settings, &[&request.loader, &request.format])?;
     // Plugins that failed to load were already reported, one log line each.
     let prepared = pipeline::prepare(&registry, request)?;
     let limits = settings.run_limits();

@@ -8,13 +8,13 @@ use export_plugin_api::arrow_array::RecordBatch;
 use export_plugin_api::arrow_schema::SchemaRef;
 use export_plugin_api::rows::{Cell, Rows};
 use export_plugin_api::{FormatWriter, Formatter, JsonSchema, NoConfig, PluginError, Result};
+use records::{Quoting, RecordWriter};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use zone::{parse_time_zone, Rezone};
 
-/// Bytes the CSV writer buffers before handing them to the output.
-const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+mod records;
 
 /// The UTF-8 byte order mark, which makes Excel read the file as UTF-8.
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -130,21 +130,19 @@ impl Formatter for CsvFormatter {
             .map_or_else(|| schema.clone(), |rezone| rezone.schema().clone());
         // Refuse column types that cannot be shown as text before any output exists.
         Rows::new(&RecordBatch::new_empty(schema.clone()))?;
-        // Non-numeric quoting is done here, field by field; the csv writer
-        // then copies the prepared fields as they are.
-        let quote_style = match options.quote_style {
-            QuoteStyle::Necessary => csv::QuoteStyle::Necessary,
-            QuoteStyle::Always => csv::QuoteStyle::Always,
-            QuoteStyle::NonNumeric | QuoteStyle::Never => csv::QuoteStyle::Never,
+        // Non-numeric quoting is done field by field in `FieldRules`; the
+        // record writer then copies the prepared fields as they are.
+        let quoting = match options.quote_style {
+            QuoteStyle::Necessary => Quoting::Necessary,
+            QuoteStyle::Always => Quoting::Always,
+            QuoteStyle::NonNumeric | QuoteStyle::Never => Quoting::AsIs,
         };
-        let mut builder = csv::WriterBuilder::new();
-        builder
-            .delimiter(delimiter)
-            .quote_style(quote_style)
-            .terminator(csv::Terminator::Any(b'\n'))
-            .buffer_capacity(WRITE_BUFFER_BYTES);
+        let numeric = (0..schema.fields().len())
+            .map(|column| is_numeric_column(&schema, column))
+            .collect();
         Ok(Box::new(CsvWriter {
-            builder,
+            records: RecordWriter::new(delimiter, quoting),
+            numeric,
             schema,
             rezone,
             fields: FieldRules {
@@ -256,8 +254,10 @@ fn is_plain_number(text: &str) -> bool {
 
 /// One running CSV export.
 struct CsvWriter {
-    /// Makes the writer each call formats with, straight into the host's output.
-    builder: csv::WriterBuilder,
+    /// Writes the prepared fields into the host's output.
+    records: RecordWriter,
+    /// Per column, whether it holds numbers that Arrow shows as text (decimals).
+    numeric: Vec<bool>,
     /// The schema batches are written with (timestamps moved to `time_zone`).
     schema: SchemaRef,
     /// Moves timestamp columns to the requested zone, when one was asked for.
@@ -285,7 +285,7 @@ impl CsvWriter {
     }
 
     /// Writes the header unless written already or not wanted.
-    fn write_start(&mut self, writer: &mut csv::Writer<&mut Vec<u8>>) -> Result<()> {
+    fn write_start(&mut self, out: &mut Vec<u8>) -> Result<()> {
         if !self.header_pending {
             return Ok(());
         }
@@ -299,17 +299,17 @@ impl CsvWriter {
                 .prepare(field.name(), false, &mut self.quoted, || {
                     format!("the header, column {:?}", field.name())
                 })?;
-            writer.write_field(bytes).map_err(write_error)?;
+            self.records.field(out, bytes);
         }
-        writer.write_record(None::<&[u8]>).map_err(write_error)
+        self.records.end_record(out);
+        Ok(())
     }
 }
 
 impl FormatWriter for CsvWriter {
     fn write(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<()> {
         self.write_bom(out);
-        let mut writer = self.builder.from_writer(out);
-        self.write_start(&mut writer)?;
+        self.write_start(out)?;
         let rezoned;
         let batch = match &self.rezone {
             Some(rezone) => {
@@ -323,6 +323,7 @@ impl FormatWriter for CsvWriter {
         if columns > 0 {
             let schema = &self.schema;
             let text = &mut self.text;
+            let records = &mut self.records;
             for row in 0..rows.len() {
                 self.rows_written += 1;
                 let row_number = self.rows_written;
@@ -338,11 +339,11 @@ impl FormatWriter for CsvWriter {
                     };
                     let cell = rows.cell(row, column);
                     let numeric = matches!(cell, Cell::Int(_) | Cell::UInt(_) | Cell::Float(_))
-                        || is_numeric_column(schema, column);
+                        || self.numeric[column];
                     let value: &str = match cell {
                         Cell::Text(value) => value,
                         Cell::Null => {
-                            writer.write_field("").map_err(write_error)?;
+                            records.field(out, b"");
                             continue;
                         }
                         other => {
@@ -353,19 +354,17 @@ impl FormatWriter for CsvWriter {
                         }
                     };
                     let bytes = self.fields.prepare(value, numeric, &mut self.quoted, at)?;
-                    writer.write_field(bytes).map_err(write_error)?;
+                    records.field(out, bytes);
                 }
-                writer.write_record(None::<&[u8]>).map_err(write_error)?;
+                records.end_record(out);
             }
         }
-        finish_writer(writer)
+        Ok(())
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<()> {
         self.write_bom(out);
-        let mut writer = self.builder.from_writer(out);
-        self.write_start(&mut writer)?;
-        finish_writer(writer)
+        self.write_start(out)
     }
 }
 
@@ -383,18 +382,6 @@ fn is_numeric_column(schema: &SchemaRef, column: usize) -> bool {
                 | DataType::Decimal256(..)
         )
     })
-}
-
-/// Flushes what `writer` buffered into the output.
-fn finish_writer(writer: csv::Writer<&mut Vec<u8>>) -> Result<()> {
-    writer
-        .into_inner()
-        .map(|_| ())
-        .map_err(|err| PluginError::internal(format!("writing CSV failed: {}", err.error())))
-}
-
-fn write_error(err: csv::Error) -> PluginError {
-    PluginError::internal(format!("writing CSV failed: {err}"))
 }
 
 /// The `time_zone` option: timestamp columns moved to one zone.
