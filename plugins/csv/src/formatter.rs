@@ -159,7 +159,7 @@ impl Formatter for CsvFormatter {
     }
 }
 
-/// How each field is prepared before the csv writer sees it.
+/// How each field is prepared before the record writer copies it.
 struct FieldRules {
     delimiter: u8,
     quote_style: QuoteStyle,
@@ -167,7 +167,7 @@ struct FieldRules {
 }
 
 impl FieldRules {
-    /// The bytes to hand the csv writer for `value`; `numeric` for values of
+    /// The bytes to hand the record writer for `value`; `numeric` for values of
     /// numeric columns. `quoted` is scratch space.
     fn prepare<'v>(
         &self,

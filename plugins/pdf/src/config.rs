@@ -4,18 +4,19 @@ use export_plugin_api::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Rows a PDF may hold unless the operator says otherwise.
-pub const DEFAULT_MAX_ROWS: u64 = 100_000;
+pub const DEFAULT_MAX_ROWS: u64 = 1_000_000;
 
 /// Configuration of the `pdf` plugin (its table in `plugins.toml`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(crate = "export_plugin_api::schemars")]
 pub struct PdfConfig {
-    /// The most rows one PDF may hold (default 100,000, about 2,000 pages).
-    /// The PDF writer keeps every finished page in memory until the end,
-    /// about 1.5 KB a row of the benchmark's conversations, so this is what
-    /// bounds a PDF export's memory; an export past it fails with
-    /// `limit_exceeded` and leaves no file.
+    /// The most rows one PDF may hold (default 1,000,000: about 100,000
+    /// pages and 300 MB of the benchmark's conversations). Memory does not
+    /// grow with rows, as pages are written out as they are drawn; this
+    /// bounds how long an export runs and how large a file readers are
+    /// handed. An export past it fails with `limit_exceeded` and leaves no
+    /// file.
     #[serde(default = "default_max_rows")]
     #[schemars(range(min = 1))]
     pub max_rows: u64,

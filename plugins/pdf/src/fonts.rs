@@ -9,14 +9,15 @@
 //!
 //! Both ship in `fonts/` next to their licences and are compiled into the
 //! library; nothing is read or fetched at run time. Characters that neither
-//! covers (Korean, most emoji) are drawn as an empty box; their text is not
-//! reliably extracted.
+//! covers (Korean, most emoji) are drawn as the main face's empty box (its
+//! `.notdef` glyph), their text kept as the box's `ActualText`.
 
 use export_plugin_api::{PluginError, Result};
+use rustc_hash::FxHashMap;
+use skrifa::charmap::Charmap;
 use skrifa::instance::{LocationRef, Size};
-use skrifa::{FontRef, MetadataProvider};
-use std::collections::HashMap;
-use std::sync::Arc;
+use skrifa::metrics::GlyphMetrics;
+use skrifa::{FontRef, GlyphId, MetadataProvider};
 
 static REGULAR: &[u8] = include_bytes!("../fonts/DejaVuSans.ttf");
 static BOLD: &[u8] = include_bytes!("../fonts/DejaVuSans-Bold.ttf");
@@ -30,103 +31,196 @@ pub(crate) enum Face {
     Fallback,
 }
 
-/// One embedded font: its PDF handle and what it covers.
-struct Loaded {
-    pdf: krilla::text::Font,
-    font: FontRef<'static>,
-    /// Advance widths in em, by glyph.
-    metrics: skrifa::metrics::GlyphMetrics<'static>,
-    units_per_em: f32,
+impl Face {
+    pub(crate) const ALL: [Face; 3] = [Face::Regular, Face::Bold, Face::Fallback];
+
+    /// Its position in [`Face::ALL`], for per-face tables.
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The TrueType file, as compiled in.
+    pub(crate) fn data(self) -> &'static [u8] {
+        match self {
+            Face::Regular => REGULAR,
+            Face::Bold => BOLD,
+            Face::Fallback => FALLBACK,
+        }
+    }
+
+    /// Its PostScript name, the base of the embedded font's name.
+    pub(crate) fn postscript_name(self) -> &'static str {
+        match self {
+            Face::Regular => "DejaVuSans",
+            Face::Bold => "DejaVuSans-Bold",
+            Face::Fallback => "DroidSansFallback",
+        }
+    }
+
+    fn display_name(self) -> &'static str {
+        match self {
+            Face::Regular => "DejaVu Sans",
+            Face::Bold => "DejaVu Sans Bold",
+            Face::Fallback => "Droid Sans Fallback",
+        }
+    }
+}
+
+/// A character as drawn: the face, its glyph there and its advance in em.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Glyph {
+    pub(crate) face: Face,
+    pub(crate) id: u16,
+    pub(crate) advance: f32,
+}
+
+/// One embedded font: what it covers and how wide its glyphs are.
+pub(crate) struct Loaded {
+    pub(crate) font: FontRef<'static>,
+    charmap: Charmap<'static>,
+    /// Advance widths in font units, by glyph.
+    metrics: GlyphMetrics<'static>,
+    pub(crate) units_per_em: f32,
 }
 
 impl Loaded {
-    fn new(name: &str, bytes: &'static [u8]) -> Result<Loaded> {
-        let broken = || PluginError::internal(format!("the embedded font {name} cannot be read"));
-        let font = FontRef::new(bytes).map_err(|_| broken())?;
-        let data: Arc<dyn AsRef<[u8]> + Send + Sync> = Arc::new(bytes);
-        let pdf = krilla::text::Font::new(data.into(), 0).ok_or_else(broken)?;
+    fn new(face: Face) -> Result<Loaded> {
+        let font = FontRef::new(face.data()).map_err(|_| {
+            PluginError::internal(format!(
+                "the embedded font {} cannot be read",
+                face.display_name()
+            ))
+        })?;
         let units_per_em = f32::from(
             font.metrics(Size::unscaled(), LocationRef::default())
                 .units_per_em,
         );
         Ok(Loaded {
-            pdf,
+            charmap: font.charmap(),
             metrics: font.glyph_metrics(Size::unscaled(), LocationRef::default()),
             font,
             units_per_em,
         })
     }
 
-    /// The advance of `ch` in em, or `None` when the font has no glyph for it.
-    fn advance(&self, ch: char) -> Option<f32> {
-        let glyph = self.font.charmap().map(ch)?;
-        Some(self.metrics.advance_width(glyph).unwrap_or(0.0) / self.units_per_em)
+    /// The glyph of `ch`, or `None` when the font has none.
+    pub(crate) fn glyph_id(&self, ch: char) -> Option<u16> {
+        let glyph = self.charmap.map(ch)?;
+        u16::try_from(glyph.to_u32()).ok()
+    }
+
+    /// The advance of a glyph in font units.
+    pub(crate) fn advance_units(&self, glyph: u16) -> f32 {
+        self.metrics
+            .advance_width(GlyphId::new(u32::from(glyph)))
+            .unwrap_or(0.0)
+    }
+
+    /// The glyph of `ch` and its advance in em, or `None` when the font has none.
+    fn lookup(&self, face: Face, ch: char) -> Option<Glyph> {
+        let id = self.glyph_id(ch)?;
+        Some(Glyph {
+            face,
+            id,
+            advance: self.advance_units(id) / self.units_per_em,
+        })
     }
 }
 
-/// The fonts of one export, with a cache of character widths.
+/// The fonts of one export, with a cache of what draws each character.
 pub(crate) struct Fonts {
     regular: Loaded,
     bold: Loaded,
     fallback: Loaded,
     /// Ascent of the main face in em: from a line's top to its baseline.
     pub(crate) ascent: f32,
-    widths: HashMap<(char, bool), (Face, f32)>,
+    /// ASCII, regular then bold: looked up once at load.
+    ascii: [[Glyph; 128]; 2],
+    other: FxHashMap<(char, bool), Glyph>,
 }
 
 impl Fonts {
     pub(crate) fn load() -> Result<Fonts> {
-        let regular = Loaded::new("DejaVu Sans", REGULAR)?;
+        let regular = Loaded::new(Face::Regular)?;
         let metrics = regular
             .font
             .metrics(Size::unscaled(), LocationRef::default());
-        Ok(Fonts {
+        let placeholder = Glyph {
+            face: Face::Regular,
+            id: 0,
+            advance: 0.0,
+        };
+        let mut fonts = Fonts {
             ascent: metrics.ascent / regular.units_per_em,
             regular,
-            bold: Loaded::new("DejaVu Sans Bold", BOLD)?,
-            fallback: Loaded::new("Droid Sans Fallback", FALLBACK)?,
-            widths: HashMap::new(),
+            bold: Loaded::new(Face::Bold)?,
+            fallback: Loaded::new(Face::Fallback)?,
+            ascii: [[placeholder; 128]; 2],
+            other: FxHashMap::default(),
+        };
+        for (style, bold) in [false, true].into_iter().enumerate() {
+            for code in 0..128u8 {
+                fonts.ascii[style][usize::from(code)] = fonts.find(char::from(code), bold);
+            }
+        }
+        Ok(fonts)
+    }
+
+    /// The loaded font of a face.
+    pub(crate) fn loaded(&self, face: Face) -> &Loaded {
+        match face {
+            Face::Regular => &self.regular,
+            Face::Bold => &self.bold,
+            Face::Fallback => &self.fallback,
+        }
+    }
+
+    /// Which face draws `ch`, with which glyph, and its advance in em.
+    /// Bold text falls back to the regular fallback face (it has no bold).
+    pub(crate) fn lookup(&mut self, ch: char, bold: bool) -> Glyph {
+        if ch.is_ascii() {
+            return self.ascii[usize::from(bold)][ch as usize];
+        }
+        if let Some(known) = self.other.get(&(ch, bold)) {
+            return *known;
+        }
+        let found = self.find(ch, bold);
+        self.other.insert((ch, bold), found);
+        found
+    }
+
+    fn find(&self, ch: char, bold: bool) -> Glyph {
+        let main_face = if bold { Face::Bold } else { Face::Regular };
+        let main = self.loaded(main_face);
+        // CJK text is drawn by one face throughout, even where DejaVu has a
+        // few of its characters, so it looks even and extracts cleanly.
+        let in_main = || main.lookup(main_face, ch);
+        let in_fallback = || self.fallback.lookup(Face::Fallback, ch);
+        let found = if is_cjk(ch) {
+            in_fallback().or_else(in_main)
+        } else {
+            in_main().or_else(in_fallback)
+        };
+        // Neither has it: drawn as the main face's empty box (`.notdef`),
+        // as wide as its replacement character.
+        found.unwrap_or_else(|| Glyph {
+            face: main_face,
+            id: 0,
+            advance: main
+                .lookup(main_face, '\u{FFFD}')
+                .map_or(0.6, |replacement| replacement.advance),
         })
     }
 
-    /// The face that draws `ch` and its advance in em. Bold text falls
-    /// back to the regular fallback face (it has no bold).
+    /// The face that draws `ch` and its advance in em.
     pub(crate) fn glyph(&mut self, ch: char, bold: bool) -> (Face, f32) {
-        if let Some(known) = self.widths.get(&(ch, bold)) {
-            return *known;
-        }
-        let main = if bold { &self.bold } else { &self.regular };
-        let main_face = if bold { Face::Bold } else { Face::Regular };
-        // CJK text is drawn by one face throughout, even where DejaVu has a
-        // few of its characters, so it looks even and extracts cleanly.
-        let in_main = main.advance(ch).map(|advance| (main_face, advance));
-        let in_fallback = self
-            .fallback
-            .advance(ch)
-            .map(|advance| (Face::Fallback, advance));
-        let found = if is_cjk(ch) {
-            in_fallback.or(in_main)
-        } else {
-            in_main.or(in_fallback)
-        }
-        // Neither has it: drawn as the main face's empty box.
-        .unwrap_or_else(|| (main_face, main.advance('\u{FFFD}').unwrap_or(0.6)));
-        self.widths.insert((ch, bold), found);
-        found
+        let glyph = self.lookup(ch, bold);
+        (glyph.face, glyph.advance)
     }
 
     /// The width of `text` in em.
     pub(crate) fn width(&mut self, text: &str, bold: bool) -> f32 {
-        text.chars().map(|ch| self.glyph(ch, bold).1).sum()
-    }
-
-    /// The PDF font of a face.
-    pub(crate) fn pdf(&self, face: Face) -> krilla::text::Font {
-        match face {
-            Face::Regular => self.regular.pdf.clone(),
-            Face::Bold => self.bold.pdf.clone(),
-            Face::Fallback => self.fallback.pdf.clone(),
-        }
+        text.chars().map(|ch| self.lookup(ch, bold).advance).sum()
     }
 
     /// Splits a line into runs that one face draws in one direction.
@@ -247,12 +341,18 @@ mod tests {
             assert_eq!(fonts.glyph(ch, false).0, Face::Fallback, "{ch}");
             assert_eq!(fonts.glyph(ch, true).0, Face::Fallback, "{ch}");
         }
-        // Not covered: Hangul syllables and most emoji.
+        // Not covered: Hangul syllables and most emoji, drawn as .notdef.
         for ch in ['한', '🎉'] {
-            assert!(fonts.regular.advance(ch).is_none() && fonts.fallback.advance(ch).is_none());
+            assert!(fonts.regular.glyph_id(ch).is_none() && fonts.fallback.glyph_id(ch).is_none());
+            let glyph = fonts.lookup(ch, false);
+            assert_eq!((glyph.face, glyph.id), (Face::Regular, 0));
+            assert!(glyph.advance > 0.0);
         }
         assert!(fonts.width("mmmm", false) > fonts.width("iiii", false));
         assert!(fonts.width("abc", true) > 0.0);
+        // The ASCII table and the lookup agree.
+        let a = fonts.lookup('a', true);
+        assert_eq!(Some(a.id), fonts.bold.glyph_id('a'));
     }
 
     #[test]

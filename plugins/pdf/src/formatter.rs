@@ -106,10 +106,11 @@ impl Default for PdfOptions {
 /// widths are set from the header and the first 1,000 rows (or 4 MiB of
 /// text); numbers are aligned right; nulls are empty cells.
 ///
-/// Memory: the PDF is assembled by krilla, which keeps every finished
-/// page's compressed content until `finish` writes the file (it subsets the
-/// fonts then, once every glyph is known). Rows themselves are held for at
-/// most one page.
+/// Streaming: each page's objects are appended to the output as soon as
+/// the page is drawn; `finish` adds the subset fonts, the page tree and
+/// the cross-reference table. Memory stays flat whatever the row count:
+/// the rows of one page (a few pages while drawing overlaps layout), the
+/// glyphs used so far, and an offset per object.
 pub struct PdfFormatter;
 
 impl Formatter for PdfFormatter {
@@ -183,6 +184,7 @@ impl Formatter for PdfFormatter {
             sample_bytes: 0,
             page: Vec::new(),
             page_height: 0.0,
+            started: false,
             pages: 0,
             rows: 0,
             received: 0,
@@ -220,6 +222,8 @@ struct PdfWriter {
     page: Vec<LaidRow>,
     /// Their height so far.
     page_height: f32,
+    /// Whether the header of the file has been written.
+    started: bool,
     pages: usize,
     rows: u64,
     /// Rows given to `write` so far, and how many the config allows.
@@ -233,7 +237,7 @@ impl PdfWriter {
     /// Fixes the column widths from the header and the sampled rows (see
     /// [`column_widths`] for how the page width is shared), then lays the
     /// sampled rows out.
-    fn set_columns(&mut self) -> Result<()> {
+    fn set_columns(&mut self, out: &mut Vec<u8>) -> Result<()> {
         let g = self.geometry;
         let pad = 2.0 * g.padding_x;
         let sample = std::mem::take(&mut self.sample);
@@ -273,13 +277,13 @@ impl PdfWriter {
         );
         self.columns = Some(Arc::new(Columns { x, widths, header }));
         for row in &sample {
-            self.add_row(row)?;
+            self.add_row(row, out)?;
         }
         Ok(())
     }
 
     /// Lays one row out (its cells [`clean`]ed) and adds it to the page.
-    fn add_row(&mut self, texts: &[String]) -> Result<()> {
+    fn add_row(&mut self, texts: &[String], out: &mut Vec<u8>) -> Result<()> {
         let columns = self
             .columns
             .as_ref()
@@ -293,23 +297,24 @@ impl PdfWriter {
             self.max_cell_lines,
         );
         self.rows += 1;
-        self.push_row(laid)
+        self.push_row(laid, out)
     }
 
     /// Adds a row to the page, first drawing the page if the row does not fit.
-    fn push_row(&mut self, row: LaidRow) -> Result<()> {
+    fn push_row(&mut self, row: LaidRow, out: &mut Vec<u8>) -> Result<()> {
         let header_height = self.columns.as_ref().map_or(0.0, |c| c.header.height);
         let room = self.geometry.body_bottom() - self.geometry.body_top() - header_height;
         if !self.page.is_empty() && self.page_height + row.height > room {
-            self.draw_page()?;
+            self.draw_page(out)?;
         }
         self.page_height += row.height;
         self.page.push(row);
         Ok(())
     }
 
-    /// Sends the waiting rows to be drawn as the next page.
-    fn draw_page(&mut self) -> Result<()> {
+    /// Sends the waiting rows to be drawn as the next page, and appends
+    /// the pages drawn meanwhile to `out`.
+    fn draw_page(&mut self, out: &mut Vec<u8>) -> Result<()> {
         let columns = self
             .columns
             .clone()
@@ -322,12 +327,23 @@ impl PdfWriter {
         };
         let rows = std::mem::take(&mut self.page);
         self.page_height = 0.0;
-        self.drawing.send(PageContent {
-            number: self.pages,
-            columns,
-            rows,
-            note,
-        })
+        self.drawing.send(
+            PageContent {
+                number: self.pages,
+                columns,
+                rows,
+                note,
+            },
+            out,
+        )
+    }
+
+    /// Writes the file's header, the first time.
+    fn start_file(&mut self, out: &mut Vec<u8>) {
+        if !self.started {
+            out.extend_from_slice(Drawing::header());
+            self.started = true;
+        }
     }
 }
 
@@ -394,16 +410,17 @@ fn widest_line(fonts: &mut Fonts, text: &str, bold: bool) -> f32 {
 }
 
 impl FormatWriter for PdfWriter {
-    fn write(&mut self, batch: &RecordBatch, _out: &mut Vec<u8>) -> Result<()> {
+    fn write(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<()> {
         self.received += batch.num_rows() as u64;
         if self.received > self.max_rows {
             return Err(PluginError::limit_exceeded(format!(
                 "the PDF would hold more than {} rows (max_rows of the pdf plugin's config): \
-                 a PDF keeps its pages in memory until the end; export fewer rows, use csv, \
-                 xlsx or html for large exports, or raise [plugins.pdf.config] max_rows",
+                 export fewer rows (a filter or a limit), use csv or xlsx for data to process \
+                 further, or raise [plugins.pdf.config] max_rows",
                 self.max_rows
             )));
         }
+        self.start_file(out);
         let rows = Rows::new(batch)?;
         let mut texts: Vec<String> = Vec::with_capacity(rows.num_columns());
         for row in rows.iter() {
@@ -412,34 +429,29 @@ impl FormatWriter for PdfWriter {
                 texts.push(clean(cell_text(cell, &mut self.text)));
             }
             if self.columns.is_some() {
-                self.add_row(&texts)?;
+                self.add_row(&texts, out)?;
                 continue;
             }
             // Still sampling the rows that set the column widths.
             self.sample_bytes += texts.iter().map(String::len).sum::<usize>();
             self.sample.push(std::mem::take(&mut texts));
             if self.sample.len() >= SAMPLE_ROWS || self.sample_bytes >= SAMPLE_BYTES {
-                self.set_columns()?;
+                self.set_columns(out)?;
             }
         }
-        Ok(())
+        // Pages drawn meanwhile go out now rather than at the next page.
+        self.drawing.drain(out)
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        self.start_file(out);
         if self.columns.is_none() {
-            self.set_columns()?;
+            self.set_columns(out)?;
         }
         if !self.page.is_empty() || self.pages == 0 {
-            self.draw_page()?;
+            self.draw_page(out)?;
         }
-        let bytes = self.drawing.finish()?;
-        if out.is_empty() {
-            // Hand the document over instead of copying it.
-            *out = bytes;
-        } else {
-            out.extend_from_slice(&bytes);
-        }
-        Ok(())
+        self.drawing.finish(&self.fonts, out)
     }
 }
 
@@ -567,6 +579,25 @@ mod tests {
             assert!(text.contains(&collapse(value)), "{value:?} not in {text}");
         }
         assert!(text.contains("Page 1"), "{text}");
+    }
+
+    #[test]
+    fn text_comes_back_where_glyphs_do_not_spell_it() {
+        // A combining mark shaped with its base, the base alone after it,
+        // and characters no font has (drawn as empty boxes).
+        let values = [
+            "cafe\u{301} first",
+            "then plain e",
+            "party 🎉 time",
+            "한국어",
+        ];
+        let batch = text_batch(&[("value", values.iter().map(|v| Some(*v)).collect())]);
+        let pdf = format_pdf(json!({}), batch.schema(), &[batch]).unwrap();
+        let text = collapse(&pages_text(&pdf)[0]);
+        assert!(text.contains("then plain e"), "{text}");
+        assert!(text.contains("first"), "{text}");
+        assert!(text.contains('🎉'), "{text}");
+        assert!(text.contains("한국어"), "{text}");
     }
 
     #[test]
@@ -708,6 +739,189 @@ mod tests {
             assert_eq!(err.kind, ErrorKind::InvalidInput, "{options}");
             assert!(err.message.contains(needle), "{options}: {}", err.message);
         }
+    }
+
+    /// Runs a poppler or qpdf tool on `pdf`; fails (never skips) when it is missing.
+    fn run_tool(tool: &str, args: &[&str], pdf: &[u8]) -> std::process::Output {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.pdf");
+        std::fs::write(&path, pdf).unwrap();
+        Command::new(tool)
+            .args(args)
+            .arg(&path)
+            .output()
+            .unwrap_or_else(|err| {
+                panic!("{tool} must be installed (apt-get install poppler-utils qpdf): {err}")
+            })
+    }
+
+    /// Batches of `rows` rows each of conversation-like text, some numbers
+    /// and text in several scripts.
+    fn report_batches(batches: usize, rows: usize) -> Vec<RecordBatch> {
+        let texts = [
+            "Plain English text, with punctuation: commas, \"quotes\" and 'apostrophes'.",
+            "Ελληνικά κείμενο και Кириллица текст",
+            "你好，世界！日本語のテキストも。",
+            "مرحبا بالعالم",
+            "שלום עולם",
+            "Zalgo-ish: e\u{301} a\u{300} n\u{303}",
+        ];
+        (0..batches)
+            .map(|b| {
+                let ids: Vec<String> = (0..rows).map(|r| format!("id-{b:04}-{r:04}")).collect();
+                let text: Vec<&str> = (0..rows).map(|r| texts[(b + r) % texts.len()]).collect();
+                let numbers: Vec<i64> = (0..rows).map(|r| (b * rows + r) as i64 * 37).collect();
+                RecordBatch::try_from_iter([
+                    (
+                        "id",
+                        Arc::new(StringArray::from(
+                            ids.iter().map(String::as_str).collect::<Vec<_>>(),
+                        )) as ArrayRef,
+                    ),
+                    ("text", Arc::new(StringArray::from(text)) as ArrayRef),
+                    ("n", Arc::new(Int64Array::from(numbers)) as ArrayRef),
+                ])
+                .unwrap()
+            })
+            .collect()
+    }
+
+    /// The writer's output after each batch, and after `finish`.
+    fn sizes_while_writing(batches: &[RecordBatch]) -> (Vec<usize>, Vec<u8>) {
+        let mut writer = plugin()
+            .start_formatter("pdf", "{}", "{}", batches[0].schema())
+            .unwrap();
+        let mut out = Vec::new();
+        let mut sizes = Vec::new();
+        for batch in batches {
+            writer.write(batch, &mut out).unwrap();
+            sizes.push(out.len());
+        }
+        writer.finish(&mut out).unwrap();
+        (sizes, out)
+    }
+
+    #[test]
+    fn pages_stream_out_as_they_are_drawn() {
+        // 8,000 rows; the first 1,000 (5 batches) set the column widths
+        // before any page is laid out.
+        let (sizes, pdf) = sizes_while_writing(&report_batches(40, 200));
+        let header = crate::document::HEADER;
+        assert!(pdf.starts_with(header), "the header comes first");
+        assert_eq!(sizes[0], header.len(), "the header goes out at once");
+        let pages = pages_text(&pdf).len();
+        assert!(pages >= 100, "{pages} pages");
+        // Bytes go out batch after batch, not at the end: all but the last
+        // few pages (drawn on the thread) are out before `finish`.
+        let grew = sizes.windows(2).filter(|w| w[1] > w[0]).count();
+        assert!(grew >= sizes.len() * 3 / 4, "grew {grew} times: {sizes:?}");
+        let before = *sizes.last().unwrap();
+        assert!(
+            before * 10 >= pdf.len() * 7,
+            "{before} of {} bytes before finish",
+            pdf.len()
+        );
+        // What `finish` adds (fonts, page tree, xref) hardly grows with
+        // pages; what goes out before it does.
+        let (small_sizes, small) = sizes_while_writing(&report_batches(20, 200));
+        let small_before = *small_sizes.last().unwrap();
+        let tail = pdf.len() - before;
+        let small_tail = small.len() - small_before;
+        assert!(
+            tail.abs_diff(small_tail) * 4 < before - small_before,
+            "tails {small_tail} and {tail}, streamed {small_before} and {before}"
+        );
+    }
+
+    #[test]
+    fn the_pdf_is_structurally_valid() {
+        let batches = report_batches(30, 40);
+        let pdf = format_pdf(json!({ "title": "Valid" }), batches[0].schema(), &batches).unwrap();
+        let pages = pages_text(&pdf);
+        let info = run_tool("pdfinfo", &[], &pdf);
+        let stdout = String::from_utf8_lossy(&info.stdout);
+        let stderr = String::from_utf8_lossy(&info.stderr);
+        assert!(info.status.success(), "pdfinfo failed: {stderr}");
+        assert!(stderr.trim().is_empty(), "pdfinfo complains: {stderr}");
+        let count: usize = stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("Pages:"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no page count: {stdout}"));
+        assert_eq!(count, pages.len(), "{stdout}");
+        assert!(pages[count - 1].contains(&format!("Page {count}")));
+        assert!(
+            stdout.contains("Title:") && stdout.contains("Valid"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("export-host pdf"), "{stdout}");
+        // Every row came back once, on some page.
+        let all = pages.concat();
+        for batch in 0..30 {
+            for row in 0..40 {
+                let id = format!("id-{batch:04}-{row:04}");
+                assert_eq!(all.matches(&id).count(), 1, "{id}");
+            }
+        }
+
+        let check = run_tool("qpdf", &["--check"], &pdf);
+        let report = String::from_utf8_lossy(&check.stdout);
+        assert!(
+            check.status.success(),
+            "qpdf --check: {report}{}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        assert!(
+            report.contains("No syntax or stream encoding errors"),
+            "{report}"
+        );
+        assert!(!report.contains("WARNING"), "{report}");
+    }
+
+    #[test]
+    fn fonts_are_subset_to_the_glyphs_drawn() {
+        let batches = report_batches(50, 100);
+        let pdf = format_pdf(json!({}), batches[0].schema(), &batches).unwrap();
+        // pdffonts: every font embedded, subset, with a Unicode map.
+        let fonts = run_tool("pdffonts", &[], &pdf);
+        let listing = String::from_utf8_lossy(&fonts.stdout);
+        assert!(fonts.status.success(), "{listing}");
+        let rows: Vec<&str> = listing.lines().skip(2).collect();
+        assert_eq!(rows.len(), 3, "regular, bold and CJK: {listing}");
+        for row in &rows {
+            let columns: Vec<&str> = row.split_whitespace().collect();
+            assert!(row.contains("CID TrueType"), "{row}");
+            assert!(
+                columns[0].len() > 7 && columns[0].as_bytes()[6] == b'+',
+                "{row}"
+            );
+            let flags = &columns[columns.len() - 5..columns.len() - 2];
+            assert_eq!(flags, ["yes", "yes", "yes"], "emb sub uni: {row}");
+        }
+        // The embedded programs (their unpacked sizes, /Length1) are a
+        // small part of the source fonts.
+        let raw = String::from_utf8_lossy(&pdf);
+        let embedded: Vec<usize> = raw
+            .split("/Length1 ")
+            .skip(1)
+            .map(|rest| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().unwrap()
+            })
+            .collect();
+        assert_eq!(embedded.len(), 3, "three font programs");
+        let smallest_source = crate::fonts::Face::ALL
+            .iter()
+            .map(|face| face.data().len())
+            .min()
+            .unwrap();
+        for size in &embedded {
+            assert!(
+                size * 10 < smallest_source,
+                "a {size}-byte font program: sources are {smallest_source} bytes and more"
+            );
+        }
+        assert!(pdf.len() < 2_000_000, "{} bytes for 5,000 rows", pdf.len());
     }
 
     #[test]

@@ -19,25 +19,35 @@
 //! shaped and drawn right to left; a line that mixes directions is not
 //! reordered.
 //!
-//! The PDF is written with [krilla](https://docs.rs/krilla), which keeps the
-//! finished pages (compressed) until `finish`; the rows themselves are held
-//! for one page at most. That is why a PDF holds at most `max_rows` rows
-//! ([`PdfConfig`], default 100,000): past it the export fails with
-//! `limit_exceeded` rather than growing without bound.
+//! The PDF is written as a stream with
+//! [pdf-writer](https://docs.rs/pdf-writer): each page's content stream
+//! and page object go to the output as soon as the page is drawn (on a
+//! thread of the export's own, while the next page is laid out); `finish`
+//! adds the fonts, subset to the glyphs used
+//! ([subsetter](https://docs.rs/subsetter)), the page tree and the
+//! cross-reference table. Runs that need shaping (Arabic joining forms,
+//! combining marks) are shaped with [rustybuzz](https://docs.rs/rustybuzz);
+//! the rest map one character to one glyph. Memory stays flat whatever the
+//! row count: one page of rows, the glyphs used, an offset per object. A
+//! PDF still holds at most `max_rows` rows ([`PdfConfig`], default
+//! 1,000,000); past it the export fails with `limit_exceeded`.
 //!
 //! ```toml
 //! [plugins.pdf]
 //! library = "libexport_pdf.so"
 //!
 //! [plugins.pdf.config]
-//! max_rows = 100000
+//! max_rows = 1000000
 //! ```
 
 mod config;
+mod document;
 mod draw;
+mod embed;
 mod fonts;
 mod formatter;
 mod layout;
+mod shape;
 
 pub use config::PdfConfig;
 pub use formatter::{Orientation, PageSize, PdfFormatter, PdfOptions};
