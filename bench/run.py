@@ -612,6 +612,17 @@ def verify_format_output(path: str, fmt: str, rows: int, codec: str) -> str:
     return "size only"
 
 
+def gzip_engine() -> str:
+    """Which deflate the host's gzip runs on here: it opens ISA-L's libisal.so.2 when it can."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libisal.so.2")
+        return "igzip (ISA-L, libisal.so.2)"
+    except OSError:
+        return "zlib-rs level 1 (libisal.so.2 not installed: apt install libisal2)"
+
+
 def formats_main(args) -> int:
     """Every formatter of the registry, with and without gzip/zstd, beside DuckDB where it has the format."""
     os.makedirs(OUT, exist_ok=True)
@@ -630,6 +641,8 @@ def formats_main(args) -> int:
             wanted = set(args.only.split(","))
             formats = [(p, f) for p, f in formats if f in wanted]
         log(f"formats: {', '.join(f'{p}/{f}' for p, f in formats)} (from {args.plugins_toml})")
+        results["gzip_engine"] = gzip_engine()
+        log(f"gzip   : {results['gzip_engine']}")
         duck = find_duckdb(args.duckdb, args.no_install)
         log(f"duckdb : {duckdb_version(duck)} ({duck['kind']}), threads={args.duckdb_threads}")
         load = os.getloadavg()[0]

@@ -4,6 +4,7 @@
 //! put their output writer on a thread of its own too ([`write_behind`]).
 
 pub mod compress;
+pub mod igzip;
 pub mod request;
 pub mod run;
 pub mod sink;

@@ -243,7 +243,9 @@ pub async fn serve(settings: &HostSettings) -> Result<(), ServeError> {
     });
     state.ready.store(true, Ordering::SeqCst);
     let local = settings.listen;
-    tracing::info!(listen = %local, "serving");
+    // Opens ISA-L now, so the log says at start which deflate gzip runs on.
+    let gzip = crate::pipeline::compress::GzipEngine::preferred();
+    tracing::info!(listen = %local, gzip = ?gzip, "serving");
     eprintln!("export-host: serving on http://{local}");
     systemd::ready();
     let watchdog = systemd::spawn_watchdog(service.records().clone());
