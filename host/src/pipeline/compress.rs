@@ -11,10 +11,11 @@
 //! on several threads at once ([`ParallelGzip`]), since alone, its level 1
 //! takes longer than the whole plain export.
 //!
-//! Memory stays bounded: at most [`QUEUED_BLOCKS`] raw blocks wait for the
-//! compressor, which holds a few more in its workers (gzp queues two blocks
-//! per thread; zstd's jobs are [`ZSTD_JOB_BYTES`]), and the caller drains
-//! what came back before every hand-over.
+//! Memory stays bounded: at most [`QUEUED_BLOCKS`] raw blocks
+//! ([`ZSTD_QUEUED_BLOCKS`] for zstd) wait for the compressor, which holds a
+//! few more in its workers (gzp queues two blocks per thread; zstd's jobs
+//! are [`ZSTD_JOB_BYTES`]), and the caller drains what came back before
+//! every hand-over.
 
 use super::igzip;
 use super::request::Compression;
@@ -35,6 +36,11 @@ const BLOCK: usize = 1024 * 1024;
 /// CSV -> JSONL with igzip (median of 5): 1 MiB queued 0.74 s, 4 MiB 0.65 s,
 /// 12 MiB 0.60-0.62 s, 40 MiB no better, against 0.39 s uncompressed.
 const QUEUED_BLOCKS: usize = 12;
+
+/// The same for zstd, whose workers already hold several
+/// [`ZSTD_JOB_BYTES`] jobs of their own; the 12 blocks above brought
+/// parquet + zstd to 119 MiB at peak.
+const ZSTD_QUEUED_BLOCKS: usize = 4;
 
 /// gzip's level on zlib-rs. Without igzip, deflate is the slowest stage of
 /// a gzip export by far: on the benchmark's 165 MB CSV zlib-rs takes 0.79 s
@@ -200,7 +206,11 @@ impl<W: Write> Compressor<W> {
         compression: Compression,
         engine: GzipEngine,
     ) -> io::Result<Self> {
-        let (raw_tx, raw_rx) = sync_channel(QUEUED_BLOCKS);
+        let queued = match compression {
+            Compression::Gzip => QUEUED_BLOCKS,
+            Compression::Zstd => ZSTD_QUEUED_BLOCKS,
+        };
+        let (raw_tx, raw_rx) = sync_channel(queued);
         // Unbounded, yet short: compressed bytes never outrun the raw blocks
         // in flight, and they are drained before each raw block is handed over.
         let (packed_tx, packed_rx) = channel();

@@ -8,7 +8,7 @@
 //! stored in the file's metadata, so Arrow readers get the same types back.
 //!
 //! Memory stays flat for any input: rows are buffered only until a row group
-//! is full (`row_group_size` rows, or about 64 MiB of encoded data, whichever
+//! is full (`row_group_size` rows, or about 32 MiB of encoded data, whichever
 //! comes first), and the bytes of every finished row group are handed to the
 //! host straight away. Options: [`ParquetOptions`] (`codec`: `snappy` by
 //! default, or `none`, `zstd`, `gzip`, `lz4`; `codec_level`;
