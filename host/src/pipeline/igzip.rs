@@ -277,13 +277,7 @@ fn zeroed_stream() -> Box<Stream> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
-
-    fn sample() -> Vec<u8> {
-        (0..300_000u32)
-            .flat_map(|i| format!("{i},user-{},\"{}\"\n", i % 97, i * 7).into_bytes())
-            .collect()
-    }
+    use crate::pipeline::test_writers::{gunzip_one_member as gunzip, sample_lines};
 
     fn gzip(data: &[u8], piece: usize) -> Vec<u8> {
         let mut encoder = Encoder::new()
@@ -297,21 +291,9 @@ mod tests {
         packed
     }
 
-    /// A single-member decoder: a second member would be left unread.
-    fn gunzip(packed: &[u8]) -> Vec<u8> {
-        let mut decoder = flate2::read::GzDecoder::new(packed);
-        let mut back = Vec::new();
-        decoder.read_to_end(&mut back).unwrap();
-        assert!(
-            decoder.into_inner().is_empty(),
-            "bytes after the gzip member"
-        );
-        back
-    }
-
     #[test]
     fn one_gzip_member_that_inflates_to_the_input_for_any_write_size() {
-        let data = sample();
+        let data = sample_lines(300_000);
         for piece in [1, 999, 64 * 1024, 1 << 20, data.len()] {
             let packed = gzip(&data, piece);
             assert_eq!(&packed[..2], &[0x1f, 0x8b], "gzip magic");
@@ -337,7 +319,7 @@ mod tests {
 
     #[test]
     fn streams_on_several_threads_at_once_are_independent() {
-        let data = sample();
+        let data = sample_lines(300_000);
         let threads: Vec<_> = (0..4)
             .map(|i| {
                 let mine = data[i * 1000..].to_vec();
