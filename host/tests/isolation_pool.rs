@@ -50,7 +50,7 @@ fn whoami(registry: &Registry) -> u32 {
         selector: json!({}),
         options: json!({}),
     };
-    let prepared = pipeline::prepare(registry, &request).expect("a valid request");
+    let prepared = pipeline::prepare(registry, &request, None).expect("a valid request");
     let limits = RunLimits {
         max_rows: 1000,
         max_bytes: 1 << 20,

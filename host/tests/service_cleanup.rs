@@ -39,7 +39,7 @@ async fn cleanup_expires_purges_and_removes_orphans(records: Records) {
     // A completes at t0 (expires t0+1h); a run that fails at t0.
     let a = h.create_and_run("alice", "a.csv", json!({})).await;
     assert_eq!(a.status, Status::Completed);
-    let failed = h.create_and_run("alice", "missing.csv", json!({})).await;
+    let failed = h.create_and_run_failing("alice", "missing.csv").await;
     assert_eq!(failed.status, Status::Failed);
     // B completes at t0+30m (expires t0+1h30m).
     h.clock.set(t0 + TimeDelta::minutes(30));

@@ -409,9 +409,27 @@ async fn bad_requests_are_refused_before_anything_is_recorded(records: Records) 
         .unwrap();
     assert!(page.items.is_empty(), "nothing recorded");
 
-    // A request that passes the schemas but fails at run time (a missing
-    // file) ends failed with the loader's reason, and leaves no file.
-    let failed = h.create_and_run("alice", "missing.csv", json!({})).await;
+    // A missing file is one the loader's check refuses at submission.
+    let err = h
+        .service
+        .create("alice", &csv_request("missing.csv", json!({})))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ServiceError::Invalid(_)), "{err:?}");
+    assert!(err.to_string().contains("missing.csv"), "{err}");
+    assert!(
+        h.service
+            .list(&export_host::records::ListFilter::all())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "nothing recorded"
+    );
+
+    // A request that passes every check but fails at run time (its file is
+    // gone by then) ends failed with the loader's reason, and leaves no file.
+    let failed = h.create_and_run_failing("alice", "missing.csv").await;
     assert_eq!(failed.status, Status::Failed);
     assert!(
         failed

@@ -638,10 +638,18 @@ fn bad_requests_are_refused_naming_what_is_wrong(backend: Backend) {
             "analytics, calls, calls_pg, conversations, generated, pg_interval, pg_types, traces, writes",
         ],
     );
+    // user_id is bound to the caller: the operator (an admin) who leaves
+    // out the required parameter gets their own id, which has no rows; a
+    // user who names someone else is refused.
+    assert!(db.rows("conversations", json!({})).is_empty());
     refused(
-        &db.export("conversations", json!({}), &[]),
+        &db.export(
+            "conversations",
+            json!({"user_id": "u_ada"}),
+            &["--user", "u_grace"],
+        ),
         Exit::Input,
-        &["\"user_id\"", "required"],
+        &["\"user_id\"", "bound to the caller"],
     );
     refused(
         &db.export("conversations", json!({"user_id": 42}), &[]),
@@ -682,7 +690,10 @@ fn bad_requests_are_refused_naming_what_is_wrong(backend: Backend) {
             &[],
         ),
         Exit::Input,
-        &["no parameter \"userid\"", "user_id (text, required)"],
+        &[
+            "no parameter \"userid\"",
+            "user_id (text, required, from the caller)",
+        ],
     );
     // The selector itself is checked against the loader's schema.
     refused(

@@ -155,12 +155,20 @@
 //! | `Time64(Microsecond)` | `Formatted` | `10:00:00` |
 //! | `Timestamp(Second \| Millisecond \| Microsecond \| Nanosecond, None)` | `Formatted` | `2024-05-01T10:00:00.123` |
 //! | `Timestamp(_, Some("+02:00"))`: a zone given as an offset | `Formatted` | with the offset: `...+02:00` |
+//! | `Timestamp(_, Some("UTC"))`, `Some("Europe/Paris")`: an IANA zone name | `Formatted` | in that zone, with its offset: `...+02:00` |
 //! | `Decimal128(p, s)` | `Formatted` | `1234.5678` |
 //!
-//! Named time zones (`Some("Europe/Paris")`, even `Some("UTC")`) are not
-//! promised: Arrow's display needs a time zone database for them, which
-//! plugin-api does not carry, so [`rows::Rows::new`] refuses such a column
-//! with [`ErrorKind::Unsupported`]. Loaders should use offsets.
+//! What the first-party loaders emit is all in this list: the `sql` loader
+//! gives `timestamptz` as `Timestamp(Microsecond, Some("UTC"))` and
+//! `timestamp` as `Timestamp(Microsecond, None)`, PostgreSQL `numeric` as
+//! exact decimal text (`Utf8`), and arrays and `json` as `Utf8` tagged
+//! `arrow.json` (`[1,2,3]`); the `csv` loader gives `Utf8`, the `json`
+//! loader `Utf8` and `arrow.json` text.
+//!
+//! Named time zones need a time-zone database: the default `time-zones`
+//! feature brings chrono-tz's. Without
+//! it, [`rows::Rows::new`] refuses a column with a named zone with
+//! [`ErrorKind::Unsupported`], and only offsets work.
 //!
 //! Every other type (nested lists, structs, maps, dictionaries, durations,
 //! intervals) is still shown by [`rows::Rows`] through Arrow's display rules
@@ -225,6 +233,7 @@
 #![warn(missing_docs)]
 
 mod abi;
+mod caller;
 mod error;
 pub mod files;
 mod formatter;
@@ -232,12 +241,14 @@ pub mod json;
 mod loader;
 mod manifest;
 mod plugin;
+pub mod report;
 pub mod rows;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use arrow_array;
 pub use arrow_schema;
+pub use caller::{Caller, Credential};
 pub use error::{ErrorKind, PluginError, Result};
 pub use formatter::{FormatWriter, Formatter};
 pub use loader::{BatchReader, IterReader, Limits, Loader};

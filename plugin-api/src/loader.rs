@@ -1,5 +1,6 @@
 //! Loaders: where export data comes from.
 
+use crate::caller::Caller;
 use crate::error::{PluginError, Result};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -89,12 +90,48 @@ pub trait Loader: Send + Sync + 'static {
     const DESCRIPTION: &'static str;
 
     /// Starts reading. Validate everything you can here, before the first batch.
+    ///
+    /// A loader that serves per-user data implements [`Loader::open_for`]
+    /// and makes this `self.open_for(config, selector, limits, None)`.
     fn open(
         &self,
         config: Self::Config,
         selector: Self::Selector,
         limits: &Limits,
     ) -> Result<Box<dyn BatchReader>>;
+
+    /// Starts reading for `caller` (since 1.2): the identity the host
+    /// verified, never anything a selector says. `None` when the host did
+    /// not pass one (a host older than 1.2): refuse what needs an identity.
+    ///
+    /// The host always calls this; the default ignores the caller and calls
+    /// [`Loader::open`], so loaders written for 1.0 and 1.1 are unchanged.
+    fn open_for(
+        &self,
+        config: Self::Config,
+        selector: Self::Selector,
+        limits: &Limits,
+        caller: Option<&Caller>,
+    ) -> Result<Box<dyn BatchReader>> {
+        let _ = caller;
+        self.open(config, selector, limits)
+    }
+
+    /// Checks a request before the host records it (since 1.2): answer the
+    /// error `open_for` would certainly give (an unknown query, a missing
+    /// parameter, a path outside the root, a parameter the caller may not
+    /// set), without touching the data. The host refuses the request with
+    /// this message (400) instead of failing the export later. Keep it
+    /// cheap: it runs on every submission. The default accepts everything.
+    fn validate(
+        &self,
+        config: Self::Config,
+        selector: Self::Selector,
+        caller: Option<&Caller>,
+    ) -> Result<()> {
+        let _ = (config, selector, caller);
+        Ok(())
+    }
 }
 
 pub(crate) fn parse_document<T: DeserializeOwned>(what: &str, json: &str) -> Result<T> {

@@ -1,5 +1,6 @@
 //! Assembling a plugin from its components.
 
+use crate::caller::Caller;
 use crate::error::{PluginError, Result};
 use crate::formatter::{FormatWriter, Formatter};
 use crate::loader::{parse_document, BatchReader, Limits, Loader};
@@ -109,7 +110,7 @@ impl Plugin {
         &self.manifest
     }
 
-    /// Opens loader `name` with JSON documents, as the host does.
+    /// Opens loader `name` with JSON documents and no caller.
     pub fn open_loader(
         &self,
         name: &str,
@@ -117,6 +118,34 @@ impl Plugin {
         selector: &str,
         limits: &Limits,
     ) -> Result<Box<dyn BatchReader>> {
+        self.open_loader_for(name, config, selector, limits, None)
+    }
+
+    /// Opens loader `name` for `caller` with JSON documents, as the host does.
+    pub fn open_loader_for(
+        &self,
+        name: &str,
+        config: &str,
+        selector: &str,
+        limits: &Limits,
+        caller: Option<&Caller>,
+    ) -> Result<Box<dyn BatchReader>> {
+        self.loader(name)?.open(config, selector, limits, caller)
+    }
+
+    /// Runs loader `name`'s [`Loader::validate`] on JSON documents, as the
+    /// host does before it records a request.
+    pub fn validate_loader(
+        &self,
+        name: &str,
+        config: &str,
+        selector: &str,
+        caller: Option<&Caller>,
+    ) -> Result<()> {
+        self.loader(name)?.validate(config, selector, caller)
+    }
+
+    fn loader(&self, name: &str) -> Result<&dyn ErasedLoader> {
         let index = self
             .manifest
             .loaders
@@ -129,7 +158,7 @@ impl Plugin {
                     list(self.manifest.loaders.iter().map(|l| l.name.as_str()))
                 ))
             })?;
-        self.loaders[index].open(config, selector, limits)
+        Ok(self.loaders[index].as_ref())
     }
 
     /// Starts formatter `name` with JSON documents, as the host does.
@@ -167,14 +196,33 @@ fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {
 
 /// Object-safe view of a [`Loader`], taking its inputs as JSON text.
 trait ErasedLoader: Send + Sync {
-    fn open(&self, config: &str, selector: &str, limits: &Limits) -> Result<Box<dyn BatchReader>>;
+    fn open(
+        &self,
+        config: &str,
+        selector: &str,
+        limits: &Limits,
+        caller: Option<&Caller>,
+    ) -> Result<Box<dyn BatchReader>>;
+    fn validate(&self, config: &str, selector: &str, caller: Option<&Caller>) -> Result<()>;
 }
 
 impl<L: Loader> ErasedLoader for L {
-    fn open(&self, config: &str, selector: &str, limits: &Limits) -> Result<Box<dyn BatchReader>> {
+    fn open(
+        &self,
+        config: &str,
+        selector: &str,
+        limits: &Limits,
+        caller: Option<&Caller>,
+    ) -> Result<Box<dyn BatchReader>> {
         let config = parse_document("plugin config", config)?;
         let selector = parse_document("selector", selector)?;
-        Loader::open(self, config, selector, limits)
+        Loader::open_for(self, config, selector, limits, caller)
+    }
+
+    fn validate(&self, config: &str, selector: &str, caller: Option<&Caller>) -> Result<()> {
+        let config = parse_document("plugin config", config)?;
+        let selector = parse_document("selector", selector)?;
+        Loader::validate(self, config, selector, caller)
     }
 }
 

@@ -230,3 +230,40 @@ impl<'r> Row<'r, '_> {
         (0..self.len()).map(move |column| self.get(column))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{ArrayRef, TimestampMicrosecondArray};
+    use std::sync::Arc;
+
+    fn shown(zone: Option<&str>) -> Result<String> {
+        let column: ArrayRef = Arc::new(
+            TimestampMicrosecondArray::from(vec![1_714_557_600_123_456]).with_timezone_opt(zone),
+        );
+        let batch = RecordBatch::try_from_iter([("at", column)])?;
+        let rows = Rows::new(&batch)?;
+        Ok(rows.row(0).get(0).to_string())
+    }
+
+    #[test]
+    fn timestamps_show_with_zone_names_and_offsets() {
+        assert_eq!(shown(None).unwrap(), "2024-05-01T10:00:00.123456");
+        assert_eq!(shown(Some("UTC")).unwrap(), "2024-05-01T10:00:00.123456Z");
+        assert_eq!(
+            shown(Some("+02:00")).unwrap(),
+            "2024-05-01T12:00:00.123456+02:00"
+        );
+        assert_eq!(
+            shown(Some("Europe/Paris")).unwrap(),
+            "2024-05-01T12:00:00.123456+02:00"
+        );
+    }
+
+    #[test]
+    fn an_unknown_zone_is_refused_with_the_column_named() {
+        let err = shown(Some("Mars/Olympus")).unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::Unsupported);
+        assert!(err.message.contains("\"at\""), "{err}");
+    }
+}

@@ -264,19 +264,37 @@ pub fn promised_types() -> Vec<(&'static str, DataType)> {
             "timestamp_ns",
             DataType::Timestamp(TimeUnit::Nanosecond, None),
         ),
+        // What the sql loader emits for `timestamp` and `timestamptz`.
+        (
+            "timestamp_us",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+        ),
+        (
+            "timestamp_us_utc",
+            DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("UTC"))),
+        ),
+        (
+            "timestamp_us_zone",
+            DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("Europe/Paris"))),
+        ),
         ("decimal128", DataType::Decimal128(20, 4)),
+        // PostgreSQL `numeric`, as the sql loader emits it: exact decimal text.
+        ("decimal_text", DataType::Utf8),
+        // PostgreSQL arrays, as the sql loader emits them: JSON text.
+        ("json_list", DataType::Utf8),
     ]
 }
 
 /// One column of every promised type ([`promised_types`]): row 0 holds
 /// ordinary values, row 1 awkward ones (extremes, NaN, empty text), and row
-/// 2 is null in every column. The `json` column is tagged `arrow.json`.
+/// 2 is null in every column. The `json` and `json_list` columns are tagged
+/// `arrow.json`.
 pub fn promised_types_batch() -> RecordBatch {
     let mut fields = Vec::new();
     let mut columns: Vec<ArrayRef> = Vec::new();
     for (name, data_type) in promised_types() {
         let column = sample_column(name, &data_type);
-        fields.push(if name == "json" {
+        fields.push(if name == "json" || name == "json_list" {
             json_field(name)
         } else {
             Field::new(name, data_type, true)
@@ -311,6 +329,16 @@ fn sample_column(name: &str, data_type: &DataType) -> ArrayRef {
         DataType::Utf8 if name == "json" => Arc::new(StringArray::from(vec![
             Some(r#"{"a":[1,2.50,null]}"#),
             Some(r#""quoted \"text\"""#),
+            None,
+        ])),
+        DataType::Utf8 if name == "json_list" => Arc::new(StringArray::from(vec![
+            Some(r#"[1,2,3]"#),
+            Some(r#"["a",null,"c,d"]"#),
+            None,
+        ])),
+        DataType::Utf8 if name == "decimal_text" => Arc::new(StringArray::from(vec![
+            Some("12345678901234567890.000100"),
+            Some("-0.00"),
             None,
         ])),
         DataType::Utf8 => Arc::new(StringArray::from(vec![Some("plain"), Some(""), None])),

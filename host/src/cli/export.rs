@@ -8,12 +8,18 @@ use export_host::pipeline::{self, ExportRequest, Sink, WriteBehind};
 use export_host::records::{ExportId, ExportRecord, Scope, Status};
 use export_host::service::ExportService;
 use export_host::storage::EarlyWriteback;
+use export_plugin_api::Caller;
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Map, Value};
-use std::io::IsTerminal;
-use std::os::unix::fs::PermissionsExt;
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::io::{IsTerminal, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tempfile::NamedTempFile;
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -33,29 +39,44 @@ pub struct ExportArgs {
     /// Formatter options as a JSON object; `compression` ("gzip" or "zstd") is the host's.
     #[arg(long)]
     options: Option<String>,
-    /// Where to write: a file (written aside and renamed into place when
-    /// complete) or `-` for standard output [default: -].
+    /// Where to write: a file (given its name only once complete, so a
+    /// failed or killed export leaves nothing) or `-` for standard output
+    /// [default: -].
     #[arg(short, long, conflicts_with = "record")]
     output: Option<PathBuf>,
     /// Run through the export service: record the export, store its file in
     /// STORAGE, and print its id, status, size, rows and sha256.
     #[arg(long)]
     record: bool,
-    /// The user the recorded export belongs to [default: the current login,
-    /// from $USER or $LOGNAME, else "local"].
-    #[arg(long, requires = "record")]
+    /// Export as this user: the loader sees only what the user may see
+    /// (caller-bound query parameters, `{user}` roots), and a recorded
+    /// export belongs to them. Without it the operator acts as an admin,
+    /// and a recorded export belongs to the current login ($USER or
+    /// $LOGNAME, else "local").
+    #[arg(long)]
     user: Option<String>,
 }
 
 pub fn run(settings: &HostSettings, args: ExportArgs) -> anyhow::Result<()> {
     let request = request(&args)?;
     if args.record {
-        let user = args.user.clone().unwrap_or_else(current_login);
-        return run_recorded(settings, &user, &request);
+        let caller = match &args.user {
+            Some(user) => Caller::user(user),
+            None => Caller {
+                user: current_login(),
+                ..Caller::operator()
+            },
+        };
+        return run_recorded(settings, &caller, &request);
     }
+    let caller = args
+        .user
+        .as_deref()
+        .map_or_else(Caller::operator, Caller::user);
     one_shot(
         settings,
         &request,
+        caller,
         args.output.as_deref().unwrap_or(Path::new("-")),
     )
 }
@@ -96,14 +117,14 @@ struct RecordedExportFailed {
 /// this process, print the record's summary.
 fn run_recorded(
     settings: &HostSettings,
-    user: &str,
+    caller: &Caller,
     request: &ExportRequest,
 ) -> anyhow::Result<()> {
     let registry = load_registry(settings)?;
     let runtime = runtime()?;
     runtime.block_on(async {
         let service = open_service(settings, registry).await?;
-        let outcome = create_and_run(&service, user, request).await;
+        let outcome = create_and_run(&service, caller, request).await;
         service.records().close().await;
         let (record, reused) = outcome?;
         print_summary(&record, reused);
@@ -124,10 +145,10 @@ fn run_recorded(
 
 async fn create_and_run(
     service: &ExportService,
-    user: &str,
+    caller: &Caller,
     request: &ExportRequest,
 ) -> anyhow::Result<(ExportRecord, bool)> {
-    let created = service.create(user, request).await?;
+    let created = service.create_for(caller, request).await?;
     if created.status != Status::Pending {
         // An identical export within CACHE_TTL_MINUTES.
         return Ok((created, true));
@@ -174,10 +195,19 @@ fn print_summary(record: &ExportRecord, reused: bool) {
 }
 
 /// One export now, to a file or standard output, with no record.
-fn one_shot(settings: &HostSettings, request: &ExportRequest, output: &Path) -> anyhow::Result<()> {
+fn one_shot(
+    settings: &HostSettings,
+    request: &ExportRequest,
+    caller: Caller,
+    output: &Path,
+) -> anyhow::Result<()> {
+    // Before any plugin is loaded: what a plugin prints must never land in
+    // the export, so the export keeps its own copy of standard output and
+    // descriptor 1 becomes standard error.
+    let export_stdout = private_stdout()?;
     let registry = load_registry_for(settings, &[&request.loader, &request.format])?;
     // Plugins that failed to load were already reported, one log line each.
-    let prepared = pipeline::prepare(&registry, request)?;
+    let prepared = pipeline::prepare(&registry, request, Some(caller))?;
     let limits = settings.run_limits();
     let progress = progress_bar();
     let started = std::time::Instant::now();
@@ -192,34 +222,27 @@ fn one_shot(settings: &HostSettings, request: &ExportRequest, output: &Path) -> 
     };
 
     let summary = if output == Path::new("-") {
-        let stdout = WriteBehind::new(std::io::stdout())?;
+        let stdout = WriteBehind::new(export_stdout)?;
         let sink = Sink::new(stdout, limits.max_bytes, prepared.compression, false)?;
         let (out, summary) = pipeline::run(&prepared, limits, sink, &mut report)?;
         out.finish().context("writing to standard output")?;
         summary
     } else {
+        drop(export_stdout);
         let target = output;
         let folder = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        // Written aside and renamed into place: a failed export leaves no partial file.
-        let temp = tempfile::Builder::new()
-            .prefix(".export-host-")
-            .permissions(std::fs::Permissions::from_mode(0o644))
-            .tempfile_in(folder)
-            .with_context(|| format!("cannot create a file in {}", folder.display()))?;
-        let writer = WriteBehind::new(EarlyWriteback::new(temp))?;
+        let file = OutputFile::create(folder)?;
+        let writer = WriteBehind::new(EarlyWriteback::new(file))?;
         let sink = Sink::new(writer, limits.max_bytes, prepared.compression, false)?;
         let (writer, summary) = pipeline::run(&prepared, limits, sink, &mut report)?;
-        let temp = writer
+        let file = writer
             .finish()
             .with_context(|| format!("writing {}", target.display()))?
             .into_inner();
-        temp.as_file().sync_all()?;
-        temp.persist(target).with_context(|| {
-            format!("cannot move the export into place at {}", target.display())
-        })?;
+        file.commit(folder, target)?;
         summary
     };
     progress.finish_and_clear();
@@ -234,6 +257,151 @@ fn one_shot(settings: &HostSettings, request: &ExportRequest, output: &Path) -> 
         );
     }
     Ok(())
+}
+
+/// A private copy of standard output for the export; descriptor 1 then
+/// points at standard error, where whatever a plugin prints goes.
+fn private_stdout() -> anyhow::Result<File> {
+    std::io::stdout()
+        .flush()
+        .context("flushing standard output")?;
+    // SAFETY: plain descriptor calls; the copy is owned by the File below.
+    let copy = unsafe { libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3) };
+    if copy < 0 {
+        return Err(std::io::Error::last_os_error())
+            .context("standard output is not open; run with -o FILE or give it a standard output");
+    }
+    // SAFETY: `copy` is a new descriptor nobody else owns.
+    let file = File::from(unsafe { OwnedFd::from_raw_fd(copy) });
+    // SAFETY: descriptor 2 stays open; 1 is replaced atomically.
+    if unsafe { libc::dup2(2, 1) } < 0 {
+        return Err(std::io::Error::last_os_error())
+            .context("cannot point standard output at standard error");
+    }
+    Ok(file)
+}
+
+/// The file being written: unnamed until complete where the filesystem
+/// allows (`O_TMPFILE`), so a crash or a kill leaves nothing behind; else a
+/// hidden temporary file renamed into place.
+enum OutputFile {
+    Unnamed(File),
+    Named(NamedTempFile),
+}
+
+impl OutputFile {
+    fn create(folder: &Path) -> anyhow::Result<OutputFile> {
+        match OpenOptions::new()
+            .write(true)
+            .mode(0o644)
+            .custom_flags(libc::O_TMPFILE)
+            .open(folder)
+        {
+            Ok(file) => return Ok(OutputFile::Unnamed(file)),
+            // Filesystems or kernels without O_TMPFILE answer one of these.
+            Err(err)
+                if matches!(
+                    err.raw_os_error(),
+                    Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL | libc::ENOENT)
+                ) && folder.is_dir() => {}
+            Err(err) => {
+                return Err(err)
+                    .with_context(|| format!("cannot create a file in {}", folder.display()))
+            }
+        }
+        let temp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .permissions(std::fs::Permissions::from_mode(0o644))
+            .tempfile_in(folder)
+            .with_context(|| format!("cannot create a file in {}", folder.display()))?;
+        Ok(OutputFile::Named(temp))
+    }
+
+    /// Gives the complete file its name, replacing any file there.
+    fn commit(self, folder: &Path, target: &Path) -> anyhow::Result<()> {
+        let placed = || format!("cannot move the export into place at {}", target.display());
+        match self {
+            OutputFile::Named(temp) => {
+                temp.as_file().sync_all()?;
+                temp.persist(target).with_context(placed)?;
+            }
+            OutputFile::Unnamed(file) => {
+                file.sync_all()?;
+                let source = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+                match link_named(&source, target) {
+                    Ok(()) => {}
+                    // linkat never replaces: link under a hidden name, then
+                    // rename over the old file (atomic for readers).
+                    Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                        let aside = aside_name(folder);
+                        link_named(&source, &aside).with_context(placed)?;
+                        if let Err(err) = std::fs::rename(&aside, target) {
+                            let _ = std::fs::remove_file(&aside);
+                            return Err(err).with_context(placed);
+                        }
+                    }
+                    Err(err) => return Err(err).with_context(placed),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+const TEMP_PREFIX: &str = ".export-host-";
+
+/// A name no file has yet in `folder`, hidden.
+fn aside_name(folder: &Path) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    folder.join(format!("{TEMP_PREFIX}{}-{nanos}", std::process::id()))
+}
+
+/// Links the unnamed file behind `source` (a /proc/self/fd path) at `target`.
+fn link_named(source: &Path, target: &Path) -> std::io::Result<()> {
+    let source = CString::new(source.as_os_str().as_bytes())?;
+    let target = CString::new(target.as_os_str().as_bytes())?;
+    // SAFETY: two NUL-terminated paths that outlive the call.
+    let linked = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            source.as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if linked == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+impl Write for OutputFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            OutputFile::Unnamed(file) => file.write(buf),
+            OutputFile::Named(temp) => temp.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            OutputFile::Unnamed(file) => file.flush(),
+            OutputFile::Named(temp) => temp.flush(),
+        }
+    }
+}
+
+impl AsFd for OutputFile {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            OutputFile::Unnamed(file) => file.as_fd(),
+            OutputFile::Named(temp) => temp.as_file().as_fd(),
+        }
+    }
 }
 
 fn progress_bar() -> ProgressBar {

@@ -4,7 +4,7 @@ use super::{load_registry, InputError};
 use clap::Subcommand;
 use export_host::config::HostSettings;
 use export_host::conformance::{self, Inputs, Outcome, Report};
-use export_host::plugins::registry::open_verified;
+use export_host::plugins::registry::{open_verified, Probe};
 use export_host::scaffold::{self, ApiSource, Kind, ScaffoldError};
 use export_plugin_api::host::host_api_version;
 use export_plugin_api::Manifest;
@@ -96,6 +96,8 @@ struct Line {
     api: String,
     components: String,
     isolation: String,
+    /// The workers' sandbox (`-` in-process).
+    sandbox: String,
     status: String,
 }
 
@@ -116,6 +118,13 @@ fn components(manifest: &Manifest) -> String {
     parts.join("; ")
 }
 
+/// `full: landlock full (ABI 7), namespaces yes` for an isolated plugin, `-` in-process.
+fn sandbox_of(isolation: export_host::plugins::Isolation) -> String {
+    export_host::isolation::sandbox::for_plugin(isolation)
+        .map(|support| support.describe())
+        .unwrap_or_else(|| "-".to_owned())
+}
+
 fn list(settings: &HostSettings, json: bool) -> anyhow::Result<()> {
     let registry = load_registry(settings)?;
     let mut lines = Vec::new();
@@ -127,7 +136,16 @@ fn list(settings: &HostSettings, json: bool) -> anyhow::Result<()> {
             api: manifest.api_version.clone(),
             components: components(manifest),
             isolation: plugin.isolation.as_str().to_owned(),
-            status: plugin.status().as_str().to_owned(),
+            sandbox: sandbox_of(plugin.isolation),
+            status: match registry.reload_failure(&plugin.name) {
+                Some(failure) => format!(
+                    "{}, reload_failed ({}): {}",
+                    plugin.status().as_str(),
+                    failure.cause.as_str(),
+                    failure.reason
+                ),
+                None => plugin.status().as_str().to_owned(),
+            },
         });
     }
     for entry in registry.disabled() {
@@ -137,6 +155,7 @@ fn list(settings: &HostSettings, json: bool) -> anyhow::Result<()> {
             api: "-".into(),
             components: "-".into(),
             isolation: entry.isolation.as_str().to_owned(),
+            sandbox: "-".into(),
             status: "disabled".to_owned(),
         });
     }
@@ -147,6 +166,7 @@ fn list(settings: &HostSettings, json: bool) -> anyhow::Result<()> {
             api: "-".into(),
             components: "-".into(),
             isolation: "-".into(),
+            sandbox: "-".into(),
             status: format!("failed ({}): {}", failure.cause.as_str(), failure.reason),
         });
     }
@@ -156,7 +176,8 @@ fn list(settings: &HostSettings, json: bool) -> anyhow::Result<()> {
             .map(|l| {
                 serde_json::json!({
                     "plugin": l.plugin, "version": l.version, "api_version": l.api,
-                    "components": l.components, "isolation": l.isolation, "status": l.status,
+                    "components": l.components, "isolation": l.isolation, "sandbox": l.sandbox,
+                    "status": l.status,
                 })
             })
             .collect();
@@ -169,21 +190,23 @@ fn list(settings: &HostSettings, json: bool) -> anyhow::Result<()> {
         api: "API".into(),
         components: "COMPONENTS".into(),
         isolation: "ISOLATION".into(),
+        sandbox: "SANDBOX".into(),
         status: "STATUS".into(),
     };
     let all: Vec<&Line> = std::iter::once(&header).chain(lines.iter()).collect();
     let width = |f: fn(&Line) -> &str| all.iter().map(|l| f(l).chars().count()).max().unwrap_or(0);
-    let (w1, w2, w3, w4, w5) = (
+    let (w1, w2, w3, w4, w5, w6) = (
         width(|l| &l.plugin),
         width(|l| &l.version),
         width(|l| &l.api),
         width(|l| &l.components),
         width(|l| &l.isolation),
+        width(|l| &l.sandbox),
     );
     for l in all {
         println!(
-            "{:w1$}  {:w2$}  {:w3$}  {:w4$}  {:w5$}  {}",
-            l.plugin, l.version, l.api, l.components, l.isolation, l.status
+            "{:w1$}  {:w2$}  {:w3$}  {:w4$}  {:w5$}  {:w6$}  {}",
+            l.plugin, l.version, l.api, l.components, l.isolation, l.sandbox, l.status
         );
     }
     if lines.is_empty() {
@@ -216,9 +239,16 @@ fn named_documents(flag: &str, args: &[String]) -> anyhow::Result<BTreeMap<Strin
 }
 
 fn check(file: &Path, inputs: &Inputs, json: bool) -> anyhow::Result<()> {
-    let (library, sha256) = open_verified(file, None).map_err(|(_, reason)| {
-        anyhow::anyhow!("{} cannot be used as a plugin: {reason}", file.display())
-    })?;
+    // Probe-loaded in a child first: a truncated or crashing library fails
+    // the check with a message instead of killing this process.
+    let name = file
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (library, sha256) =
+        open_verified(file, None, Some(Probe::defaults(&name))).map_err(|(_, reason)| {
+            anyhow::anyhow!("{} cannot be used as a plugin: {reason}", file.display())
+        })?;
     let manifest = library.manifest();
     let report = conformance::run(&library, inputs);
     if json {

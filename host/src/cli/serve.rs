@@ -3,7 +3,7 @@
 use super::{connect, InputError};
 use clap::Subcommand;
 use export_host::config::HostSettings;
-use export_host::records::RecordError;
+use export_host::records::{RecordError, TokenScope};
 use std::time::Duration;
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -30,8 +30,20 @@ pub enum TokenCommand {
         /// An admin token: sees and manages every user's exports.
         #[arg(long)]
         admin: bool,
+        /// Only list, show, download and link exports: no create, cancel or delete.
+        #[arg(long)]
+        read_only: bool,
+        /// Only these loaders (comma-separated, `name` or `plugin/name`), e.g. csv,sql.
+        #[arg(long, value_name = "LOADERS", value_delimiter = ',')]
+        loaders: Option<Vec<String>>,
+        /// Only these selector queries (comma-separated), e.g. conversations,analytics; a selector without a `query` is then refused.
+        #[arg(long, value_name = "QUERIES", value_delimiter = ',')]
+        queries: Option<Vec<String>>,
+        /// Only these formats (comma-separated, `name` or `plugin/name`), e.g. csv,json.
+        #[arg(long, value_name = "FORMATS", value_delimiter = ',')]
+        formats: Option<Vec<String>>,
     },
-    /// Every token: id, user, admin, created, last used, revoked.
+    /// Every token: id, user, admin, scope, created, last used, revoked.
     List {
         /// Only this user's tokens.
         #[arg(long)]
@@ -53,16 +65,36 @@ pub fn token(settings: &HostSettings, command: TokenCommand) -> anyhow::Result<(
         let records = connect(settings).await?;
         let now = chrono::Utc::now();
         let outcome = match command {
-            TokenCommand::Create { user, admin } => {
-                records.create_token(&user, admin, now).await.map(|new| {
-                    eprintln!(
-                        "created token {} for user {}{}; it is shown only once:",
-                        new.info.id,
-                        new.info.user_id,
-                        if new.info.admin { " (admin)" } else { "" }
-                    );
-                    println!("{}", new.token);
-                })
+            TokenCommand::Create {
+                user,
+                admin,
+                read_only,
+                loaders,
+                queries,
+                formats,
+            } => {
+                let trimmed = |list: Option<Vec<String>>| {
+                    list.map(|names| names.into_iter().map(|n| n.trim().to_owned()).collect())
+                };
+                let scope = TokenScope {
+                    read_only,
+                    loaders: trimmed(loaders),
+                    queries: trimmed(queries),
+                    formats: trimmed(formats),
+                };
+                records
+                    .create_token(&user, admin, &scope, now)
+                    .await
+                    .map(|new| {
+                        eprintln!(
+                            "created token {} for user {}{} (scope: {}); it is shown only once:",
+                            new.info.id,
+                            new.info.user_id,
+                            if new.info.admin { ", admin" } else { "" },
+                            new.info.scope.describe()
+                        );
+                        println!("{}", new.token);
+                    })
             }
             TokenCommand::List { user, json } => records
                 .list_tokens(user.as_deref())
@@ -77,16 +109,17 @@ pub fn token(settings: &HostSettings, command: TokenCommand) -> anyhow::Result<(
                         })?;
                         println!("{text}");
                     } else {
-                        println!("ID\tUSER\tADMIN\tCREATED\tLAST USED\tREVOKED");
+                        println!("ID\tUSER\tADMIN\tSCOPE\tCREATED\tLAST USED\tREVOKED");
                         for t in tokens {
                             let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
                                 t.map_or_else(|| "-".to_owned(), |t| t.to_rfc3339())
                             };
                             println!(
-                                "{}\t{}\t{}\t{}\t{}\t{}",
+                                "{}\t{}\t{}\t{}\t{}\t{}\t{}",
                                 t.id,
                                 t.user_id,
                                 if t.admin { "yes" } else { "no" },
+                                t.scope.describe(),
                                 t.created_at.to_rfc3339(),
                                 time(t.last_used_at),
                                 time(t.revoked_at)

@@ -67,11 +67,27 @@ pub enum Setting {
     BatchSize,
     /// `DOWNLOAD_REDIRECT`
     DownloadRedirect,
+    /// `PUBLIC_URL`
+    PublicUrl,
+    /// `SIGNING_KEY_PREVIOUS`
+    SigningKeyPrevious,
+    /// `JWT_SECRET`
+    JwtSecret,
+    /// `JWT_JWKS`
+    JwtJwks,
+    /// `JWT_ISSUER`
+    JwtIssuer,
+    /// `JWT_AUDIENCE`
+    JwtAudience,
+    /// `JWT_USER_CLAIM`
+    JwtUserClaim,
+    /// `JWT_ADMIN`
+    JwtAdmin,
 }
 
 impl Setting {
     /// Every setting, in table order.
-    pub const ALL: [Setting; 16] = [
+    pub const ALL: [Setting; 24] = [
         Setting::DataDir,
         Setting::DatabaseUrl,
         Setting::Storage,
@@ -88,6 +104,14 @@ impl Setting {
         Setting::SigningKey,
         Setting::BatchSize,
         Setting::DownloadRedirect,
+        Setting::PublicUrl,
+        Setting::SigningKeyPrevious,
+        Setting::JwtSecret,
+        Setting::JwtJwks,
+        Setting::JwtIssuer,
+        Setting::JwtAudience,
+        Setting::JwtUserClaim,
+        Setting::JwtAdmin,
     ];
 
     /// The name, as in the SPEC table: `MAX_ROWS`.
@@ -109,6 +133,14 @@ impl Setting {
             Setting::SigningKey => "SIGNING_KEY",
             Setting::BatchSize => "BATCH_SIZE",
             Setting::DownloadRedirect => "DOWNLOAD_REDIRECT",
+            Setting::PublicUrl => "PUBLIC_URL",
+            Setting::SigningKeyPrevious => "SIGNING_KEY_PREVIOUS",
+            Setting::JwtSecret => "JWT_SECRET",
+            Setting::JwtJwks => "JWT_JWKS",
+            Setting::JwtIssuer => "JWT_ISSUER",
+            Setting::JwtAudience => "JWT_AUDIENCE",
+            Setting::JwtUserClaim => "JWT_USER_CLAIM",
+            Setting::JwtAdmin => "JWT_ADMIN",
         }
     }
 
@@ -164,12 +196,39 @@ impl Setting {
             Setting::DownloadRedirect => {
                 "expected on or off (default off); on needs STORAGE=s3://bucket/prefix"
             }
+            Setting::PublicUrl => {
+                "expected the http:// or https:// URL clients reach the API at, without query or fragment, e.g. https://exports.example.com"
+            }
+            Setting::SigningKeyPrevious => {
+                "expected the former SIGNING_KEY (at least 32 characters without spaces), kept while links signed with it may still be used"
+            }
+            Setting::JwtSecret => {
+                "expected the HS256 shared secret of your auth server, at least 32 characters without spaces"
+            }
+            Setting::JwtJwks => {
+                "expected a JWKS file path or an https:// URL (http:// only for localhost), e.g. https://auth.example.com/.well-known/jwks.json"
+            }
+            Setting::JwtIssuer => {
+                "expected the `iss` value of your auth server's tokens, e.g. https://auth.example.com/; needs JWT_SECRET or JWT_JWKS"
+            }
+            Setting::JwtAudience => {
+                "expected one or more `aud` values, comma-separated, e.g. authenticated; needs JWT_SECRET or JWT_JWKS"
+            }
+            Setting::JwtUserClaim => {
+                "expected the name of the claim holding the user id (default sub), e.g. sub or user_id"
+            }
+            Setting::JwtAdmin => {
+                "expected claim=value naming admins, e.g. role=service_role; needs JWT_SECRET or JWT_JWKS"
+            }
         }
     }
 
     /// Whether values are secret (never echoed in messages).
     fn is_secret(self) -> bool {
-        matches!(self, Setting::SigningKey)
+        matches!(
+            self,
+            Setting::SigningKey | Setting::SigningKeyPrevious | Setting::JwtSecret
+        )
     }
 
     fn arg(self, args: &SettingsArgs) -> Option<&String> {
@@ -190,6 +249,14 @@ impl Setting {
             Setting::SigningKey => args.signing_key.as_ref(),
             Setting::BatchSize => args.batch_size.as_ref(),
             Setting::DownloadRedirect => args.download_redirect.as_ref(),
+            Setting::PublicUrl => args.public_url.as_ref(),
+            Setting::SigningKeyPrevious => args.signing_key_previous.as_ref(),
+            Setting::JwtSecret => args.jwt_secret.as_ref(),
+            Setting::JwtJwks => args.jwt_jwks.as_ref(),
+            Setting::JwtIssuer => args.jwt_issuer.as_ref(),
+            Setting::JwtAudience => args.jwt_audience.as_ref(),
+            Setting::JwtUserClaim => args.jwt_user_claim.as_ref(),
+            Setting::JwtAdmin => args.jwt_admin.as_ref(),
         }
     }
 }
@@ -342,6 +409,13 @@ pub struct HostSettings {
     pub signing_key: Option<SigningKey>,
     /// `BATCH_SIZE`: rows per batch asked of loaders.
     pub batch_size: usize,
+    /// `PUBLIC_URL`: the base of the links the API hands out (no trailing
+    /// slash); `None` means `http://` and `LISTEN`.
+    pub public_url: Option<String>,
+    /// `SIGNING_KEY_PREVIOUS`: a former key whose links still verify.
+    pub signing_key_previous: Option<SigningKey>,
+    /// `JWT_*`: JWT bearer tokens, off unless a key is set.
+    pub jwt: JwtSettings,
     origins: BTreeMap<Setting, Origin>,
 }
 
@@ -414,6 +488,28 @@ impl HostSettings {
                         "off"
                     }
                     .to_owned(),
+                    Setting::PublicUrl => self.public_url(),
+                    Setting::SigningKeyPrevious => redacted(self.signing_key_previous.is_some()),
+                    Setting::JwtSecret => redacted(self.jwt.secret.is_some()),
+                    Setting::JwtJwks => self
+                        .jwt
+                        .jwks
+                        .as_ref()
+                        .map_or_else(|| "-".to_owned(), ToString::to_string),
+                    Setting::JwtIssuer => self.jwt.issuer.clone().unwrap_or_else(|| "-".to_owned()),
+                    Setting::JwtAudience => {
+                        if self.jwt.audience.is_empty() {
+                            "-".to_owned()
+                        } else {
+                            self.jwt.audience.join(",")
+                        }
+                    }
+                    Setting::JwtUserClaim => self.jwt.user_claim.clone(),
+                    Setting::JwtAdmin => self
+                        .jwt
+                        .admin
+                        .as_ref()
+                        .map_or_else(|| "-".to_owned(), |(c, v)| format!("{c}={v}")),
                 };
                 (setting, value, self.origin(setting))
             })
@@ -458,6 +554,75 @@ impl HostSettings {
     /// Where a generated signing key is kept: `DATA_DIR/signing.key`.
     pub fn signing_key_file(&self) -> PathBuf {
         self.data_dir.join("signing.key")
+    }
+
+    /// The base of the URLs handed to clients: `PUBLIC_URL`, else
+    /// `http://` and `LISTEN`. Never taken from a request's `Host` header,
+    /// which the client controls.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+}
+
+fn redacted(set: bool) -> String {
+    if set { "<redacted>" } else { "-" }.to_owned()
+}
+
+/// Where a JWKS comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    /// A file, read at start.
+    File(PathBuf),
+    /// An https URL (http for localhost), fetched when a token names a key
+    /// id it does not have.
+    Url(String),
+}
+
+impl fmt::Display for JwksSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JwksSource::File(path) => write!(f, "{}", path.display()),
+            JwksSource::Url(url) => f.write_str(url),
+        }
+    }
+}
+
+/// The `JWT_*` settings: which JWTs the API accepts as bearer tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtSettings {
+    /// `JWT_SECRET`: the HS256 shared secret.
+    pub secret: Option<SigningKey>,
+    /// `JWT_JWKS`: the public keys (RS256, ES256, EdDSA, ...).
+    pub jwks: Option<JwksSource>,
+    /// `JWT_ISSUER`: the required `iss`, when set.
+    pub issuer: Option<String>,
+    /// `JWT_AUDIENCE`: `aud` must name one of these, when any are set.
+    pub audience: Vec<String>,
+    /// `JWT_USER_CLAIM`: the claim holding the user id (default `sub`).
+    pub user_claim: String,
+    /// `JWT_ADMIN`: a claim and the value that makes the caller an admin.
+    pub admin: Option<(String, String)>,
+}
+
+impl Default for JwtSettings {
+    fn default() -> Self {
+        JwtSettings {
+            secret: None,
+            jwks: None,
+            issuer: None,
+            audience: Vec::new(),
+            user_claim: "sub".to_owned(),
+            admin: None,
+        }
+    }
+}
+
+impl JwtSettings {
+    /// Whether JWTs are accepted at all (a key is configured).
+    pub fn enabled(&self) -> bool {
+        self.secret.is_some() || self.jwks.is_some()
     }
 }
 
@@ -517,6 +682,30 @@ pub struct SettingsArgs {
     /// Answer downloads with a redirect to a presigned S3 URL (on/off); the daemon then serves no file bytes. [env: EXPORT_HOST_DOWNLOAD_REDIRECT] [default: off]
     #[arg(long, value_name = "on|off", global = true)]
     pub download_redirect: Option<String>,
+    /// The URL clients reach the API at, used in the download links it hands out (behind a proxy: its https address). [env: EXPORT_HOST_PUBLIC_URL] [default: http://LISTEN]
+    #[arg(long, value_name = "URL", global = true)]
+    pub public_url: Option<String>,
+    /// The former SIGNING_KEY during a rotation: links signed with it still verify, new links use SIGNING_KEY. [env: EXPORT_HOST_SIGNING_KEY_PREVIOUS]
+    #[arg(long, value_name = "KEY", global = true)]
+    pub signing_key_previous: Option<String>,
+    /// Accept HS256 JWTs signed with this shared secret as bearer tokens; prefer the environment or the config file. [env: EXPORT_HOST_JWT_SECRET]
+    #[arg(long, value_name = "SECRET", global = true)]
+    pub jwt_secret: Option<String>,
+    /// Accept JWTs signed with the keys of this JWKS (a file, or an https URL re-fetched on an unknown key id). [env: EXPORT_HOST_JWT_JWKS]
+    #[arg(long, value_name = "FILE|URL", global = true)]
+    pub jwt_jwks: Option<String>,
+    /// Accept only JWTs with this `iss`. [env: EXPORT_HOST_JWT_ISSUER]
+    #[arg(long, value_name = "ISS", global = true)]
+    pub jwt_issuer: Option<String>,
+    /// Accept only JWTs whose `aud` names one of these (comma-separated). [env: EXPORT_HOST_JWT_AUDIENCE]
+    #[arg(long, value_name = "AUD", global = true)]
+    pub jwt_audience: Option<String>,
+    /// The JWT claim holding the user id. [env: EXPORT_HOST_JWT_USER_CLAIM] [default: sub]
+    #[arg(long, value_name = "CLAIM", global = true)]
+    pub jwt_user_claim: Option<String>,
+    /// A JWT whose claim has this value is an admin, e.g. role=service_role (an array claim may contain it). [env: EXPORT_HOST_JWT_ADMIN]
+    #[arg(long, value_name = "CLAIM=VALUE", global = true)]
+    pub jwt_admin: Option<String>,
 }
 
 /// The config file to read, if any, and where its name came from:
@@ -696,6 +885,84 @@ fn duration(text: &str) -> Option<Duration> {
         .filter(|d| *d >= Duration::from_secs(1) && *d <= Duration::from_secs(7 * 86_400))
 }
 
+/// `http(s)://host[:port][/prefix]`, kept without a trailing slash.
+fn public_url(text: &str) -> Option<String> {
+    let text = text.trim().trim_end_matches('/');
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    let ok = !host.is_empty()
+        && !host.contains('@')
+        && !rest.contains(['?', '#'])
+        && !rest.chars().any(|c| c.is_whitespace() || c.is_control());
+    ok.then(|| text.to_owned())
+}
+
+/// Whether an http URL points at this machine (the only place a JWKS may be
+/// fetched without TLS).
+fn is_loopback_url(rest: &str) -> bool {
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn jwks_source(text: &str) -> Option<JwksSource> {
+    let text = text.trim();
+    if text.is_empty() || text.chars().any(char::is_control) {
+        return None;
+    }
+    let lower = text.to_ascii_lowercase();
+    if lower.starts_with("https://") {
+        return (text.len() > "https://".len()).then(|| JwksSource::Url(text.to_owned()));
+    }
+    if lower.starts_with("http://") {
+        let rest = &text["http://".len()..];
+        return is_loopback_url(rest).then(|| JwksSource::Url(text.to_owned()));
+    }
+    if lower.contains("://") {
+        return None;
+    }
+    Some(JwksSource::File(PathBuf::from(text)))
+}
+
+fn plain_text(text: &str) -> Option<String> {
+    let text = text.trim();
+    (!text.is_empty() && !text.chars().any(char::is_control)).then(|| text.to_owned())
+}
+
+fn claim_name(text: &str) -> Option<String> {
+    let text = text.trim();
+    (!text.is_empty()
+        && !text
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '='))
+    .then(|| text.to_owned())
+}
+
+fn audiences(text: &str) -> Option<Vec<String>> {
+    let list: Vec<String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
+        .collect();
+    (!list.is_empty() && !list.iter().any(|a| a.chars().any(char::is_control))).then_some(list)
+}
+
+fn admin_claim(text: &str) -> Option<(String, String)> {
+    let (claim, value) = text.split_once('=')?;
+    let claim = claim_name(claim)?;
+    let value = plain_text(value)?;
+    Some((claim, value))
+}
+
 fn signing_key(text: &str) -> Option<SigningKey> {
     let text = text.trim();
     (text.chars().count() >= 32 && !text.chars().any(|c| c.is_whitespace() || c.is_control()))
@@ -869,6 +1136,31 @@ pub fn resolve(
     let batch_size = get!(Setting::BatchSize, |t| in_range(t, 1, 1_048_576)
         .and_then(|n| usize::try_from(n).ok()))
     .unwrap_or(8192);
+    let public_url = get!(Setting::PublicUrl, public_url);
+    let signing_key_previous = get!(Setting::SigningKeyPrevious, self::signing_key);
+    let jwt = JwtSettings {
+        secret: get!(Setting::JwtSecret, self::signing_key),
+        jwks: get!(Setting::JwtJwks, jwks_source),
+        issuer: get!(Setting::JwtIssuer, plain_text),
+        audience: get!(Setting::JwtAudience, audiences).unwrap_or_default(),
+        user_claim: get!(Setting::JwtUserClaim, claim_name).unwrap_or_else(|| "sub".to_owned()),
+        admin: get!(Setting::JwtAdmin, admin_claim),
+    };
+    if !jwt.enabled() {
+        // A check that would never run is a mistake, not a default.
+        for setting in [Setting::JwtIssuer, Setting::JwtAudience, Setting::JwtAdmin] {
+            if let Some(raw) = sources.raw(setting) {
+                return Err(SettingError::Invalid {
+                    setting,
+                    value: format!("{:?}", raw.text),
+                    origin: raw.origin,
+                    expected:
+                        "it checks JWTs, which are off: set JWT_SECRET or JWT_JWKS too, or unset it"
+                            .to_owned(),
+                });
+            }
+        }
+    }
 
     Ok(HostSettings {
         data_dir,
@@ -886,6 +1178,9 @@ pub fn resolve(
         cache_ttl_minutes,
         signing_key,
         batch_size,
+        public_url,
+        signing_key_previous,
+        jwt,
         origins,
     })
 }

@@ -147,6 +147,23 @@ fn every_setting_reads_from_each_level() {
         (Setting::SigningKey, "0123456789abcdef0123456789abcdef"),
         (Setting::BatchSize, "100"),
         (Setting::DownloadRedirect, "off"),
+        (Setting::PublicUrl, "https://exports.example.com/api/"),
+        (
+            Setting::SigningKeyPrevious,
+            "fedcba9876543210fedcba9876543210",
+        ),
+        (
+            Setting::JwtSecret,
+            "super-secret-jwt-token-with-at-least-32-characters",
+        ),
+        (
+            Setting::JwtJwks,
+            "https://auth.example.com/.well-known/jwks.json",
+        ),
+        (Setting::JwtIssuer, "https://auth.example.com/"),
+        (Setting::JwtAudience, "authenticated, api"),
+        (Setting::JwtUserClaim, "user_id"),
+        (Setting::JwtAdmin, "role=service_role"),
     ];
     let check = |s: &HostSettings| {
         assert_eq!(s.data_dir, PathBuf::from("/d"));
@@ -168,6 +185,28 @@ fn every_setting_reads_from_each_level() {
         );
         assert_eq!(s.batch_size, 100);
         assert!(!s.download_redirect());
+        assert_eq!(s.public_url(), "https://exports.example.com/api");
+        assert_eq!(
+            s.signing_key_previous.as_ref().map(SigningKey::expose),
+            Some("fedcba9876543210fedcba9876543210")
+        );
+        assert_eq!(
+            s.jwt.secret.as_ref().map(SigningKey::expose),
+            Some("super-secret-jwt-token-with-at-least-32-characters")
+        );
+        assert_eq!(
+            s.jwt.jwks,
+            Some(JwksSource::Url(
+                "https://auth.example.com/.well-known/jwks.json".to_owned()
+            ))
+        );
+        assert_eq!(s.jwt.issuer.as_deref(), Some("https://auth.example.com/"));
+        assert_eq!(s.jwt.audience, ["authenticated", "api"]);
+        assert_eq!(s.jwt.user_claim, "user_id");
+        assert_eq!(
+            s.jwt.admin,
+            Some(("role".to_owned(), "service_role".to_owned()))
+        );
     };
     // Flags.
     let mut args = SettingsArgs::default();
@@ -190,6 +229,14 @@ fn every_setting_reads_from_each_level() {
             Setting::SigningKey => args.signing_key = v,
             Setting::BatchSize => args.batch_size = v,
             Setting::DownloadRedirect => args.download_redirect = v,
+            Setting::PublicUrl => args.public_url = v,
+            Setting::SigningKeyPrevious => args.signing_key_previous = v,
+            Setting::JwtSecret => args.jwt_secret = v,
+            Setting::JwtJwks => args.jwt_jwks = v,
+            Setting::JwtIssuer => args.jwt_issuer = v,
+            Setting::JwtAudience => args.jwt_audience = v,
+            Setting::JwtUserClaim => args.jwt_user_claim = v,
+            Setting::JwtAdmin => args.jwt_admin = v,
         }
     }
     let s = resolve(&args, &no_env, None).unwrap();
@@ -284,6 +331,14 @@ fn bad_values_name_setting_value_origin_and_what_is_accepted() {
         (Setting::DownloadRedirect, "maybe"),
         // On needs an S3 bucket to redirect to; the default STORAGE is local.
         (Setting::DownloadRedirect, "on"),
+        (Setting::PublicUrl, "exports.example.com"),
+        (Setting::PublicUrl, "https://exports.example.com/?x=1"),
+        (Setting::PublicUrl, "ftp://exports.example.com"),
+        (Setting::SigningKeyPrevious, "short"),
+        (Setting::JwtSecret, "too-short"),
+        (Setting::JwtJwks, "http://auth.example.com/jwks.json"),
+        (Setting::JwtJwks, "ftp://auth.example.com/jwks.json"),
+        (Setting::JwtUserClaim, "user id"),
     ];
     for (setting, value) in cases {
         // As a flag (env-empty values would be "unset", so use flags).
@@ -306,13 +361,21 @@ fn bad_values_name_setting_value_origin_and_what_is_accepted() {
             Setting::SigningKey => args.signing_key = v,
             Setting::BatchSize => args.batch_size = v,
             Setting::DownloadRedirect => args.download_redirect = v,
+            Setting::PublicUrl => args.public_url = v,
+            Setting::SigningKeyPrevious => args.signing_key_previous = v,
+            Setting::JwtSecret => args.jwt_secret = v,
+            Setting::JwtJwks => args.jwt_jwks = v,
+            Setting::JwtIssuer => args.jwt_issuer = v,
+            Setting::JwtAudience => args.jwt_audience = v,
+            Setting::JwtUserClaim => args.jwt_user_claim = v,
+            Setting::JwtAdmin => args.jwt_admin = v,
         }
         let err = error(&args, &no_env, None);
         let prefix = format!("invalid setting {}=", setting.name());
         assert!(err.starts_with(&prefix), "{setting} {value:?}: {err}");
         assert!(err.contains(&format!("(from {})", setting.flag())), "{err}");
         assert!(err.ends_with(setting.expected()), "{err}");
-        if *setting == Setting::SigningKey {
+        if setting.is_secret() {
             assert!(!err.contains(value), "secret echoed: {err}");
             assert!(err.contains("<redacted"), "{err}");
         } else {
@@ -396,10 +459,7 @@ fn unknown_file_keys_are_refused_with_the_valid_ones() {
         err.starts_with("unknown setting \"max_row\" in config file /etc/eh.toml (did you mean \"max_rows\"?); valid settings: data_dir, database_url, storage,"),
         "{err}"
     );
-    assert!(
-        err.ends_with("signing_key, batch_size, download_redirect"),
-        "{err}"
-    );
+    assert!(err.ends_with("jwt_user_claim, jwt_admin"), "{err}");
     let err = error(&args, &no_env, Some(&table("MAX_ROWS = 5")));
     assert!(err.contains("(did you mean \"max_rows\"?)"), "{err}");
     let err = error(&args, &no_env, Some(&table("[server]\nlisten = \"x\"")));
@@ -514,4 +574,49 @@ fn download_redirect_applies_to_s3_storage() {
     let env = env_of(&[("EXPORT_HOST_STORAGE", "s3://exports-bucket")]);
     let s = resolve(&SettingsArgs::default(), &env, None).unwrap();
     assert!(!s.download_redirect());
+}
+
+#[test]
+fn jwt_checks_need_a_jwt_key_and_admin_needs_claim_and_value() {
+    for (var, value) in [
+        ("EXPORT_HOST_JWT_ISSUER", "https://auth.example.com/"),
+        ("EXPORT_HOST_JWT_AUDIENCE", "authenticated"),
+        ("EXPORT_HOST_JWT_ADMIN", "role=service_role"),
+    ] {
+        let err = error(&SettingsArgs::default(), &env_of(&[(var, value)]), None);
+        assert!(err.contains("set JWT_SECRET or JWT_JWKS"), "{err}");
+        assert!(err.contains(&format!("(from {var})")), "{err}");
+    }
+    let secret = ("EXPORT_HOST_JWT_SECRET", "0123456789abcdef0123456789abcdef");
+    for bad in ["role", "=x", "role=", "a b=c"] {
+        let err = error(
+            &SettingsArgs::default(),
+            &env_of(&[secret, ("EXPORT_HOST_JWT_ADMIN", bad)]),
+            None,
+        );
+        assert!(err.starts_with("invalid setting JWT_ADMIN="), "{err}");
+    }
+    let s = resolve(&SettingsArgs::default(), &env_of(&[secret]), None).unwrap();
+    assert!(s.jwt.enabled());
+    assert_eq!(s.jwt.user_claim, "sub");
+    assert_eq!(s.public_url(), "http://127.0.0.1:8080");
+    let s = resolve(
+        &SettingsArgs::default(),
+        &env_of(&[("EXPORT_HOST_JWT_JWKS", "http://127.0.0.1:9/jwks.json")]),
+        None,
+    )
+    .unwrap();
+    assert!(matches!(s.jwt.jwks, Some(JwksSource::Url(_))));
+    let s = resolve(
+        &SettingsArgs::default(),
+        &env_of(&[("EXPORT_HOST_JWT_JWKS", "./keys/jwks.json")]),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        s.jwt.jwks,
+        Some(JwksSource::File(PathBuf::from("./keys/jwks.json")))
+    );
+    let debug = format!("{s:?}");
+    assert!(!debug.contains("0123456789abcdef0123456789abcdef"));
 }

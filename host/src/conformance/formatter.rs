@@ -204,6 +204,10 @@ fn data(
         ),
     });
 
+    if let Some(syntax) = Syntax::of(&component.mime_type, &target.options) {
+        checks.push(well_formed(target, syntax, &schema, label));
+    }
+
     let unicode = unicode_batch();
     checks.push(match target.run(&unicode.schema(), &[unicode]) {
         Err(err) => Check::fail(label("Unicode"), describe(&err)),
@@ -241,6 +245,179 @@ fn data(
         },
     });
     checks
+}
+
+/// A document syntax a MIME type promises, checked with a real parser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Syntax {
+    /// One JSON document.
+    Json,
+    /// One JSON document per line.
+    JsonLines,
+    /// CSV records of one width, with this delimiter.
+    Csv(u8),
+    /// One XML document.
+    Xml,
+}
+
+impl Syntax {
+    /// The syntax `mime_type` promises; `options` may name the CSV delimiter.
+    fn of(mime_type: &str, options: &str) -> Option<Syntax> {
+        let essence = mime_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if essence.contains("ndjson")
+            || essence.contains("jsonl")
+            || essence.contains("json-seq")
+            || essence.ends_with("json-lines")
+        {
+            Some(Syntax::JsonLines)
+        } else if essence.ends_with("/json") || essence.ends_with("+json") {
+            Some(Syntax::Json)
+        } else if essence == "text/csv" {
+            let delimiter = serde_json::from_str::<Value>(options)
+                .ok()
+                .and_then(|options| options.get("delimiter")?.as_str().map(str::to_owned))
+                .and_then(|text| match text.as_bytes() {
+                    [byte] => Some(*byte),
+                    _ => None,
+                })
+                .unwrap_or(b',');
+            Some(Syntax::Csv(delimiter))
+        } else if essence.ends_with("/xml") || essence.ends_with("+xml") {
+            Some(Syntax::Xml)
+        } else {
+            None
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Syntax::Json => "JSON",
+            Syntax::JsonLines => "JSON Lines",
+            Syntax::Csv(_) => "CSV",
+            Syntax::Xml => "XML",
+        }
+    }
+
+    /// Why `bytes` are not a well-formed document of this syntax.
+    fn problem(self, bytes: &[u8]) -> Option<String> {
+        match self {
+            Syntax::Json => serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+                .err()
+                .map(|err| err.to_string()),
+            Syntax::JsonLines => bytes
+                .split(|b| *b == b'\n')
+                .enumerate()
+                .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+                .find_map(|(index, line)| {
+                    serde_json::from_slice::<serde::de::IgnoredAny>(line)
+                        .err()
+                        .map(|err| format!("line {}: {err}", index + 1))
+                }),
+            Syntax::Csv(delimiter) => {
+                let mut reader = csv::ReaderBuilder::new()
+                    .has_headers(false)
+                    .delimiter(delimiter)
+                    .from_reader(bytes);
+                let mut record = csv::StringRecord::new();
+                loop {
+                    match reader.read_record(&mut record) {
+                        Ok(true) => {}
+                        Ok(false) => return None,
+                        Err(err) => return Some(err.to_string()),
+                    }
+                }
+            }
+            Syntax::Xml => xml_problem(bytes),
+        }
+    }
+}
+
+/// Why `bytes` are not one well-formed XML document.
+fn xml_problem(bytes: &[u8]) -> Option<String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_reader(bytes);
+    let mut buf = Vec::new();
+    let mut depth: usize = 0;
+    let mut roots = 0;
+    loop {
+        let at = reader.buffer_position();
+        match reader.read_event_into(&mut buf) {
+            Err(err) => return Some(format!("at byte {at}: {err}")),
+            Ok(Event::Eof) => break,
+            Ok(Event::Start(_)) => {
+                if depth == 0 {
+                    roots += 1;
+                }
+                depth += 1;
+            }
+            Ok(Event::End(_)) => depth = depth.saturating_sub(1),
+            Ok(Event::Empty(_)) if depth == 0 => roots += 1,
+            Ok(Event::Text(text)) if depth == 0 => {
+                let bytes = text.into_inner();
+                if !bytes.trim().is_empty() {
+                    return Some(format!("at byte {at}: text outside the root element"));
+                }
+            }
+            Ok(_) => {}
+        }
+        buf.clear();
+    }
+    match (depth, roots) {
+        (0, 1) => None,
+        (0, 0) => Some("no root element".to_owned()),
+        (0, n) => Some(format!("{n} root elements where a document has one")),
+        (n, _) => Some(format!("{n} element(s) left open at the end")),
+    }
+}
+
+/// Whether the formatter's output parses as the syntax its MIME type
+/// promises, for every sample: a consumer's parser must read it.
+fn well_formed(
+    target: &Target<'_>,
+    syntax: Syntax,
+    promised: &Schema,
+    label: &dyn Fn(&str) -> String,
+) -> Check {
+    let what = format!("well-formed {}", syntax.name());
+    let everyday = everyday_schema();
+    let samples: [(&str, &Schema, Vec<RecordBatch>); 4] = [
+        ("an empty stream", &everyday, vec![]),
+        ("one row", &everyday, vec![one_row()]),
+        (
+            "every promised type",
+            promised,
+            vec![promised_types_batch()],
+        ),
+        (
+            "the Unicode samples",
+            &unicode_batch().schema(),
+            vec![unicode_batch()],
+        ),
+    ];
+    let mut checked = 0;
+    for (sample, schema, batches) in samples {
+        // A failed run is reported by its own check.
+        let Ok(bytes) = target.run(schema, &batches) else {
+            continue;
+        };
+        if let Some(problem) = syntax.problem(&bytes) {
+            return Check::fail(
+                label(&what),
+                format!(
+                    "the output for {sample} is not well-formed {}: {problem}; a reader of \
+                     this MIME type cannot parse it",
+                    syntax.name()
+                ),
+            );
+        }
+        checked += 1;
+    }
+    Check::pass(label(&what), format!("{checked} outputs parsed"))
 }
 
 /// Writes `inputs.stream_rows` rows and watches the host's resident memory.
@@ -466,6 +643,35 @@ mod tests {
         ] {
             assert!(!is_textual(binary), "{binary}");
         }
+    }
+
+    #[test]
+    fn syntaxes_come_from_the_mime_type_and_parsers_judge() {
+        assert_eq!(Syntax::of("application/json", "{}"), Some(Syntax::Json));
+        assert_eq!(
+            Syntax::of("application/x-ndjson", "{}"),
+            Some(Syntax::JsonLines)
+        );
+        assert_eq!(
+            Syntax::of("text/csv; charset=utf-8", r#"{"delimiter":";"}"#),
+            Some(Syntax::Csv(b';'))
+        );
+        assert_eq!(Syntax::of("application/xhtml+xml", "{}"), Some(Syntax::Xml));
+        assert_eq!(Syntax::of("text/html", "{}"), None);
+        assert!(Syntax::Json.problem(b"[{\"a\":1}]").is_none());
+        assert!(Syntax::Json.problem(b"[{\"a\":1},]").is_some());
+        assert!(Syntax::JsonLines
+            .problem(b"{\"a\":1}\n{\"a\":2}\n")
+            .is_none());
+        assert!(Syntax::JsonLines.problem(b"{\"a\":1}\n{a:2}\n").is_some());
+        assert!(Syntax::Csv(b',').problem(b"a,b\n1,\"x,y\"\n").is_none());
+        assert!(Syntax::Csv(b',').problem(b"a,b\n1,2,3\n").is_some());
+        assert!(Syntax::Xml
+            .problem(b"<?xml version=\"1.0\"?><r><a>1</a></r>")
+            .is_none());
+        assert!(Syntax::Xml.problem(b"<r><a>1</b></r>").is_some());
+        assert!(Syntax::Xml.problem(b"<r><a>1</a>").is_some());
+        assert!(Syntax::Xml.problem(b"<r/><r/>").is_some());
     }
 
     #[test]

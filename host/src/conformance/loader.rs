@@ -4,7 +4,7 @@ use super::probes::{with_unknown_key, with_wrong_type};
 use super::{describe, Answer, Check, ConfigDoc, Inputs};
 use crate::plugins::schema::DocumentSchema;
 use export_plugin_api::host::PluginLibrary;
-use export_plugin_api::{ErrorKind, Limits, LoaderManifest, PluginError};
+use export_plugin_api::{Caller, Credential, ErrorKind, Limits, LoaderManifest, PluginError};
 use serde_json::Value;
 
 /// Every check of loader `component`, and how its first call answered.
@@ -45,7 +45,12 @@ pub(crate) fn checks(
             format!("no selector was given; pass --selector {name}=JSON to stream one"),
         ),
         (ConfigDoc::Valid(config), Some(selector)) => {
-            match open_and_drain(library, name, config, selector, &limits) {
+            // As a user would ask: a loader of 1.2 or later may need a caller.
+            let user = sample_callers()[1]
+                .1
+                .clone()
+                .filter(|_| library.knows_callers());
+            match open_and_drain_for(library, name, config, selector, &limits, user.as_ref()) {
                 Ok((rows, batches, columns)) => Check::pass(
                     label("streams a selector"),
                     format!("{rows} rows in {batches} batches of {columns} columns, every batch of the declared schema"),
@@ -96,7 +101,83 @@ pub(crate) fn checks(
             }
         }
     };
-    (vec![refused, streams, panics], answer)
+    let callers = match (config, selector) {
+        _ if !library.knows_callers() => Check::not_applicable(
+            label("callers"),
+            "built against plugin-api older than 1.2: the host passes it no caller",
+        ),
+        (ConfigDoc::Missing(why), _) => Check::not_applicable(label("callers"), why.clone()),
+        (_, None) => Check::not_applicable(
+            label("callers"),
+            format!("no selector was given; pass --selector {name}=JSON to check"),
+        ),
+        (ConfigDoc::Valid(config), Some(selector)) => {
+            with_and_without_callers(library, name, config, selector, &limits, label("callers"))
+        }
+    };
+    (vec![refused, streams, panics, callers], answer)
+}
+
+/// The callers the battery tries: none, a user, an admin.
+fn sample_callers() -> [(&'static str, Option<Caller>); 3] {
+    let user = Caller {
+        user: "conformance-user".to_owned(),
+        admin: false,
+        credential: Credential::Token {
+            id: "tok_conformance".to_owned(),
+        },
+    };
+    let admin = Caller {
+        admin: true,
+        ..user.clone()
+    };
+    [
+        ("no caller", None),
+        ("a user", Some(user)),
+        ("an admin", Some(admin)),
+    ]
+}
+
+/// `validate` and `open_for` with no caller, a user and an admin: each
+/// answers without a panic or an internal error, and `validate` never
+/// refuses what `open_for` then accepts.
+fn with_and_without_callers(
+    library: &PluginLibrary,
+    name: &str,
+    config: &str,
+    selector: &Value,
+    limits: &Limits,
+    label: String,
+) -> Check {
+    let mut problems = Vec::new();
+    let mut seen = Vec::new();
+    let text = selector.to_string();
+    let broken = |err: &PluginError| matches!(err.kind, ErrorKind::Panic | ErrorKind::Internal);
+    for (who, caller) in sample_callers() {
+        let validated = library.validate_loader(name, config, &text, caller.as_ref());
+        let opened = open_and_drain_for(library, name, config, selector, limits, caller.as_ref());
+        match (&validated, &opened) {
+            (Err(err), _) if broken(err) => problems.push(format!(
+                "validate with {who} gave a {} error: {}",
+                err.kind, err.message
+            )),
+            (_, Err(err)) if broken(err) => problems.push(format!(
+                "open_for with {who} gave a {} error: {}",
+                err.kind, err.message
+            )),
+            (Err(err), Ok(_)) => problems.push(format!(
+                "validate refused {who} ({}) but open_for accepted",
+                err.message
+            )),
+            (Ok(()), Ok((rows, _, _))) => seen.push(format!("{who}: {rows} rows")),
+            (_, Err(err)) => seen.push(format!("{who}: refused ({})", err.kind)),
+        }
+    }
+    if problems.is_empty() {
+        Check::pass(label, seen.join("; "))
+    } else {
+        Check::fail(label, problems.join("; "))
+    }
 }
 
 /// Opens loader `name` and pulls every batch; returns rows, batches, columns.
@@ -107,7 +188,19 @@ fn open_and_drain(
     selector: &Value,
     limits: &Limits,
 ) -> Result<(usize, usize, usize), PluginError> {
-    let stream = library.open_loader(name, config, &selector.to_string(), limits)?;
+    open_and_drain_for(library, name, config, selector, limits, None)
+}
+
+/// [`open_and_drain`] for `caller`.
+fn open_and_drain_for(
+    library: &PluginLibrary,
+    name: &str,
+    config: &str,
+    selector: &Value,
+    limits: &Limits,
+    caller: Option<&Caller>,
+) -> Result<(usize, usize, usize), PluginError> {
+    let stream = library.open_loader_for(name, config, &selector.to_string(), limits, caller)?;
     let schema = stream.schema();
     let (mut rows, mut batches) = (0, 0);
     for batch in stream {

@@ -9,7 +9,7 @@ use super::protocol::{self, Reply, Request};
 use export_plugin_api::arrow_array::RecordBatch;
 use export_plugin_api::arrow_schema::SchemaRef;
 use export_plugin_api::host::{FormatterSession, LoaderStream, PluginBytes, PluginLibrary};
-use export_plugin_api::{Limits, Manifest, PluginError};
+use export_plugin_api::{Caller, Limits, Manifest, PluginError};
 use std::borrow::Cow;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -166,26 +166,65 @@ impl PluginHandle {
         }
     }
 
+    /// Whether its code runs in this process (a call into it cannot be
+    /// stopped from outside).
+    pub fn is_in_process(&self) -> bool {
+        matches!(self, PluginHandle::InProcess(_))
+    }
+
     /// Whether its formatters take batches as Arrow IPC bytes (so a
     /// worker's batches are best passed on undecoded).
     pub fn takes_ipc(&self) -> bool {
         matches!(self, PluginHandle::Process(_))
     }
 
-    /// Opens loader `name`; calls into a worker must answer by `deadline`.
-    /// With `keep_encoded`, a worker's batches stay Arrow IPC bytes.
+    /// Asks loader `name` whether it accepts `selector` from `caller`
+    /// (plugins older than plugin-api 1.2 always do); a worker must answer
+    /// by `deadline`.
+    pub fn validate_loader(
+        &self,
+        name: &str,
+        config: &str,
+        selector: &str,
+        caller: Option<&Caller>,
+        deadline: Option<Deadline>,
+    ) -> Result<(), CallError> {
+        match self {
+            PluginHandle::InProcess(library) => {
+                Ok(library.validate_loader(name, config, selector, caller)?)
+            }
+            PluginHandle::Process(pool) => {
+                let request = Request::ValidateLoader {
+                    name: name.to_owned(),
+                    config: config.to_owned(),
+                    selector: selector.to_owned(),
+                    caller: caller.cloned(),
+                };
+                let mut conversation = Conversation::start(pool, deadline)?;
+                match conversation.call(&request, &[])? {
+                    (Reply::Validated, _) => Ok(()),
+                    (other, _) => Err(conversation.unexpected(other)),
+                }
+            }
+        }
+    }
+
+    /// Opens loader `name` for `caller`; calls into a worker must answer by
+    /// `deadline`. With `keep_encoded`, a worker's batches stay Arrow IPC bytes.
+    #[allow(clippy::too_many_arguments)]
     pub fn open_loader(
         &self,
         name: &str,
         config: &str,
         selector: &str,
         limits: &Limits,
+        caller: Option<&Caller>,
         deadline: Option<Deadline>,
         keep_encoded: bool,
     ) -> Result<Box<dyn BatchSource>, CallError> {
         match self {
             PluginHandle::InProcess(library) => {
-                let stream = library.open_loader(name, config, selector, limits)?;
+                let stream = library.open_loader_for(name, config, selector, limits, caller)?;
                 Ok(Box::new(LocalLoader(stream)))
             }
             PluginHandle::Process(pool) => {
@@ -194,6 +233,7 @@ impl PluginHandle {
                     config: config.to_owned(),
                     selector: selector.to_owned(),
                     limits: limits.clone(),
+                    caller: caller.cloned(),
                 };
                 let mut conversation = Conversation::start(pool, deadline)?;
                 let schema = match conversation.call(&request, &[])? {

@@ -16,8 +16,10 @@
 pub mod fault;
 pub mod handle;
 pub mod pool;
+pub mod probe;
 pub mod process;
 pub mod protocol;
+pub mod sandbox;
 pub mod worker;
 
 pub use fault::Fault;
@@ -31,9 +33,11 @@ use std::sync::OnceLock;
 
 static WORKER_EXECUTABLE: OnceLock<PathBuf> = OnceLock::new();
 
-/// Runs workers from `path` instead of the current executable: for programs
-/// that embed the host library (tests, tools) and are not `export-host`
-/// themselves. Only the first call counts; returns whether it did.
+/// Runs workers (and the probes that load every library in a child before
+/// the host maps it, see [`probe`]) from `path` instead of the current
+/// executable: programs that embed the host library and load plugins (tests,
+/// tools) and are not `export-host` themselves must call it first. Only the
+/// first call counts; returns whether it did.
 pub fn set_worker_executable(path: PathBuf) -> bool {
     WORKER_EXECUTABLE.set(path).is_ok()
 }

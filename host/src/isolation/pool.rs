@@ -92,7 +92,7 @@ impl WorkerPool {
         sha256: Option<&str>,
         settings: &WorkerSettings,
     ) -> Result<Arc<WorkerPool>, (FailureCause, String)> {
-        let mut worker = WorkerProcess::spawn(plugin, settings.memory_limit)
+        let mut worker = WorkerProcess::spawn(plugin, settings)
             .map_err(|fault| (FailureCause::Load, fault.to_string()))?;
         let (manifest, sha256) = hello(&mut worker, library, sha256)?;
         let pool = Arc::new(WorkerPool {
@@ -218,12 +218,12 @@ impl WorkerPool {
     }
 
     fn start_worker(&self) -> Result<WorkerProcess, Fault> {
-        let started = WorkerProcess::spawn(&self.plugin, self.settings.memory_limit).and_then(
-            |mut worker| match hello(&mut worker, &self.library, Some(&self.sha256)) {
+        let started = WorkerProcess::spawn(&self.plugin, &self.settings).and_then(|mut worker| {
+            match hello(&mut worker, &self.library, Some(&self.sha256)) {
                 Ok(_) => Ok(worker),
                 Err((_, message)) => Err(Fault::Start(message)),
-            },
-        );
+            }
+        });
         let mut state = self.lock();
         match started {
             Ok(worker) => {

@@ -3,7 +3,9 @@
 
 use super::fault::Fault;
 use super::protocol::{self, FrameError, Reply, Request};
+use super::sandbox::{Policy, Support};
 use super::worker_executable;
+use crate::plugins::config::WorkerSettings;
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::OwnedFd;
@@ -85,15 +87,38 @@ pub struct WorkerProcess {
     stderr_tail: StderrTail,
     stderr_done: Receiver<()>,
     memory_limit: u64,
+    /// The largest reply payload accepted (`max_frame`).
+    max_frame: u64,
     /// Set once a call failed: the worker is not reused.
     broken: bool,
+    /// The worker's private temporary folder, removed after it ends
+    /// (declared last: dropped after the worker is reaped).
+    _tmp: tempfile::TempDir,
 }
 
 impl WorkerProcess {
-    /// Starts `export-host __plugin-worker` for `plugin`, capped at
-    /// `memory_limit` bytes of address space.
-    pub fn spawn(plugin: &str, memory_limit: u64) -> Result<WorkerProcess, Fault> {
+    /// Starts `export-host __plugin-worker` for `plugin` with its table's
+    /// worker settings: an address space capped at `memory_limit`, and the
+    /// sandbox its grants describe (refused when this machine cannot give
+    /// the `sandbox_minimum` asked for).
+    pub fn spawn(plugin: &str, settings: &WorkerSettings) -> Result<WorkerProcess, Fault> {
         let start = |what: &str, err: io::Error| Fault::Start(format!("{what}: {err}"));
+        let memory_limit = settings.memory_limit;
+        let support = Support::detect();
+        let minimum = settings.sandbox.minimum;
+        if support.level() < minimum {
+            return Err(Fault::Start(format!(
+                "this machine's worker sandbox is only {} (landlock {}, namespaces {}), and plugins.toml sets sandbox_minimum = \"{minimum}\"; run on a kernel with Landlock (ABI 6 or later) and unprivileged user namespaces (and allow them to the service), or lower sandbox_minimum",
+                support.level(),
+                support.landlock(),
+                if support.namespaces { "yes" } else { "no" },
+            )));
+        }
+        let tmp =
+            private_folder().map_err(|e| start("cannot make the worker's temporary folder", e))?;
+        let policy = Policy::new(&settings.sandbox, tmp.path(), &support);
+        let policy = serde_json::to_string(&policy)
+            .map_err(|e| start("cannot describe the sandbox", io::Error::other(e)))?;
         let (ours, theirs) = UnixStream::pair().map_err(|e| start("cannot make a socket", e))?;
         let exe = worker_executable().map_err(|e| start("cannot find the host binary", e))?;
         let mut command = Command::new(exe);
@@ -105,15 +130,37 @@ impl WorkerProcess {
             .arg(memory_limit.to_string())
             .arg("--parent")
             .arg(std::process::id().to_string())
+            .arg("--max-frame")
+            .arg(settings.max_frame.to_string())
+            .arg("--sandbox")
+            .arg(policy)
+            // Nothing of the host's environment (credentials, database
+            // URLs) but what the table grants and the worker itself uses.
+            .env_clear()
+            .env("TMPDIR", tmp.path())
             // The socket is the worker's stdin; it moves it aside at once and
             // puts /dev/null there. Its stdout and stderr never carry the
             // protocol, so whatever a plugin prints cannot corrupt it.
             .stdin(Stdio::from(OwnedFd::from(theirs)))
-            // Its own process group: a Ctrl-C meant for the host (which then
-            // stops gracefully) must not kill the exports still running.
-            .process_group(0)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        for name in std::iter::once("EXPORT_HOST_LOG")
+            .chain(settings.sandbox.env.iter().map(String::as_str))
+        {
+            if let Some(value) = std::env::var_os(name) {
+                command.env(name, value);
+            }
+        }
+        // Its own session (so its own process group, and no controlling
+        // terminal to push input into): a Ctrl-C meant for the host (which
+        // then stops gracefully) must not kill the exports still running.
+        // SAFETY: setsid is async-signal-safe and touches no memory.
+        unsafe {
+            command.pre_exec(|| {
+                nix::unistd::setsid().map_err(io::Error::from)?;
+                Ok(())
+            });
+        }
         let mut child = spawn_from_long_lived_thread(command)
             .map_err(|e| start("cannot start the worker process", e))?;
         let pid = child.id();
@@ -144,7 +191,9 @@ impl WorkerProcess {
             stderr_tail,
             stderr_done,
             memory_limit,
+            max_frame: settings.max_frame,
             broken: false,
+            _tmp: tmp,
         })
     }
 
@@ -210,7 +259,7 @@ impl WorkerProcess {
         self.socket.set_write_timeout(wait)?;
         self.socket.set_read_timeout(wait)?;
         protocol::write_frame(&mut self.socket, request, payload)?;
-        match protocol::read_frame(&mut self.socket)? {
+        match protocol::read_frame_within(&mut self.socket, self.max_frame)? {
             Some(reply) => Ok(reply),
             None => Err(io::Error::from(io::ErrorKind::UnexpectedEof).into()),
         }
@@ -314,6 +363,17 @@ impl Drop for WorkerProcess {
     }
 }
 
+/// A fresh folder only this user can enter, for one worker's temporary
+/// files (and its private copy of the library).
+fn private_folder() -> io::Result<tempfile::TempDir> {
+    let base = std::env::var_os("RUNTIME_DIRECTORY")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    tempfile::Builder::new()
+        .prefix("export-host-worker-")
+        .tempdir_in(base)
+}
+
 /// Copies a worker's output, line by line, into the host log; for stderr,
 /// also keeps the last lines, and says when the stream ended.
 fn forward(
@@ -360,7 +420,7 @@ type SpawnJob = (Command, SyncSender<io::Result<Child>>);
 /// Starts `command` from one thread that lives as long as the host: a
 /// worker asks the kernel to kill it when the thread that started it ends
 /// (PR_SET_PDEATHSIG), which must mean the host, not a short-lived thread.
-fn spawn_from_long_lived_thread(command: Command) -> io::Result<Child> {
+pub(crate) fn spawn_from_long_lived_thread(command: Command) -> io::Result<Child> {
     static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnJob>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
         let (jobs, queue) = mpsc::channel::<SpawnJob>();

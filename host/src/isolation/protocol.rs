@@ -9,20 +9,21 @@
 
 use export_plugin_api::arrow_array::RecordBatch;
 use export_plugin_api::arrow_schema::{ArrowError, Schema, SchemaRef};
-use export_plugin_api::{ErrorKind, Limits, Manifest, PluginError};
+use export_plugin_api::{Caller, ErrorKind, Limits, Manifest, PluginError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 /// The protocol version this build speaks; a worker refuses any other.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Headers are small JSON documents (the largest is a manifest).
 const MAX_HEADER_BYTES: u32 = 16 << 20;
 
-/// Payloads are bounded by what a frame length can say, and by this.
-const MAX_PAYLOAD_BYTES: u64 = 4 << 30;
+/// The payload bound of [`read_frame`]: the default of a plugin's
+/// `max_frame` (plugins.toml).
+pub const DEFAULT_MAX_PAYLOAD_BYTES: u64 = crate::plugins::config::DEFAULT_MAX_FRAME;
 
 /// What the host asks of a worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +49,21 @@ pub enum Request {
         selector: String,
         /// The run's limits.
         limits: Limits,
+        /// Who asked (since protocol 3).
+        #[serde(default)]
+        caller: Option<Caller>,
+    },
+    /// Runs the loader's validate check only: [`Reply::Validated`] or
+    /// [`Reply::Failed`] (since protocol 3).
+    ValidateLoader {
+        /// The loader's name.
+        name: String,
+        /// The plugin's config, JSON text.
+        config: String,
+        /// The selector, JSON text.
+        selector: String,
+        /// Who asks.
+        caller: Option<Caller>,
     },
     /// The open loader's next batch: [`Reply::Batch`] or [`Reply::End`].
     NextBatch,
@@ -107,6 +123,8 @@ pub enum Reply {
     },
     /// The loader is open; the payload is its schema.
     LoaderOpened,
+    /// The loader accepts the selector.
+    Validated,
     /// One batch in the payload.
     Batch {
         /// Its row count.
@@ -172,9 +190,20 @@ pub fn write_frame<W: Write>(
     out.flush()
 }
 
-/// Reads one frame; `Ok(None)` when the peer closed before its first byte.
+/// Reads one frame of at most [`DEFAULT_MAX_PAYLOAD_BYTES`] of payload;
+/// `Ok(None)` when the peer closed before its first byte.
 pub fn read_frame<R: Read, M: DeserializeOwned>(
     input: &mut R,
+) -> Result<Option<(M, Vec<u8>)>, FrameError> {
+    read_frame_within(input, DEFAULT_MAX_PAYLOAD_BYTES)
+}
+
+/// Reads one frame whose payload is at most `max_payload` bytes; a frame
+/// claiming more is [`FrameError::Malformed`] before anything is allocated
+/// for it. `Ok(None)` when the peer closed before its first byte.
+pub fn read_frame_within<R: Read, M: DeserializeOwned>(
+    input: &mut R,
+    max_payload: u64,
 ) -> Result<Option<(M, Vec<u8>)>, FrameError> {
     let mut lengths = [0u8; 12];
     let mut filled = 0;
@@ -191,9 +220,14 @@ pub fn read_frame<R: Read, M: DeserializeOwned>(
     let mut payload_len = [0u8; 8];
     payload_len.copy_from_slice(&lengths[4..]);
     let payload_len = u64::from_le_bytes(payload_len);
-    if header_len > MAX_HEADER_BYTES || payload_len > MAX_PAYLOAD_BYTES {
+    if header_len > MAX_HEADER_BYTES {
         return Err(FrameError::Malformed(format!(
-            "a frame claims a {header_len}-byte header and a {payload_len}-byte payload"
+            "a frame claims a {header_len}-byte header, above the {MAX_HEADER_BYTES} bytes allowed"
+        )));
+    }
+    if payload_len > max_payload {
+        return Err(FrameError::Malformed(format!(
+            "a frame claims a {payload_len}-byte payload, above the {max_payload} bytes allowed (max_frame in plugins.toml)"
         )));
     }
     let mut header = vec![0u8; header_len as usize];
@@ -279,6 +313,31 @@ mod tests {
         ));
         let garbage = b"hello from a plugin that prints to the protocol\n".to_vec();
         assert!(read_frame::<_, Reply>(&mut &garbage[..]).is_err());
+    }
+
+    #[test]
+    fn an_oversized_frame_is_refused_before_its_payload_is_read() {
+        // A header claiming 4 GiB, and no payload at all: the bound, not a
+        // failed read of the missing bytes, must stop it.
+        let mut wire = Vec::new();
+        let header = br#"{"type":"end"}"#;
+        wire.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        wire.extend_from_slice(&(4u64 << 30).to_le_bytes());
+        wire.extend_from_slice(header);
+        let err = read_frame::<_, Reply>(&mut &wire[..]).unwrap_err();
+        assert!(
+            matches!(&err, FrameError::Malformed(m) if m.contains("4294967296-byte payload") && m.contains("max_frame")),
+            "{err}"
+        );
+        let mut small = Vec::new();
+        write_frame(&mut small, &Reply::End, &[0u8; 2048]).unwrap();
+        assert!(matches!(
+            read_frame_within::<_, Reply>(&mut &small[..], 1024),
+            Err(FrameError::Malformed(_))
+        ));
+        assert!(read_frame_within::<_, Reply>(&mut &small[..], 2048)
+            .unwrap()
+            .is_some());
     }
 
     #[test]

@@ -4,13 +4,16 @@
 //! Before anything is loaded the worker takes its socket out of fd 0 (and
 //! puts /dev/null there), asks the kernel to kill it when the host dies, and
 //! caps its address space. Then it runs the same trust checks as the host
-//! on the library the hello names, loads the verified copy, and answers one
-//! request at a time until the host closes the socket.
+//! on the library the hello names, enters its sandbox ([`super::sandbox`]:
+//! from here on no file, socket or process outside it is reachable), loads
+//! the verified copy, and answers one request at a time until the host
+//! closes the socket.
 
 use super::handle::Formatted;
 use super::protocol::{self, Refusal, Reply, Request, PROTOCOL_VERSION};
+use super::sandbox::{self, Policy};
 use crate::plugins::registry::open_verified;
-use crate::plugins::FailureCause;
+use crate::plugins::{trust, FailureCause};
 use anyhow::Context;
 use export_plugin_api::host::{FormatterSession, LoaderStream, PluginLibrary};
 use export_plugin_api::PluginError;
@@ -29,18 +32,38 @@ pub struct WorkerArgs {
     /// The host's process id: the worker exits if it is already gone.
     #[arg(long)]
     parent: u32,
+    /// The largest request payload accepted, in bytes (`max_frame`).
+    #[arg(long, default_value_t = protocol::DEFAULT_MAX_PAYLOAD_BYTES)]
+    max_frame: u64,
+    /// The sandbox to enter before the library is loaded, as JSON
+    /// ([`Policy`]); without it the worker runs unconfined.
+    #[arg(long)]
+    sandbox: Option<String>,
+    /// Probe mode: load this (verified) library, print how it went, exit
+    /// (see [`super::probe`]).
+    #[arg(long)]
+    probe: Option<std::path::PathBuf>,
 }
 
 /// Runs the worker until the host closes the socket.
 pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
+    if let Some(library) = &args.probe {
+        die_with_host(args.parent)?;
+        limit_memory(args.memory_limit)?;
+        return super::probe::run(library);
+    }
     let mut socket = take_socket().context("the worker's socket (its stdin) is unusable")?;
     die_with_host(args.parent)?;
     limit_memory(args.memory_limit)?;
-    let Some(library) = handshake(&mut socket)? else {
+    let sandbox: Option<Policy> = match &args.sandbox {
+        Some(json) => Some(serde_json::from_str(json).context("unreadable --sandbox")?),
+        None => None,
+    };
+    let Some(library) = handshake(&mut socket, &args.plugin, sandbox.as_ref())? else {
         return Ok(());
     };
     tracing::debug!(plugin = %args.plugin, "plugin worker ready");
-    serve(&mut socket, &library)
+    serve(&mut socket, &library, args.max_frame)
 }
 
 /// Moves the socket out of fd 0 and leaves /dev/null there, so a plugin
@@ -69,7 +92,11 @@ fn limit_memory(bytes: u64) -> anyhow::Result<()> {
 }
 
 /// Answers the hello: verify, load, send the manifest. `None` when refused.
-fn handshake(socket: &mut UnixStream) -> anyhow::Result<Option<PluginLibrary>> {
+fn handshake(
+    socket: &mut UnixStream,
+    plugin: &str,
+    sandbox: Option<&Policy>,
+) -> anyhow::Result<Option<PluginLibrary>> {
     let Some((request, _)) = protocol::read_frame::<_, Request>(socket)? else {
         return Ok(None);
     };
@@ -96,7 +123,7 @@ fn handshake(socket: &mut UnixStream) -> anyhow::Result<Option<PluginLibrary>> {
         protocol::write_frame(socket, &reply, &[])?;
         return Ok(None);
     }
-    match open_verified(&library, sha256.as_deref()) {
+    match open_sandboxed(plugin, &library, sha256.as_deref(), sandbox) {
         Ok((plugin, sha256)) => {
             let reply = Reply::Ready {
                 protocol: PROTOCOL_VERSION,
@@ -117,6 +144,37 @@ fn handshake(socket: &mut UnixStream) -> anyhow::Result<Option<PluginLibrary>> {
     }
 }
 
+/// Verifies and copies the library (host code only), enters the sandbox,
+/// and only then loads the copy: no plugin code runs outside the sandbox.
+fn open_sandboxed(
+    plugin: &str,
+    library: &std::path::Path,
+    sha256: Option<&str>,
+    sandbox: Option<&Policy>,
+) -> Result<(PluginLibrary, String), (FailureCause, String)> {
+    let Some(policy) = sandbox else {
+        return open_verified(library, sha256, None);
+    };
+    let verified = trust::verify(library, sha256)
+        .map_err(|err: trust::TrustError| (FailureCause::Trust, err.to_string()))?;
+    let mut policy = policy.clone();
+    policy.read.push(verified.copy.to_path_buf());
+    let entered = sandbox::enter(&policy).map_err(|err| {
+        (
+            FailureCause::Load,
+            format!("cannot enter the worker sandbox: {err}"),
+        )
+    })?;
+    tracing::debug!(plugin, level = %entered.level, sandbox = %entered.summary, "worker sandbox entered");
+    // SAFETY: the bytes passed the trust checks (regular ELF shared object
+    // whose segments fit the file, not writable by others, checksum when
+    // pinned) and are loaded from a private copy that nobody else can
+    // change, in a disposable, sandboxed process.
+    let loaded = unsafe { PluginLibrary::load(&verified.copy) }
+        .map_err(|err| (FailureCause::Load, err.to_string()))?;
+    Ok((loaded, verified.sha256))
+}
+
 /// What the worker has open between requests.
 enum Session {
     Idle,
@@ -124,9 +182,11 @@ enum Session {
     Formatter(FormatterSession),
 }
 
-fn serve(socket: &mut UnixStream, library: &PluginLibrary) -> anyhow::Result<()> {
+fn serve(socket: &mut UnixStream, library: &PluginLibrary, max_frame: u64) -> anyhow::Result<()> {
     let mut session = Session::Idle;
-    while let Some((request, payload)) = protocol::read_frame::<_, Request>(socket)? {
+    while let Some((request, payload)) =
+        protocol::read_frame_within::<_, Request>(socket, max_frame)?
+    {
         let (reply, bytes) = answer(library, &mut session, request, &payload);
         protocol::write_frame(socket, &reply, &bytes)?;
     }
@@ -143,14 +203,27 @@ fn answer(
     let failed = |error: PluginError| (Reply::failed(error), Formatted::Owned(Vec::new()));
     match request {
         Request::Hello { .. } => failed(PluginError::internal("hello was already answered")),
+        Request::ValidateLoader {
+            name,
+            config,
+            selector,
+            caller,
+        } => {
+            *session = Session::Idle;
+            match library.validate_loader(&name, &config, &selector, caller.as_ref()) {
+                Ok(()) => (Reply::Validated, none()),
+                Err(error) => failed(error),
+            }
+        }
         Request::OpenLoader {
             name,
             config,
             selector,
             limits,
+            caller,
         } => {
             *session = Session::Idle;
-            match library.open_loader(&name, &config, &selector, &limits) {
+            match library.open_loader_for(&name, &config, &selector, &limits, caller.as_ref()) {
                 Ok(stream) => match protocol::encode_schema(&stream.schema()) {
                     Ok(schema) => {
                         *session = Session::Loader(stream);

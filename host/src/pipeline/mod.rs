@@ -5,9 +5,11 @@
 
 pub mod compress;
 pub mod igzip;
+pub mod plugin_threads;
 pub mod request;
 pub mod run;
 pub mod sink;
+pub mod sizes;
 #[cfg(test)]
 mod test_writers;
 pub mod write_behind;
@@ -15,6 +17,7 @@ pub mod write_behind;
 pub use request::{prepare, Compression, ExportRequest, PreparedExport, RequestError};
 pub use run::{run, RunError, RunLimits, RunSummary, Stage};
 pub use sink::{Sink, SinkSummary};
+pub use sizes::{check_sizes, SizeLimits};
 pub use write_behind::WriteBehind;
 
 /// Appends as much of `buf` to `block` as fits in `size` bytes (at least one

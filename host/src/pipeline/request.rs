@@ -1,13 +1,22 @@
 //! An export request, checked against the plugins before any work starts.
 
+use crate::isolation::{CallError, Deadline};
 use crate::plugins::{LoadedPlugin, Registry, ResolveError};
-use export_plugin_api::{FormatterManifest, LoaderManifest};
+use export_plugin_api::{Caller, ErrorKind, FormatterManifest, LoaderManifest};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-/// What a user asks for: `{loader, format, selector, options}`.
+/// How long a loader's validate check may take before the request is
+/// recorded anyway (the run then decides).
+const VALIDATE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a user asks for: `{loader, format, selector, options}`. Any other
+/// top-level field is refused (a misspelt field would otherwise be silently
+/// ignored); new fields are added here by name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ExportRequest {
     /// Loader address: `name` or `plugin/name`.
     pub loader: String,
@@ -65,6 +74,8 @@ pub struct PreparedExport {
     pub compression: Option<Compression>,
     /// The requested download name, if any (sanitised where it is used).
     pub file_name: Option<String>,
+    /// Who asked: handed to the loader, never taken from the selector.
+    pub caller: Option<Caller>,
 }
 
 impl PreparedExport {
@@ -75,6 +86,40 @@ impl PreparedExport {
     /// `plugin/name` of the formatter.
     pub fn formatter_address(&self) -> String {
         format!("{}/{}", self.formatter_plugin.name, self.formatter.name)
+    }
+
+    /// Asks the loader whether it will accept the selector from the caller
+    /// (`Loader::validate`, plugin-api 1.2), so a request it would certainly
+    /// refuse is answered now instead of failing later. Only the loader's
+    /// verdict on the input refuses; a loader that fails otherwise (a
+    /// crash, a timeout) is logged and the run decides.
+    pub fn validate(&self) -> Result<(), RequestError> {
+        let deadline = Deadline::after(Instant::now(), VALIDATE_TIMEOUT);
+        let outcome = self.loader_plugin.handle().validate_loader(
+            &self.loader.name,
+            &self.loader_plugin.config_json,
+            &self.selector_json,
+            self.caller.as_ref(),
+            Some(deadline),
+        );
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(CallError::Plugin(error))
+                if matches!(
+                    error.kind,
+                    ErrorKind::InvalidInput | ErrorKind::NotFound | ErrorKind::PermissionDenied
+                ) =>
+            {
+                Err(RequestError::Refused {
+                    loader: self.loader_address(),
+                    message: error.message,
+                })
+            }
+            Err(other) => {
+                tracing::warn!(loader = %self.loader_address(), error = %other, "the loader's validate check failed; the run decides");
+                Ok(())
+            }
+        }
     }
 }
 
@@ -87,12 +132,22 @@ pub enum RequestError {
     /// A document failed its schema or has the wrong shape.
     #[error("{0}")]
     Invalid(String),
+    /// The loader refused the selector for this caller.
+    #[error("{loader}: {message}")]
+    Refused {
+        /// `plugin/name` of the loader.
+        loader: String,
+        /// What the loader said.
+        message: String,
+    },
 }
 
-/// Resolves the components and validates the selector and options.
+/// Resolves the components and validates the selector and options against
+/// their schemas; the loader will run for `caller`.
 pub fn prepare(
     registry: &Registry,
     request: &ExportRequest,
+    caller: Option<Caller>,
 ) -> Result<PreparedExport, RequestError> {
     let loader = registry.loader(&request.loader)?;
     let formatter = registry.formatter(&request.format)?;
@@ -147,5 +202,6 @@ pub fn prepare(
         options_json: options.to_string(),
         compression,
         file_name,
+        caller,
     })
 }

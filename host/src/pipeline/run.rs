@@ -4,14 +4,15 @@
 //! caller's, joined by a small bounded channel: parsing and formatting use
 //! both cores, and at most a few batches are ever in memory.
 
+use super::plugin_threads::PluginThread;
 use super::request::PreparedExport;
 use super::sink::{size_limit, Sink, SinkSummary};
-use crate::isolation::{Batch, CallError, Deadline, Fault};
+use crate::isolation::{Batch, CallError, Deadline, Fault, Formatted, Killer};
 use crate::plugins::LoadedPlugin;
 use export_plugin_api::arrow_schema::SchemaRef;
 use export_plugin_api::{ErrorKind, Limits, PluginError};
 use std::io::Write;
-use std::sync::mpsc::{sync_channel, RecvTimeoutError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant};
 
 /// Batches in flight between the loader thread and the formatter.
@@ -111,159 +112,395 @@ pub struct RunSummary {
     pub elapsed: Duration,
 }
 
+/// What the loader thread hands over.
+enum FromLoader {
+    /// The loader is open: its schema, and how to end its worker.
+    Opened(SchemaRef, Option<Killer>),
+    /// One batch.
+    Batch(Batch),
+    /// The loader failed; nothing follows.
+    Failed(CallError),
+    /// The stream ended cleanly.
+    End,
+}
+
+/// What the run asks of the formatter thread.
+enum ToFormatter {
+    Write(Batch),
+    Finish,
+    FinishMore,
+}
+
+/// How long a plugin thread gets to end after its export: in-process ones
+/// cannot be stopped, so they get little; an isolated one ends as soon as
+/// its worker answers or is ended, within the close grace of a conversation.
+fn thread_grace(in_process: bool, succeeded: bool) -> Duration {
+    match (in_process, succeeded) {
+        (true, true) => Duration::from_secs(2),
+        (true, false) => Duration::from_millis(50),
+        (false, _) => Duration::from_secs(10),
+    }
+}
+
 /// Runs `export` into `sink`, calling `progress(rows, bytes)` after each batch.
 /// On error nothing is committed: the caller discards what the sink wrote.
+///
+/// The loader runs on one thread and the formatter on another; this thread
+/// waits on both with the earliest plugin timeout, so an in-process plugin
+/// that never returns fails its export on time (its thread is left behind).
+/// A loader thread that ends without a clean end of stream fails the export.
 pub fn run<W: Write>(
     export: &PreparedExport,
     limits: RunLimits,
-    mut sink: Sink<W>,
+    sink: Sink<W>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(W, RunSummary), RunError> {
     let started = Instant::now();
-    let loader_address = export.loader_address();
-    let formatter_address = export.formatter_address();
-    let loader_error =
-        |error| call_error(Stage::Loader, &loader_address, &export.loader_plugin, error);
-    let formatter_error = |error| {
-        call_error(
-            Stage::Formatter,
-            &formatter_address,
-            &export.formatter_plugin,
-            error,
-        )
-    };
     let deadline = deadline(export, started);
+    let loader_in_process = export.loader_plugin.handle().is_in_process();
+    let formatter_in_process = export.formatter_plugin.handle().is_in_process();
 
-    let mut stream = export
-        .loader_plugin
-        .handle()
-        .open_loader(
-            &export.loader.name,
-            &export.loader_plugin.config_json,
-            &export.selector_json,
-            &Limits {
-                max_rows: limits.max_rows,
-                batch_size: limits.batch_size,
-            },
-            plugin_deadline(&export.loader_plugin, started),
-            // Both isolated: batches go from worker to worker as they came.
-            export.formatter_plugin.handle().takes_ipc(),
-        )
-        .map_err(loader_error)?;
-    let schema = stream.schema();
-    let mut formatter = export
-        .formatter_plugin
-        .handle()
-        .start_formatter(
-            &export.formatter.name,
-            &export.formatter_plugin.config_json,
-            &export.options_json,
-            &schema,
-            plugin_deadline(&export.formatter_plugin, started),
-        )
-        .map_err(formatter_error)?;
-
-    // The loader's worker, if isolated: ended when the run gives up on it.
-    let loader_killer = stream.killer();
-    let (sender, receiver) = sync_channel::<Result<Batch, CallError>>(CHANNEL_BATCHES);
-    let loader_thread = std::thread::Builder::new()
-        .name("export-loader".to_owned())
-        .spawn(move || {
-            while let Some(batch) = stream.next_batch() {
-                let failed = batch.is_err();
-                // A closed channel means the export stopped: drop the stream.
-                if sender.send(batch).is_err() || failed {
-                    break;
+    let (sender, receiver) = sync_channel::<FromLoader>(CHANNEL_BATCHES);
+    let loader_thread = {
+        let plugin = export.loader_plugin.clone();
+        let name = export.loader.name.clone();
+        let selector = export.selector_json.clone();
+        let caller = export.caller.clone();
+        let loader_limits = Limits {
+            max_rows: limits.max_rows,
+            batch_size: limits.batch_size,
+        };
+        // Both isolated: batches go from worker to worker as they came.
+        let keep_encoded = export.formatter_plugin.handle().takes_ipc();
+        PluginThread::spawn(
+            "export-loader",
+            &export.loader_plugin.name,
+            loader_in_process,
+            move |watch| {
+                let opened = watch.call(|| {
+                    plugin.handle().open_loader(
+                        &name,
+                        &plugin.config_json,
+                        &selector,
+                        &loader_limits,
+                        caller.as_ref(),
+                        plugin_deadline(&plugin, started),
+                        keep_encoded,
+                    )
+                });
+                let mut stream = match opened {
+                    Ok(stream) => stream,
+                    Err(err) => {
+                        let _ = sender.send(FromLoader::Failed(err));
+                        return;
+                    }
+                };
+                if sender
+                    .send(FromLoader::Opened(stream.schema(), stream.killer()))
+                    .is_err()
+                {
+                    return;
                 }
-            }
-        })
-        .map_err(RunError::Output)?;
-    let give_up_on_loader = |err: RunError| -> RunError {
-        if let Some(killer) = &loader_killer {
-            match &err {
+                loop {
+                    let message = match watch.call(|| stream.next_batch()) {
+                        Some(Ok(batch)) => FromLoader::Batch(batch),
+                        Some(Err(err)) => FromLoader::Failed(err),
+                        None => FromLoader::End,
+                    };
+                    let last = !matches!(message, FromLoader::Batch(_));
+                    // A closed channel means the export stopped: drop the stream.
+                    if sender.send(message).is_err() || last {
+                        break;
+                    }
+                }
+            },
+        )
+        .map_err(RunError::Output)?
+    };
+    let mut run = Run {
+        export,
+        limits,
+        deadline,
+        receiver: Some(receiver),
+        loader_killer: None,
+        formatter: None,
+        rows: 0,
+    };
+    let outcome = run.pump(sink, progress);
+    // Let go of both threads before waiting on them: a loader blocked on a
+    // full channel, or a formatter waiting for work, then ends.
+    run.receiver = None;
+    let formatter = run.formatter.take();
+    if let Err(err) = &outcome {
+        if let Some(killer) = &run.loader_killer {
+            match err {
                 RunError::Timeout { plugin, timeout } if *plugin == export.loader_plugin.name => {
                     killer.kill(Fault::Timeout { timeout: *timeout })
                 }
                 _ => killer.abandon(),
             }
         }
-        err
-    };
-
-    let write_out = |sink: &mut Sink<W>, bytes: &[u8]| {
-        sink.write_all(bytes).map_err(|err| match size_limit(&err) {
-            Some(limit) => RunError::SizeLimit { limit },
-            None => RunError::Output(err),
-        })
-    };
-
-    let mut rows: u64 = 0;
-    let mut pump = || -> Result<(), RunError> {
-        loop {
-            let next = match &deadline {
-                Some((at, plugin, timeout)) => {
-                    let wait = at.saturating_duration_since(Instant::now());
-                    match receiver.recv_timeout(wait) {
-                        Ok(batch) => Some(batch),
-                        Err(RecvTimeoutError::Disconnected) => None,
-                        Err(RecvTimeoutError::Timeout) => {
-                            // The loader thread may be stuck inside the plugin; it is
-                            // left behind, and the export fails now.
-                            return Err(RunError::Timeout {
-                                plugin: plugin.clone(),
-                                timeout: *timeout,
-                            });
-                        }
-                    }
-                }
-                None => receiver.recv().ok(),
-            };
-            let Some(batch) = next else { break };
-            let batch = batch.map_err(loader_error)?;
-            rows += batch.num_rows() as u64;
-            if rows > limits.max_rows {
-                return Err(RunError::RowLimit {
-                    limit: limits.max_rows,
-                });
-            }
-            let bytes = formatter.write(&batch).map_err(formatter_error)?;
-            write_out(&mut sink, &bytes)?;
-            progress(rows, sink.formatted_bytes());
-            if let Some((at, plugin, timeout)) = &deadline {
-                if Instant::now() > *at {
-                    return Err(RunError::Timeout {
-                        plugin: plugin.clone(),
-                        timeout: *timeout,
-                    });
-                }
-            }
-        }
-        Ok(())
-    };
-    pump().map_err(give_up_on_loader)?;
-    // The loader has finished (its side of the channel closed).
-    let _ = loader_thread.join();
-    let mut closing = Some(formatter.finish().map_err(formatter_error)?);
-    while let Some(piece) = closing {
-        write_out(&mut sink, &piece)?;
-        progress(rows, sink.formatted_bytes());
-        // Dropped before the next call, so one piece at a time is held.
-        drop(piece);
-        closing = formatter.finish_more().map_err(formatter_error)?;
     }
-    let (inner, output) = sink.finish().map_err(|err| match size_limit(&err) {
-        Some(limit) => RunError::SizeLimit { limit },
-        None => RunError::Output(err),
-    })?;
+    let succeeded = outcome.is_ok();
+    if let Some(formatter) = formatter {
+        drop(formatter.requests);
+        formatter
+            .thread
+            .finish(thread_grace(formatter_in_process, succeeded));
+    }
+    loader_thread.finish(thread_grace(loader_in_process, succeeded));
+    let (inner, output) = outcome?;
     Ok((
         inner,
         RunSummary {
-            rows,
-            schema,
-            output,
+            rows: run.rows,
+            schema: output.1,
+            output: output.0,
             elapsed: started.elapsed(),
         },
     ))
+}
+
+/// The formatter's thread, and the way to it.
+struct FormatterThread {
+    requests: SyncSender<ToFormatter>,
+    replies: Receiver<Result<Option<Formatted>, CallError>>,
+    thread: PluginThread<()>,
+}
+
+/// One run in progress, on the caller's thread.
+struct Run<'a> {
+    export: &'a PreparedExport,
+    limits: RunLimits,
+    deadline: Option<(Instant, String, Duration)>,
+    receiver: Option<Receiver<FromLoader>>,
+    loader_killer: Option<Killer>,
+    formatter: Option<FormatterThread>,
+    rows: u64,
+}
+
+impl Run<'_> {
+    fn loader_error(&self, error: CallError) -> RunError {
+        call_error(
+            Stage::Loader,
+            &self.export.loader_address(),
+            &self.export.loader_plugin,
+            error,
+        )
+    }
+
+    fn formatter_error(&self, error: CallError) -> RunError {
+        call_error(
+            Stage::Formatter,
+            &self.export.formatter_address(),
+            &self.export.formatter_plugin,
+            error,
+        )
+    }
+
+    fn timed_out(&self) -> Option<RunError> {
+        let (at, plugin, timeout) = self.deadline.as_ref()?;
+        (Instant::now() >= *at).then(|| RunError::Timeout {
+            plugin: plugin.clone(),
+            timeout: *timeout,
+        })
+    }
+
+    /// Waits for `receiver` until the run's deadline: `Ok(None)` when its
+    /// sender is gone.
+    fn wait<T>(&self, receiver: &Receiver<T>) -> Result<Option<T>, RunError> {
+        match &self.deadline {
+            Some((at, plugin, timeout)) => {
+                let wait = at.saturating_duration_since(Instant::now());
+                match receiver.recv_timeout(wait) {
+                    Ok(message) => Ok(Some(message)),
+                    Err(RecvTimeoutError::Disconnected) => Ok(None),
+                    // The plugin may be stuck in a call; its thread is left
+                    // behind, and the export fails now.
+                    Err(RecvTimeoutError::Timeout) => Err(RunError::Timeout {
+                        plugin: plugin.clone(),
+                        timeout: *timeout,
+                    }),
+                }
+            }
+            None => Ok(receiver.recv().ok()),
+        }
+    }
+
+    /// The next message from the loader thread. Its end without a clean end
+    /// of stream (a panic on that thread) fails the export.
+    fn next_from_loader(&self) -> Result<FromLoader, RunError> {
+        let Some(receiver) = &self.receiver else {
+            return Err(self.loader_stopped());
+        };
+        match self.wait(receiver)? {
+            Some(message) => Ok(message),
+            None => Err(self.loader_stopped()),
+        }
+    }
+
+    fn loader_stopped(&self) -> RunError {
+        self.loader_error(CallError::Plugin(PluginError::new(
+            ErrorKind::Internal,
+            "the host thread reading the loader stopped before the end of the data \
+             (see the log for its panic); the export is incomplete and was not kept",
+        )))
+    }
+
+    fn start_formatter(&mut self, schema: &SchemaRef) -> Result<(), RunError> {
+        let (requests, work) = sync_channel::<ToFormatter>(1);
+        let (reply, replies) = sync_channel::<Result<Option<Formatted>, CallError>>(1);
+        let plugin = self.export.formatter_plugin.clone();
+        let name = self.export.formatter.name.clone();
+        let options = self.export.options_json.clone();
+        let schema = schema.clone();
+        let started_at = Instant::now();
+        let thread = PluginThread::spawn(
+            "export-format",
+            &self.export.formatter_plugin.name,
+            self.export.formatter_plugin.handle().is_in_process(),
+            move |watch| {
+                let session = watch.call(|| {
+                    plugin.handle().start_formatter(
+                        &name,
+                        &plugin.config_json,
+                        &options,
+                        &schema,
+                        plugin_deadline(&plugin, started_at),
+                    )
+                });
+                let mut session = match session {
+                    Ok(session) => session,
+                    Err(err) => {
+                        let _ = reply.send(Err(err));
+                        return;
+                    }
+                };
+                if reply.send(Ok(None)).is_err() {
+                    return;
+                }
+                while let Ok(request) = work.recv() {
+                    let result = watch.call(|| match request {
+                        ToFormatter::Write(batch) => session.write(&batch).map(Some),
+                        ToFormatter::Finish => session.finish().map(Some),
+                        ToFormatter::FinishMore => session.finish_more(),
+                    });
+                    if reply.send(result).is_err() {
+                        break;
+                    }
+                }
+                // An unfinished session is closed here (in its worker, or by
+                // the plugin's own drop), off the run's thread.
+                watch.call(move || drop(session));
+            },
+        )
+        .map_err(RunError::Output)?;
+        self.formatter = Some(FormatterThread {
+            requests,
+            replies,
+            thread,
+        });
+        match self.formatter_reply()? {
+            None => Ok(()),
+            Some(_) => Err(
+                self.formatter_error(CallError::Plugin(PluginError::internal(
+                    "the formatter answered its start with bytes",
+                ))),
+            ),
+        }
+    }
+
+    /// The formatter's answer to its last request.
+    fn formatter_reply(&self) -> Result<Option<Formatted>, RunError> {
+        let stopped = || {
+            self.formatter_error(CallError::Plugin(PluginError::new(
+                ErrorKind::Internal,
+                "the host thread running the formatter stopped before answering \
+                 (see the log for its panic); the export is incomplete and was not kept",
+            )))
+        };
+        let Some(formatter) = &self.formatter else {
+            return Err(stopped());
+        };
+        match self.wait(&formatter.replies)? {
+            Some(reply) => reply.map_err(|err| self.formatter_error(err)),
+            None => Err(stopped()),
+        }
+    }
+
+    fn ask_formatter(&self, request: ToFormatter) -> Result<Option<Formatted>, RunError> {
+        if let Some(formatter) = &self.formatter {
+            // If the thread is gone, its reply channel says so.
+            let _ = formatter.requests.send(request);
+        }
+        self.formatter_reply()
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn pump<W: Write>(
+        &mut self,
+        mut sink: Sink<W>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(W, (SinkSummary, SchemaRef)), RunError> {
+        let schema = match self.next_from_loader()? {
+            FromLoader::Opened(schema, killer) => {
+                self.loader_killer = killer;
+                schema
+            }
+            FromLoader::Failed(err) => return Err(self.loader_error(err)),
+            FromLoader::Batch(_) | FromLoader::End => {
+                return Err(self.loader_error(CallError::Plugin(PluginError::internal(
+                    "the loader sent data before its schema",
+                ))))
+            }
+        };
+        self.start_formatter(&schema)?;
+
+        let write_out = |sink: &mut Sink<W>, bytes: &[u8]| {
+            sink.write_all(bytes).map_err(|err| match size_limit(&err) {
+                Some(limit) => RunError::SizeLimit { limit },
+                None => RunError::Output(err),
+            })
+        };
+        loop {
+            let batch = match self.next_from_loader()? {
+                FromLoader::Batch(batch) => batch,
+                FromLoader::End => break,
+                FromLoader::Failed(err) => return Err(self.loader_error(err)),
+                FromLoader::Opened(..) => {
+                    return Err(self.loader_error(CallError::Plugin(PluginError::internal(
+                        "the loader opened twice",
+                    ))))
+                }
+            };
+            self.rows += batch.num_rows() as u64;
+            if self.rows > self.limits.max_rows {
+                return Err(RunError::RowLimit {
+                    limit: self.limits.max_rows,
+                });
+            }
+            if let Some(bytes) = self.ask_formatter(ToFormatter::Write(batch))? {
+                write_out(&mut sink, &bytes)?;
+            }
+            progress(self.rows, sink.formatted_bytes());
+            if let Some(err) = self.timed_out() {
+                return Err(err);
+            }
+        }
+        let mut closing = self.ask_formatter(ToFormatter::Finish)?;
+        while let Some(piece) = closing {
+            write_out(&mut sink, &piece)?;
+            progress(self.rows, sink.formatted_bytes());
+            // Dropped before the next call, so one piece at a time is held.
+            drop(piece);
+            closing = self.ask_formatter(ToFormatter::FinishMore)?;
+        }
+        let (inner, output) = sink.finish().map_err(|err| match size_limit(&err) {
+            Some(limit) => RunError::SizeLimit { limit },
+            None => RunError::Output(err),
+        })?;
+        Ok((inner, (output, schema)))
+    }
 }
 
 /// The run error for a failed call into `plugin`.

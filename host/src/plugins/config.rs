@@ -1,5 +1,6 @@
 //! `plugins.toml`: which plugin libraries to load and how.
 
+pub use crate::isolation::sandbox::SandboxLevel;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,10 +10,12 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Isolation {
-    /// Loaded into the host process: fastest; a crash takes the host down.
-    #[default]
+    /// Loaded into the host process: fastest; a crash takes the host down,
+    /// and the plugin reaches everything the host can. An explicit choice.
     InProcess,
-    /// In a child worker process.
+    /// In sandboxed child worker processes (the default: a plugin is
+    /// untrusted code until its table says otherwise).
+    #[default]
     Process,
 }
 
@@ -33,6 +36,8 @@ struct RawFile {
     #[serde(default)]
     discover: bool,
     #[serde(default)]
+    sandbox_minimum: SandboxLevel,
+    #[serde(default)]
     plugins: BTreeMap<String, RawEntry>,
 }
 
@@ -46,11 +51,17 @@ struct RawEntry {
     #[serde(default)]
     isolation: Isolation,
     timeout: Option<String>,
+    load_timeout: Option<String>,
     memory_limit: Option<String>,
     max_workers: Option<usize>,
     idle_timeout: Option<String>,
     quarantine_after: Option<u32>,
     quarantine_window: Option<String>,
+    max_frame: Option<String>,
+    #[serde(default)]
+    network: Vec<String>,
+    #[serde(default)]
+    env: Vec<String>,
     #[serde(default)]
     config: toml::Table,
 }
@@ -58,6 +69,15 @@ struct RawEntry {
 fn enabled_by_default() -> bool {
     true
 }
+
+/// How long loading one plugin may take unless its table sets `load_timeout`.
+pub const DEFAULT_LOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `[config]` keys the host treats as file paths: a relative value is
+/// resolved against the folder of plugins.toml before the plugin sees it,
+/// so a registry means the same wherever the daemon starts. `database`
+/// counts only as `sqlite://PATH` (or `sqlite:PATH`).
+pub const PATH_KEYS: [&str; 3] = ["root", "templates_dir", "fonts_dir"];
 
 /// One `[plugins.NAME]` table, with paths resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,6 +94,9 @@ pub struct PluginEntry {
     pub isolation: Isolation,
     /// Wall-clock cap on one export's work in this plugin.
     pub timeout: Option<Duration>,
+    /// `load_timeout`: how long loading it (in a probe process, or its
+    /// first worker) may take before it is refused.
+    pub load_timeout: Duration,
     /// How its worker processes run, when `isolation = "process"`.
     pub worker: WorkerSettings,
     /// The `[config]` table as JSON.
@@ -96,6 +119,28 @@ pub struct WorkerSettings {
     /// `quarantine_window`: how far back crashes count, and so how long a
     /// quarantine lasts after the last of them.
     pub quarantine_window: Duration,
+    /// `max_frame`: the largest message a worker may send (or be sent), in
+    /// bytes; a bigger one is a protocol fault, refused before any allocation.
+    pub max_frame: u64,
+    /// What the worker's sandbox lets it reach.
+    pub sandbox: SandboxGrants,
+}
+
+/// What an isolated plugin's table grants its workers beyond the sandbox's
+/// defaults (README, "Process isolation").
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SandboxGrants {
+    /// `network`: `host:port` addresses it may connect to over TCP (the
+    /// sandbox enforces the ports); empty means no network at all.
+    pub network: Vec<String>,
+    /// `env`: names of the host's environment variables passed on.
+    pub env: Vec<String>,
+    /// Paths its `[config]` names (`root`, `templates_dir`, `fonts_dir`, a
+    /// `sqlite://` database): readable, nothing else of the host's files is.
+    pub read: Vec<PathBuf>,
+    /// plugins.toml's `sandbox_minimum`: refuse to start a worker whose
+    /// sandbox would be weaker.
+    pub minimum: SandboxLevel,
 }
 
 impl Default for WorkerSettings {
@@ -106,9 +151,14 @@ impl Default for WorkerSettings {
             idle_timeout: Duration::from_secs(60),
             quarantine_after: 3,
             quarantine_window: Duration::from_secs(600),
+            max_frame: DEFAULT_MAX_FRAME,
+            sandbox: SandboxGrants::default(),
         }
     }
 }
+
+/// `max_frame` unless a table sets it.
+pub const DEFAULT_MAX_FRAME: u64 = 256 << 20;
 
 impl WorkerSettings {
     /// Reads the worker keys of `[plugins.NAME]`; the error names the key.
@@ -161,6 +211,31 @@ impl WorkerSettings {
                 &raw.quarantine_window,
                 defaults.quarantine_window,
             )?,
+            max_frame: match &raw.max_frame {
+                None => defaults.max_frame,
+                Some(text) => text
+                    .parse::<bytesize::ByteSize>()
+                    .ok()
+                    .map(|size| size.as_u64())
+                    .filter(|bytes| *bytes >= 1 << 20)
+                    .ok_or_else(|| {
+                        format!("[plugins.{name}] max_frame = {text:?} is not a size of at least 1 MiB; write e.g. \"256MiB\"")
+                    })?,
+            },
+            sandbox: SandboxGrants {
+                network: raw
+                    .network
+                    .iter()
+                    .map(|address| check_network_grant(name, address))
+                    .collect::<Result<_, _>>()?,
+                env: raw
+                    .env
+                    .iter()
+                    .map(|variable| check_env_grant(name, variable))
+                    .collect::<Result<_, _>>()?,
+                read: Vec::new(),
+                minimum: SandboxLevel::None,
+            },
         })
     }
 }
@@ -228,7 +303,7 @@ impl PluginsConfig {
                     "plugin name {name:?} is not allowed; use lowercase letters, digits, '-' and '_'"
                 )));
             }
-            let worker = WorkerSettings::parse(&name, &entry).map_err(invalid)?;
+            let mut worker = WorkerSettings::parse(&name, &entry).map_err(invalid)?;
             let sha256 = match entry.sha256 {
                 Some(hash) if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
                     Some(hash.to_ascii_lowercase())
@@ -248,11 +323,25 @@ impl PluginsConfig {
                 })?),
                 None => None,
             };
-            let config = serde_json::to_value(&entry.config).map_err(|err| {
+            let load_timeout = match &entry.load_timeout {
+                None => DEFAULT_LOAD_TIMEOUT,
+                Some(text) => humantime::parse_duration(text)
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "[plugins.{name}] load_timeout = {text:?} is not a duration above zero; write e.g. \"30s\""
+                        ))
+                    })?,
+            };
+            let mut config = serde_json::to_value(&entry.config).map_err(|err| {
                 invalid(format!(
                     "[plugins.{name}.config] cannot be represented as JSON: {err}"
                 ))
             })?;
+            resolve_config_paths(&base, &mut config);
+            worker.sandbox.read = config_reads(&config);
+            worker.sandbox.minimum = raw.sandbox_minimum;
             entries.push(PluginEntry {
                 library: dir.join(&entry.library),
                 name,
@@ -260,6 +349,7 @@ impl PluginsConfig {
                 sha256,
                 isolation: entry.isolation,
                 timeout,
+                load_timeout,
                 worker,
                 config,
             });
@@ -270,6 +360,105 @@ impl PluginsConfig {
             discover: raw.discover,
             entries,
         })
+    }
+}
+
+/// `network = ["host:port"]`: a host and a TCP port (1-65535).
+fn check_network_grant(name: &str, address: &str) -> Result<String, String> {
+    let port = address
+        .rsplit_once(':')
+        .filter(|(host, _)| !host.is_empty())
+        .and_then(|(_, port)| port.parse::<u16>().ok())
+        .filter(|port| *port > 0);
+    match port {
+        Some(_) => Ok(address.to_owned()),
+        None => Err(format!(
+            "[plugins.{name}] network entry {address:?} is not HOST:PORT; write e.g. \"db.internal:5432\" or \"127.0.0.1:5432\""
+        )),
+    }
+}
+
+/// `env = ["NAME"]`: a plain variable name.
+fn check_env_grant(name: &str, variable: &str) -> Result<String, String> {
+    let valid = !variable.is_empty()
+        && !variable.starts_with(|c: char| c.is_ascii_digit())
+        && variable
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if valid {
+        Ok(variable.to_owned())
+    } else {
+        Err(format!(
+            "[plugins.{name}] env entry {variable:?} is not an environment variable name; write e.g. \"PGPASSWORD\""
+        ))
+    }
+}
+
+/// The files and folders a (resolved) `[config]` table names, which its
+/// sandboxed workers may read: [`PATH_KEYS`] and a `sqlite://` database.
+/// A root holding `{user}` grants the folder above the first part that does.
+fn config_reads(config: &serde_json::Value) -> Vec<PathBuf> {
+    let Some(table) = config.as_object() else {
+        return Vec::new();
+    };
+    let mut reads = Vec::new();
+    for key in PATH_KEYS {
+        if let Some(serde_json::Value::String(path)) = table.get(key) {
+            if path.is_empty() {
+                continue;
+            }
+            let mut granted = PathBuf::new();
+            for part in Path::new(path).components() {
+                if part.as_os_str().to_string_lossy().contains("{user}") {
+                    break;
+                }
+                granted.push(part);
+            }
+            if granted.as_os_str().is_empty() {
+                granted = absolute(Path::new("."));
+            }
+            reads.push(absolute(&granted));
+        }
+    }
+    if let Some(serde_json::Value::String(database)) = table.get("database") {
+        let file = database
+            .strip_prefix("sqlite://")
+            .or_else(|| database.strip_prefix("sqlite:"))
+            .map(|rest| rest.split('?').next().unwrap_or(rest))
+            .filter(|file| !file.is_empty() && !file.contains(":memory:"));
+        if let Some(file) = file {
+            reads.push(absolute(Path::new(file)));
+        }
+    }
+    reads
+}
+
+/// Makes the relative paths of a `[config]` table ([`PATH_KEYS`] and a
+/// `sqlite://` `database`, at its top level) absolute from `base`, the
+/// folder of plugins.toml. Other keys are the plugin's business.
+fn resolve_config_paths(base: &Path, config: &mut serde_json::Value) {
+    let Some(table) = config.as_object_mut() else {
+        return;
+    };
+    for key in PATH_KEYS {
+        if let Some(serde_json::Value::String(path)) = table.get_mut(key) {
+            if !path.is_empty() && Path::new(path.as_str()).is_relative() {
+                *path = base.join(path.as_str()).to_string_lossy().into_owned();
+            }
+        }
+    }
+    if let Some(serde_json::Value::String(database)) = table.get_mut("database") {
+        if database.contains(":memory:") {
+            return;
+        }
+        let rest = database
+            .strip_prefix("sqlite://")
+            .or_else(|| database.strip_prefix("sqlite:"));
+        if let Some(rest) = rest {
+            if !rest.is_empty() && Path::new(rest).is_relative() {
+                *database = format!("sqlite://{}", base.join(rest).to_string_lossy());
+            }
+        }
     }
 }
 
@@ -326,10 +515,60 @@ mod tests {
             Path::new("/etc/export-host/lib/libexport_csv.so")
         );
         assert!(csv.enabled);
-        assert_eq!(csv.isolation, Isolation::InProcess);
+        // Isolated unless the table says otherwise.
+        assert_eq!(csv.isolation, Isolation::Process);
+        assert_eq!(
+            csv.worker.sandbox.read,
+            [Path::new("/etc/export-host/examples/data")]
+        );
         assert_eq!(csv.timeout, Some(Duration::from_secs(600)));
         assert!(csv.sha256.as_deref().unwrap().starts_with("9f2c"));
-        assert_eq!(csv.config["root"], "examples/data");
+        assert_eq!(csv.config["root"], "/etc/export-host/examples/data");
+        assert_eq!(csv.load_timeout, DEFAULT_LOAD_TIMEOUT);
+    }
+
+    #[test]
+    fn resolves_documented_path_keys_against_the_registry_folder() {
+        let config = PluginsConfig::parse(
+            Path::new("/etc/export-host/plugins.toml"),
+            r#"
+            [plugins.a]
+            library = "a.so"
+            load_timeout = "5s"
+            [plugins.a.config]
+            root = "/srv/data"
+            templates_dir = "templates"
+            fonts_dir = "../fonts"
+            database = "sqlite://db/example.db"
+            other = "relative/kept"
+            [plugins.b]
+            library = "b.so"
+            [plugins.b.config]
+            database = "sqlite::memory:"
+            [plugins.c]
+            library = "c.so"
+            [plugins.c.config]
+            database = "postgres://u@h/db"
+            [plugins.d]
+            library = "d.so"
+            [plugins.d.config]
+            database = "sqlite:///var/db/x.db"
+            "#,
+        )
+        .unwrap();
+        let a = &config.entries[0].config;
+        assert_eq!(config.entries[0].load_timeout, Duration::from_secs(5));
+        assert_eq!(a["root"], "/srv/data");
+        assert_eq!(a["templates_dir"], "/etc/export-host/templates");
+        assert_eq!(a["fonts_dir"], "/etc/export-host/../fonts");
+        assert_eq!(a["database"], "sqlite:///etc/export-host/db/example.db");
+        assert_eq!(a["other"], "relative/kept");
+        assert_eq!(config.entries[1].config["database"], "sqlite::memory:");
+        assert_eq!(config.entries[2].config["database"], "postgres://u@h/db");
+        assert_eq!(
+            config.entries[3].config["database"],
+            "sqlite:///var/db/x.db"
+        );
     }
 
     #[test]
@@ -365,6 +604,20 @@ mod tests {
                 "[plugins.x]\nlibrary = \"a.so\"\nquarantine_window = \"0s\"",
                 "quarantine_window",
             ),
+            (
+                "[plugins.x]\nlibrary = \"a.so\"\nload_timeout = \"never\"",
+                "load_timeout",
+            ),
+            (
+                "[plugins.x]\nlibrary = \"a.so\"\nnetwork = [\"db.internal\"]",
+                "network",
+            ),
+            ("[plugins.x]\nlibrary = \"a.so\"\nenv = [\"A=B\"]", "env"),
+            (
+                "[plugins.x]\nlibrary = \"a.so\"\nmax_frame = \"1KiB\"",
+                "max_frame",
+            ),
+            ("sandbox_minimum = \"strong\"", "sandbox_minimum"),
         ];
         for (text, needle) in bad {
             let err = PluginsConfig::parse(Path::new("p.toml"), text).unwrap_err();
@@ -389,10 +642,55 @@ mod tests {
                 idle_timeout: Duration::from_secs(5),
                 quarantine_after: 5,
                 quarantine_window: Duration::from_secs(3600),
+                max_frame: DEFAULT_MAX_FRAME,
+                sandbox: SandboxGrants::default(),
             }
         );
         let plain =
             PluginsConfig::parse(Path::new("p.toml"), "[plugins.x]\nlibrary = \"a.so\"").unwrap();
         assert_eq!(plain.entries[0].worker, WorkerSettings::default());
+    }
+
+    #[test]
+    fn reads_the_sandbox_grants() {
+        let config = PluginsConfig::parse(
+            Path::new("/etc/export-host/plugins.toml"),
+            r#"
+            sandbox_minimum = "full"
+            [plugins.sql]
+            library = "a.so"
+            network = ["db.internal:5432", "127.0.0.1:5432", "[::1]:5432"]
+            env = ["PGPASSWORD"]
+            max_frame = "64MiB"
+            [plugins.sql.config]
+            database = "sqlite://db/example.db?mode=ro"
+            [plugins.csv]
+            library = "b.so"
+            isolation = "in-process"
+            [plugins.csv.config]
+            root = "/srv/exports/{user}/data"
+            "#,
+        )
+        .unwrap();
+        let sql = &config.entries[1];
+        assert_eq!(sql.isolation, Isolation::Process);
+        assert_eq!(sql.worker.max_frame, 64 << 20);
+        assert_eq!(
+            sql.worker.sandbox,
+            SandboxGrants {
+                network: vec![
+                    "db.internal:5432".into(),
+                    "127.0.0.1:5432".into(),
+                    "[::1]:5432".into()
+                ],
+                env: vec!["PGPASSWORD".into()],
+                read: vec![PathBuf::from("/etc/export-host/db/example.db")],
+                minimum: SandboxLevel::Full,
+            }
+        );
+        let csv = &config.entries[0];
+        assert_eq!(csv.isolation, Isolation::InProcess);
+        assert_eq!(csv.worker.sandbox.read, [Path::new("/srv/exports")]);
+        assert_eq!(csv.worker.max_frame, DEFAULT_MAX_FRAME);
     }
 }

@@ -3,13 +3,15 @@
 use super::config::{Isolation, PluginEntry, PluginsConfig};
 use super::schema::DocumentSchema;
 use super::trust::{self, TrustError};
+use crate::isolation::probe::{self, ProbeError};
 use crate::isolation::{LastFault, PluginHandle, PluginState, WorkerPool};
 use export_plugin_api::host::{LoadError, PluginLibrary};
 use export_plugin_api::{FormatterManifest, LoaderManifest, Manifest};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// A plugin that loaded and whose config passed its schema.
 pub struct LoadedPlugin {
@@ -77,7 +79,34 @@ pub enum FailureCause {
     Unsupported,
 }
 
+/// Plugin loads refused since the process started, by [`FailureCause`]
+/// (a failed reload that kept the serving instance counts too).
+static REFUSALS: [AtomicU64; 4] = [
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+];
+
 impl FailureCause {
+    /// Every cause, in a fixed order.
+    pub const ALL: [FailureCause; 4] = [
+        FailureCause::Trust,
+        FailureCause::Load,
+        FailureCause::Config,
+        FailureCause::Unsupported,
+    ];
+
+    /// How many loads this process refused for this cause since it started
+    /// (for `/metrics`).
+    pub fn refusals(self) -> u64 {
+        REFUSALS[self as usize].load(Ordering::Relaxed)
+    }
+
+    fn count_refusal(self) {
+        REFUSALS[self as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A short lowercase label.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -100,6 +129,8 @@ pub struct LoadFailure {
     pub cause: FailureCause,
     /// What was wrong and what to do.
     pub reason: String,
+    /// When it failed.
+    pub at: SystemTime,
 }
 
 impl std::fmt::Display for LoadFailure {
@@ -159,8 +190,15 @@ pub enum ResolveError {
 pub struct Registry {
     plugins: Vec<Arc<LoadedPlugin>>,
     failures: Vec<LoadFailure>,
+    /// Loaded plugins whose latest reload failed: the instance already
+    /// serving was kept, and this says why the new one was refused.
+    reload_failures: Vec<LoadFailure>,
     disabled: Vec<PluginEntry>,
 }
+
+/// What a reload falls back on for a plugin whose new load fails: the
+/// instance that serves now, if any.
+pub type Fallback<'a> = &'a dyn Fn(&str) -> Option<Arc<LoadedPlugin>>;
 
 impl Registry {
     /// Loads every enabled plugin. Never fails as a whole: a plugin that
@@ -177,13 +215,24 @@ impl Registry {
         config: &PluginsConfig,
         reuse: impl Fn(&PluginEntry) -> Option<Arc<LoadedPlugin>>,
     ) -> Registry {
+        Registry::reload_from(config, &reuse, &|_| None)
+    }
+
+    /// Like [`Registry::load_reusing`], and a plugin whose load fails keeps
+    /// the instance `fallback` answers for its name (the one serving now),
+    /// with the failure in [`Registry::reload_failure`].
+    pub fn reload_from(
+        config: &PluginsConfig,
+        reuse: &dyn Fn(&PluginEntry) -> Option<Arc<LoadedPlugin>>,
+        fallback: Fallback<'_>,
+    ) -> Registry {
         let mut registry = Registry::default();
         let (enabled, disabled): (Vec<&PluginEntry>, Vec<&PluginEntry>) =
             config.entries.iter().partition(|entry| entry.enabled);
         registry.disabled = disabled.into_iter().cloned().collect();
-        registry.add_all(&enabled, &reuse);
+        registry.add_all(&enabled, reuse, fallback);
         if config.discover {
-            registry.discover(config, &reuse);
+            registry.discover(config, reuse, fallback);
         }
         registry
     }
@@ -194,6 +243,7 @@ impl Registry {
         &mut self,
         entries: &[&PluginEntry],
         reuse: &dyn Fn(&PluginEntry) -> Option<Arc<LoadedPlugin>>,
+        fallback: Fallback<'_>,
     ) {
         let kept: Vec<Option<Arc<LoadedPlugin>>> =
             entries.iter().map(|entry| reuse(entry)).collect();
@@ -209,14 +259,14 @@ impl Registry {
                 Some(kept) => self.plugins.push(kept),
                 None => {
                     if let Some(result) = loaded.next() {
-                        self.record(result);
+                        self.record(result, fallback);
                     }
                 }
             }
         }
     }
 
-    fn record(&mut self, result: Result<LoadedPlugin, LoadFailure>) {
+    fn record(&mut self, result: Result<LoadedPlugin, LoadFailure>, fallback: Fallback<'_>) {
         match result {
             Ok(plugin) => {
                 tracing::info!(
@@ -229,8 +279,22 @@ impl Registry {
                 self.plugins.push(Arc::new(plugin));
             }
             Err(failure) => {
-                tracing::error!(plugin = %failure.name, cause = failure.cause.as_str(), "{failure}");
-                self.failures.push(failure);
+                failure.cause.count_refusal();
+                match fallback(&failure.name) {
+                    Some(serving) => {
+                        tracing::error!(
+                            plugin = %failure.name,
+                            cause = failure.cause.as_str(),
+                            "{failure}; the instance already loaded keeps serving"
+                        );
+                        self.plugins.push(serving);
+                        self.reload_failures.push(failure);
+                    }
+                    None => {
+                        tracing::error!(plugin = %failure.name, cause = failure.cause.as_str(), "{failure}");
+                        self.failures.push(failure);
+                    }
+                }
             }
         }
     }
@@ -239,6 +303,7 @@ impl Registry {
         &mut self,
         config: &PluginsConfig,
         reuse: &dyn Fn(&PluginEntry) -> Option<Arc<LoadedPlugin>>,
+        fallback: Fallback<'_>,
     ) {
         let named: Vec<&Path> = config.entries.iter().map(|e| e.library.as_path()).collect();
         let Ok(read_dir) = std::fs::read_dir(&config.dir) else {
@@ -275,12 +340,13 @@ impl Registry {
                 sha256: None,
                 isolation: Isolation::InProcess,
                 timeout: None,
+                load_timeout: super::config::DEFAULT_LOAD_TIMEOUT,
                 worker: Default::default(),
                 config: serde_json::json!({}),
             });
         }
         let entries: Vec<&PluginEntry> = entries.iter().collect();
-        self.add_all(&entries, reuse);
+        self.add_all(&entries, reuse, fallback);
     }
 
     /// The plugins that loaded.
@@ -291,6 +357,17 @@ impl Registry {
     /// The plugins that did not load.
     pub fn failures(&self) -> &[LoadFailure] {
         &self.failures
+    }
+
+    /// Why the latest reload of loaded plugin `name` failed, when it did
+    /// (the instance in [`Registry::plugins`] is the one loaded before).
+    pub fn reload_failure(&self, name: &str) -> Option<&LoadFailure> {
+        self.reload_failures.iter().find(|f| f.name == name)
+    }
+
+    /// Every failed reload that kept the instance serving.
+    pub fn reload_failures(&self) -> &[LoadFailure] {
+        &self.reload_failures
     }
 
     /// The entries with `enabled = false`.
@@ -421,6 +498,7 @@ fn load_side_by_side(entries: &[&PluginEntry]) -> Vec<Result<LoadedPlugin, LoadF
                     path: entry.library.clone(),
                     cause: FailureCause::Load,
                     reason: "loading it panicked in the host; see the log".to_owned(),
+                    at: SystemTime::now(),
                 })
             })
         })
@@ -433,13 +511,20 @@ fn load_plugin(entry: &PluginEntry) -> Result<LoadedPlugin, LoadFailure> {
         path: entry.library.clone(),
         cause,
         reason,
+        at: SystemTime::now(),
     };
     // An isolated plugin is verified and loaded by its first worker: the
     // host never opens its library.
     let (handle, sha256) = match entry.isolation {
         Isolation::InProcess => {
-            let (library, sha256) = open_verified(&entry.library, entry.sha256.as_deref())
-                .map_err(|(cause, reason)| fail(cause, reason))?;
+            let probe = Probe {
+                plugin: &entry.name,
+                memory_limit: entry.worker.memory_limit,
+                timeout: entry.load_timeout,
+            };
+            let (library, sha256) =
+                open_verified(&entry.library, entry.sha256.as_deref(), Some(probe))
+                    .map_err(|(cause, reason)| fail(cause, reason))?;
             (PluginHandle::InProcess(library), sha256)
         }
         Isolation::Process => {
@@ -513,17 +598,53 @@ fn load_plugin(entry: &PluginEntry) -> Result<LoadedPlugin, LoadFailure> {
     })
 }
 
-/// Verifies and loads one library file: the trust checks, then dlopen of the
-/// verified copy, the version and ABI checks, and the manifest.
+/// How a library is probe-loaded in a child process before the host maps it.
+#[derive(Debug, Clone, Copy)]
+pub struct Probe<'a> {
+    /// The plugin's name (for the child's logs).
+    pub plugin: &'a str,
+    /// The child's address-space cap, in bytes.
+    pub memory_limit: u64,
+    /// How long the child may take to load it.
+    pub timeout: Duration,
+}
+
+impl Probe<'_> {
+    /// The probe `plugins check` runs: the defaults of a plugins.toml table.
+    pub fn defaults(plugin: &str) -> Probe<'_> {
+        Probe {
+            plugin,
+            memory_limit: super::config::WorkerSettings::default().memory_limit,
+            timeout: super::config::DEFAULT_LOAD_TIMEOUT,
+        }
+    }
+}
+
+/// Verifies and loads one library file: the trust and structure checks on
+/// a private copy, then (with `probe`) a load of that copy in a child
+/// process, and only then dlopen of the copy here, the version and ABI
+/// checks, and the manifest. Without `probe` (a worker process, which is
+/// itself disposable) the copy is loaded at once.
 pub fn open_verified(
     path: &Path,
     sha256: Option<&str>,
+    probe: Option<Probe<'_>>,
 ) -> Result<(PluginLibrary, String), (FailureCause, String)> {
     let verified = trust::verify(path, sha256)
         .map_err(|err: TrustError| (FailureCause::Trust, err.to_string()))?;
-    // SAFETY: the bytes passed the trust checks (regular ELF shared object, not
-    // writable by others, checksum when pinned) and are loaded from a private
-    // copy that nobody else can change.
+    if let Some(limits) = probe {
+        probe::probe(
+            limits.plugin,
+            &verified.copy,
+            limits.memory_limit,
+            limits.timeout,
+        )
+        .map_err(|err: ProbeError| (FailureCause::Load, err.to_string()))?;
+    }
+    // SAFETY: the bytes passed the trust checks (regular ELF shared object
+    // whose segments fit the file, not writable by others, checksum when
+    // pinned), loaded cleanly in a probe process when asked, and are loaded
+    // from a private copy that nobody else can change.
     let library = unsafe { PluginLibrary::load(&verified.copy) }
         .map_err(|err: LoadError| (FailureCause::Load, err.to_string()))?;
     Ok((library, verified.sha256))

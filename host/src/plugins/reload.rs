@@ -15,8 +15,11 @@
 //! - a removed or disabled entry is simply absent from the new registry, so
 //!   it takes no new work.
 //!
-//! A plugin that fails to load is reported and left out; the others are
-//! not disturbed. A plugins.toml that cannot be read or parsed changes
+//! A plugin that fails to load is reported; the others are not disturbed.
+//! When an instance of it was serving, that instance keeps serving and the
+//! failure is reported beside it ([`Registry::reload_failure`]: a wrong
+//! `sha256`, a library replaced by a broken or half-copied file); otherwise
+//! it is left out. A plugins.toml that cannot be read or parsed changes
 //! nothing.
 
 use super::config::{ConfigError, PluginEntry, PluginsConfig};
@@ -66,7 +69,9 @@ impl LiveRegistry {
             .unwrap_or_else(PoisonError::into_inner);
         let config = PluginsConfig::load(path)?;
         let before = self.current();
-        let after = Registry::load_reusing(&config, |entry| unchanged(&before, entry));
+        let after = Registry::reload_from(&config, &|entry| unchanged(&before, entry), &|name| {
+            before.plugins().iter().find(|p| p.name == name).cloned()
+        });
         let report = ReloadReport::between(&before, &after);
         self.current.store(Arc::new(after));
         Ok(report)
@@ -106,6 +111,9 @@ pub struct ReloadReport {
     pub kept: Vec<String>,
     /// Plugins that did not load, each with the reason.
     pub failed: Vec<LoadFailure>,
+    /// Plugins whose new load failed while the instance loaded before
+    /// keeps serving, each with the reason.
+    pub reload_failed: Vec<LoadFailure>,
 }
 
 impl ReloadReport {
@@ -114,7 +122,11 @@ impl ReloadReport {
         for plugin in after.plugins() {
             match before.plugins().iter().find(|p| p.name == plugin.name) {
                 None => report.added.push(plugin.name.clone()),
-                Some(old) if Arc::ptr_eq(old, plugin) => report.kept.push(plugin.name.clone()),
+                Some(old) if Arc::ptr_eq(old, plugin) => {
+                    if after.reload_failure(&plugin.name).is_none() {
+                        report.kept.push(plugin.name.clone())
+                    }
+                }
                 Some(_) => report.replaced.push(plugin.name.clone()),
             }
         }
@@ -124,6 +136,7 @@ impl ReloadReport {
             }
         }
         report.failed = after.failures().to_vec();
+        report.reload_failed = after.reload_failures().to_vec();
         report
     }
 
@@ -135,8 +148,10 @@ impl ReloadReport {
     /// One log event for the reload (each failure was logged, with its
     /// reason, as it happened).
     pub fn log(&self, why: &str) {
-        if self.changed() || !self.failed.is_empty() {
+        if self.changed() || !self.failed.is_empty() || !self.reload_failed.is_empty() {
             let failed: Vec<&str> = self.failed.iter().map(|f| f.name.as_str()).collect();
+            let kept_serving: Vec<&str> =
+                self.reload_failed.iter().map(|f| f.name.as_str()).collect();
             tracing::info!(
                 why,
                 added = ?self.added,
@@ -144,6 +159,7 @@ impl ReloadReport {
                 removed = ?self.removed,
                 kept = self.kept.len(),
                 failed = ?failed,
+                reload_failed_kept_serving = ?kept_serving,
                 "plugins reloaded"
             );
         } else {

@@ -30,6 +30,7 @@
 //! therefore leave files younger than the lease duration alone.
 
 mod cursor;
+pub mod health;
 pub mod lifecycle;
 mod postgres;
 mod queries;
@@ -50,6 +51,7 @@ use sqlx::sqlite::SqlitePool;
 use sqlx::types::Json;
 use sqlx::{Database, Transaction};
 
+pub use health::WriteHealth;
 pub use lifecycle::{Status, UnknownStatus};
 pub use postgres::{CleanupLock, SCOPED_ROLE};
 
@@ -199,6 +201,51 @@ pub struct NewExport {
     pub request_hash: Option<String>,
     /// Usually set at completion instead ([`Completion::expires_at`]).
     pub expires_at: Option<DateTime<Utc>>,
+    /// What is known at submission (who asked); the completion adds to it.
+    pub metadata: Value,
+}
+
+/// The limits [`Records::insert_within`] keeps a user under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// `MAX_PER_USER`: pending and processing exports.
+    pub max_active: u32,
+    /// Records of any status (failed ones included) kept for the user.
+    pub max_stored: u64,
+}
+
+/// What [`Records::insert_within`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Admission {
+    /// Recorded as `pending`.
+    Recorded(Box<ExportRecord>),
+    /// Not recorded: the user has this many active exports already.
+    TooManyActive { active: u64 },
+    /// Not recorded: the user has this many records stored already.
+    TooManyStored { stored: u64 },
+}
+
+/// One daemon's heartbeat row (the write probe of `/readyz`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonBeat {
+    /// `<hostname>-<pid>`, as in its worker names.
+    pub id: String,
+    pub hostname: String,
+    pub pid: u32,
+    /// The host's version.
+    pub version: String,
+    pub started_at: DateTime<Utc>,
+}
+
+/// A daemon's heartbeat row as read back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DaemonSeen {
+    pub id: String,
+    pub hostname: String,
+    pub pid: i64,
+    pub version: String,
+    pub started_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
 }
 
 /// What a worker records when its export is done.
@@ -339,6 +386,16 @@ pub enum RecordError {
     Corrupt { id: String, reason: String },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The SQLite file the daemon opened is no longer at its path.
+    #[error(
+        "the database file {} {problem}; restore it, or restart the daemon to open (or create) \
+         the database at that path",
+        .path.display()
+    )]
+    FileGone {
+        path: PathBuf,
+        problem: &'static str,
+    },
     /// A read on the direct SQLite path ([`sqlite_reads`]) failed.
     #[error("cannot read the database {}: {source}", .file.display())]
     DirectRead {
@@ -369,6 +426,11 @@ pub struct Records {
     /// The direct read path of a SQLite file (none for PostgreSQL, nor for
     /// an in-memory database, which other connections cannot see).
     readers: Option<Arc<Readers>>,
+    /// The SQLite file and its identity when opened: the write probe checks
+    /// the path still names that file (none for PostgreSQL or in memory).
+    file: Option<Arc<sqlite::FileIdentity>>,
+    /// Outcomes of writes, for readiness, the watchdog and metrics.
+    health: Arc<WriteHealth>,
 }
 
 impl fmt::Debug for Records {
@@ -388,9 +450,10 @@ where
 }
 
 /// Commits on success; rolls back on error and returns the original error
-/// (a failed rollback is logged: the connection is discarded by sqlx anyway).
+/// (a failed rollback is logged; the caller then closes the connection, see
+/// [`Records::settle`]).
 async fn finish<DB: Database, T>(
-    tx: Transaction<'static, DB>,
+    tx: Transaction<'_, DB>,
     result: Result<T, RecordError>,
 ) -> Result<T, RecordError> {
     match result {
@@ -411,6 +474,11 @@ async fn finish<DB: Database, T>(
 /// The body is compiled once per backend (`$tx` is a `Transaction` of that
 /// backend), which is how each operation is written only once. It commits
 /// when the body returns `Ok` and rolls back when it returns `Err`.
+///
+/// The connection is taken from the pool first and handed to
+/// [`Records::settle`] afterwards, which closes it when the operation failed
+/// at the database level: a connection whose transaction failed (a full
+/// disk, a lost file, a broken session) is never handed out again.
 macro_rules! in_tx {
     ($records:expr, $scope:expr, $mode:expr, |$tx:ident| $body:expr) => {
         match &$records.backend {
@@ -418,20 +486,33 @@ macro_rules! in_tx {
             // transaction: BEGIN and COMMIT would only add round trips.
             Backend::Sqlite(pool) if matches!($mode, Mode::Read) => {
                 #[allow(unused_mut)]
-                let mut $tx = pool.acquire().await?;
-                typed(async { $body }).await
+                let mut $tx = $records.acquire(pool, $mode).await?;
+                let result = typed(async { $body }).await;
+                $records.settle($tx, $mode, result)
             }
             Backend::Sqlite(pool) => {
-                #[allow(unused_mut)]
-                let mut $tx = sqlite::begin(pool, $mode).await?;
-                let result = typed(async { $body }).await;
-                finish($tx, result).await
+                let mut conn = $records.acquire(pool, $mode).await?;
+                let result = match sqlite::begin_on(&mut conn, $mode).await {
+                    #[allow(unused_mut)]
+                    Ok(mut $tx) => {
+                        let result = typed(async { $body }).await;
+                        finish($tx, result).await
+                    }
+                    Err(err) => Err(err),
+                };
+                $records.settle(conn, $mode, result)
             }
             Backend::Postgres(pool) => {
-                #[allow(unused_mut)]
-                let mut $tx = postgres::begin(pool, $scope, $mode).await?;
-                let result = typed(async { $body }).await;
-                finish($tx, result).await
+                let mut conn = $records.acquire(pool, $mode).await?;
+                let result = match postgres::begin_on(&mut conn, $scope, $mode).await {
+                    #[allow(unused_mut)]
+                    Ok(mut $tx) => {
+                        let result = typed(async { $body }).await;
+                        finish($tx, result).await
+                    }
+                    Err(err) => Err(err),
+                };
+                $records.settle(conn, $mode, result)
             }
         }
     };
@@ -450,7 +531,7 @@ macro_rules! current_state {
 }
 
 mod tokens;
-pub use tokens::{token_hash, NewToken, Principal, TokenInfo, TOKEN_PREFIX};
+pub use tokens::{token_hash, NewToken, Principal, TokenInfo, TokenScope, TOKEN_PREFIX};
 
 fn log_transition(id: &ExportId, to: Status) {
     tracing::info!(export_id = %id, status = %to, "export transition");
@@ -462,10 +543,12 @@ impl Records {
     pub async fn connect(url: &str) -> Result<Records, RecordError> {
         let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
         let mut readers = None;
+        let mut identity = None;
         let backend = match scheme {
             "sqlite" => {
                 let (pool, file) = sqlite::connect(url).await?;
-                readers = file.map(|file| Arc::new(Readers::new(&file)));
+                readers = file.as_ref().map(|file| Arc::new(Readers::new(file)));
+                identity = file.map(|file| Arc::new(sqlite::FileIdentity::of(file)));
                 Backend::Sqlite(pool)
             }
             "postgres" | "postgresql" => Backend::Postgres(postgres::connect(url).await?),
@@ -476,7 +559,12 @@ impl Records {
                 })
             }
         };
-        let records = Records { backend, readers };
+        let records = Records {
+            backend,
+            readers,
+            file: identity,
+            health: Arc::new(WriteHealth::default()),
+        };
         records.migrate().await?;
         Ok(records)
     }
@@ -518,6 +606,185 @@ impl Records {
         Ok(())
     }
 
+    /// Outcomes of this handle's writes (shared by its clones).
+    pub fn write_health(&self) -> &Arc<WriteHealth> {
+        &self.health
+    }
+
+    /// Takes a connection from the pool, counting a failure to get one as a
+    /// failed write when the operation writes.
+    async fn acquire<DB: Database>(
+        &self,
+        pool: &sqlx::Pool<DB>,
+        mode: Mode,
+    ) -> Result<sqlx::pool::PoolConnection<DB>, RecordError> {
+        pool.acquire().await.map_err(|err| {
+            let err = RecordError::from(err);
+            if mode == Mode::Write {
+                self.health.failed(&err);
+            }
+            err
+        })
+    }
+
+    /// Ends an operation on `conn`: a connection whose operation failed at
+    /// the database level is closed instead of going back to the pool (it
+    /// may be stuck in a transaction SQLite already rolled back, or its
+    /// session may be broken), and the outcome of a write is reported to
+    /// [`WriteHealth`].
+    fn settle<DB: Database, T>(
+        &self,
+        mut conn: sqlx::pool::PoolConnection<DB>,
+        mode: Mode,
+        result: Result<T, RecordError>,
+    ) -> Result<T, RecordError> {
+        match &result {
+            Err(err) if health::is_database_fault(err) => {
+                conn.close_on_drop();
+                if mode == Mode::Write {
+                    self.health.failed(err);
+                }
+                tracing::warn!(
+                    error = %err,
+                    write = mode == Mode::Write,
+                    "a database operation failed; its connection is closed and the next one opens afresh"
+                );
+            }
+            Ok(_) if mode == Mode::Write => self.health.succeeded(),
+            _ => {}
+        }
+        result
+    }
+
+    /// On SQLite, whether the database path still names the file the
+    /// daemon opened (a deleted or replaced file leaves the daemon writing
+    /// to one nobody will open again). A stat, cheap enough for every
+    /// readiness check; always `Ok` on PostgreSQL.
+    pub fn check_file(&self) -> Result<(), RecordError> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        file.check().inspect_err(|err| {
+            self.health.failed(err);
+            if let Some(readers) = &self.readers {
+                readers.clear();
+            }
+        })
+    }
+
+    /// Proves the database still takes writes: upserts `daemon`'s heartbeat
+    /// row in `daemons` (one row per daemon, which also shows operators the
+    /// daemons sharing a database).
+    pub async fn probe_write(
+        &self,
+        daemon: &DaemonBeat,
+        now: DateTime<Utc>,
+    ) -> Result<(), RecordError> {
+        self.check_file()?;
+        in_tx!(self, &Scope::Admin, Mode::Write, |tx| {
+            sqlx::query(q::DAEMON_BEAT)
+                .bind(&daemon.id)
+                .bind(&daemon.hostname)
+                .bind(i64::from(daemon.pid))
+                .bind(&daemon.version)
+                .bind(Ts::new(daemon.started_at))
+                .bind(Ts::new(now))
+                .execute(&mut *tx)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// The daemons that sent a heartbeat at or after `since`, newest first.
+    pub async fn daemons_seen(&self, since: DateTime<Utc>) -> Result<Vec<DaemonSeen>, RecordError> {
+        in_tx!(self, &Scope::Admin, Mode::Read, |tx| {
+            let rows: Vec<(String, String, i64, String, Ts, Ts)> = sqlx::query_as(q::DAEMONS_SEEN)
+                .bind(Ts::new(since))
+                .fetch_all(&mut *tx)
+                .await?;
+            Ok(rows
+                .into_iter()
+                .map(
+                    |(id, hostname, pid, version, started_at, last_seen_at)| DaemonSeen {
+                        id,
+                        hostname,
+                        pid,
+                        version,
+                        started_at: started_at.0,
+                        last_seen_at: last_seen_at.0,
+                    },
+                )
+                .collect())
+        })
+    }
+
+    /// Deletes the heartbeat rows of daemons not seen since `before`.
+    pub async fn forget_daemons(&self, before: DateTime<Utc>) -> Result<u64, RecordError> {
+        in_tx!(self, &Scope::Admin, Mode::Write, |tx| {
+            let gone = sqlx::query(q::FORGET_DAEMONS)
+                .bind(Ts::new(before))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            Ok(gone)
+        })
+    }
+
+    /// Records a new `pending` export unless its user is at a limit, in one
+    /// transaction: the count and the insert cannot interleave with another
+    /// request's (SQLite: `BEGIN IMMEDIATE` holds the write lock from the
+    /// count on; PostgreSQL: a per-user advisory lock taken first), so of
+    /// any number of racing requests exactly as many as the quota allows
+    /// are recorded.
+    pub async fn insert_within(
+        &self,
+        new: NewExport,
+        quota: &Quota,
+        now: DateTime<Utc>,
+    ) -> Result<Admission, RecordError> {
+        let scope = Scope::User(new.user_id.clone());
+        let id = ExportId::generate();
+        let admission = in_tx!(self, &scope, Mode::Write, |tx| {
+            if matches!(self.backend, Backend::Postgres(_)) {
+                sqlx::query(q::LOCK_USER_QUOTA)
+                    .bind(&new.user_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let (active, stored): (i64, i64) = sqlx::query_as(&q::COUNT_QUOTA)
+                .bind(&new.user_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let active = u64::try_from(active).unwrap_or(0);
+            let stored = u64::try_from(stored).unwrap_or(0);
+            if active >= u64::from(quota.max_active) {
+                return Ok(Admission::TooManyActive { active });
+            }
+            if stored >= quota.max_stored {
+                return Ok(Admission::TooManyStored { stored });
+            }
+            let raw = sqlx::query_as::<_, RawRecord>(&q::INSERT)
+                .bind(id.as_str())
+                .bind(&new.user_id)
+                .bind(&new.loader)
+                .bind(&new.format)
+                .bind(Json(&new.selector))
+                .bind(Json(&new.options))
+                .bind(new.file_name.as_deref())
+                .bind(new.request_hash.as_deref())
+                .bind(Ts::new(now))
+                .bind(new.expires_at.map(Ts::new))
+                .bind(Json(&new.metadata))
+                .fetch_one(&mut *tx)
+                .await?;
+            Ok(Admission::Recorded(Box::new(ExportRecord::try_from(raw)?)))
+        })?;
+        if let Admission::Recorded(record) = &admission {
+            log_transition(&record.id, Status::Pending);
+        }
+        Ok(admission)
+    }
+
     /// Records a new `pending` export for `new.user_id`, created at `now`.
     pub async fn insert(
         &self,
@@ -538,6 +805,7 @@ impl Records {
                 .bind(new.request_hash.as_deref())
                 .bind(Ts::new(now))
                 .bind(new.expires_at.map(Ts::new))
+                .bind(Json(&new.metadata))
                 .fetch_one(&mut *tx)
                 .await?;
             ExportRecord::try_from(raw)
@@ -610,6 +878,24 @@ impl Records {
             }
             row::records(query.fetch_all(&mut *tx).await?)
         })?;
+        // A page also stops at MAX_PAGE_BYTES of records (always holding at
+        // least one), so a list's answer stays small whatever the records hold.
+        let mut bytes = 0usize;
+        let fits = items
+            .iter()
+            .position(|record| {
+                bytes = bytes.saturating_add(approx_json_size(record));
+                bytes > MAX_PAGE_BYTES
+            })
+            .map_or(items.len(), |over| over.max(1));
+        let limit = if fits < (limit as usize).min(items.len()) {
+            // Truncating to `fits` (one short of the item that overflowed)
+            // and asking for a cursor below.
+            items.truncate(fits + 1);
+            u32::try_from(fits).unwrap_or(limit)
+        } else {
+            limit
+        };
         let next_cursor = if items.len() > limit as usize {
             items.truncate(limit as usize);
             items.last().map(|last| {
@@ -1130,6 +1416,40 @@ impl Records {
             Backend::Sqlite(_) => None,
         }
     }
+}
+
+/// Most bytes of records one list page holds (roughly, as JSON).
+const MAX_PAGE_BYTES: usize = 8 * 1024 * 1024;
+
+/// About how many bytes `record` takes as JSON: its documents and strings
+/// plus a fixed allowance for the other fields.
+fn approx_json_size(record: &ExportRecord) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    for value in [&record.selector, &record.options, &record.metadata] {
+        if serde_json::to_writer(&mut count, value).is_err() {
+            count.0 = count.0.saturating_add(value.to_string().len());
+        }
+    }
+    let strings = [
+        Some(&record.user_id),
+        Some(&record.loader),
+        Some(&record.format),
+        record.file_name.as_ref(),
+        record.storage_key.as_ref(),
+        record.error.as_ref(),
+        record.lease_owner.as_ref(),
+    ];
+    count.0 + strings.iter().flatten().map(|s| s.len()).sum::<usize>() + 600
 }
 
 /// `now + lease`, refusing leases too long to represent.

@@ -21,6 +21,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
@@ -62,6 +63,26 @@ pub(crate) async fn begin(
         Mode::Read => pool.begin_with("BEGIN READ ONLY").await?,
         Mode::Write => pool.begin().await?,
     };
+    set_scope(&mut tx, scope).await?;
+    Ok(tx)
+}
+
+/// [`begin`] on a connection the caller took from the pool (and closes
+/// when the operation fails, see `Records::settle`).
+pub(crate) async fn begin_on<'c>(
+    conn: &'c mut PoolConnection<Postgres>,
+    scope: &Scope,
+    mode: Mode,
+) -> Result<Transaction<'c, Postgres>, RecordError> {
+    let mut tx = match mode {
+        Mode::Read => sqlx::Connection::begin_with(&mut **conn, "BEGIN READ ONLY").await?,
+        Mode::Write => sqlx::Connection::begin(&mut **conn).await?,
+    };
+    set_scope(&mut tx, scope).await?;
+    Ok(tx)
+}
+
+async fn set_scope(tx: &mut Transaction<'_, Postgres>, scope: &Scope) -> Result<(), RecordError> {
     match scope {
         Scope::User(user) => {
             // set_config('role', ..., true) is SET LOCAL ROLE, in a form that
@@ -71,16 +92,16 @@ pub(crate) async fn begin(
             )
             .bind(SCOPED_ROLE)
             .bind(user)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         Scope::Admin => {
             sqlx::query("SELECT set_config('export_host.maintenance', 'on', true)")
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
     }
-    Ok(tx)
+    Ok(())
 }
 
 /// Claims the oldest pending export. `FOR UPDATE SKIP LOCKED` lets daemons

@@ -35,12 +35,13 @@ pub(crate) fn deletable() -> Vec<Status> {
 }
 
 /// $1 id, $2 user_id, $3 loader, $4 format, $5 selector, $6 options,
-/// $7 file_name, $8 request_hash, $9 now, $10 expires_at.
+/// $7 file_name, $8 request_hash, $9 now, $10 expires_at, $11 metadata.
 pub(crate) static INSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO exports (id, user_id, loader, format, status, selector, options, \
-             file_name, request_hash, attempts, download_count, created_at, updated_at, expires_at) \
-         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, 0, 0, $9, $9, $10) \
+             file_name, request_hash, attempts, download_count, created_at, updated_at, expires_at, \
+             metadata) \
+         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, 0, 0, $9, $9, $10, $11) \
          RETURNING {COLUMNS}"
     )
 });
@@ -279,3 +280,34 @@ impl ListSql {
         )
     }
 }
+
+/// The user's active and stored records, for the quota of
+/// `Records::insert_within`. $1 user_id.
+pub(crate) static COUNT_QUOTA: LazyLock<String> = LazyLock::new(|| {
+    let active: Vec<Status> = Status::ALL.into_iter().filter(|s| s.is_active()).collect();
+    format!(
+        "SELECT count(*) FILTER (WHERE status IN ({})), count(*) FROM exports WHERE user_id = $1",
+        status_list(&active)
+    )
+});
+
+/// PostgreSQL: serialises one user's quota checks until the transaction
+/// ends. The two-key form keeps these locks apart from the cleanup lock's
+/// single 64-bit key (PostgreSQL keeps the two key spaces separate); the
+/// first key spells `exph`. $1 user_id.
+pub(crate) const LOCK_USER_QUOTA: &str = "SELECT pg_advisory_xact_lock(1702392936, hashtext($1))";
+
+/// One daemon's heartbeat: the write probe. $1 id, $2 hostname, $3 pid,
+/// $4 version, $5 started_at, $6 now.
+pub(crate) const DAEMON_BEAT: &str =
+    "INSERT INTO daemons (id, hostname, pid, version, started_at, last_seen_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at";
+
+/// Daemons seen at or after $1, newest first.
+pub(crate) const DAEMONS_SEEN: &str =
+    "SELECT id, hostname, pid, version, started_at, last_seen_at FROM daemons \
+     WHERE last_seen_at >= $1 ORDER BY last_seen_at DESC, id";
+
+/// Heartbeat rows of daemons not seen since $1.
+pub(crate) const FORGET_DAEMONS: &str = "DELETE FROM daemons WHERE last_seen_at < $1";

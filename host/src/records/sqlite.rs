@@ -15,6 +15,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -58,6 +59,16 @@ pub(crate) async fn connect(url: &str) -> Result<(SqlitePool, Option<PathBuf>), 
         // thread before every statement; an embedded database cannot drop
         // a connection, so it would only halve the status route's speed.
         .test_before_acquire(false)
+        // A connection that comes back still inside a transaction (its
+        // COMMIT failed and SQLite had already rolled back, say on a full
+        // disk) would refuse every later BEGIN: close it instead.
+        .after_release(|conn, _| {
+            let clean = !sqlx::Connection::is_in_transaction(conn);
+            if !clean {
+                tracing::warn!("closing a database connection left inside a transaction");
+            }
+            Box::pin(async move { Ok(clean) })
+        })
         .connect_with(options)
         .await?;
     Ok((pool, file))
@@ -92,6 +103,64 @@ pub(crate) async fn begin(
         Mode::Write => pool.begin_with("BEGIN IMMEDIATE").await?,
     };
     Ok(tx)
+}
+
+/// [`begin`] on a connection the caller took from the pool (and closes
+/// when the operation fails, see `Records::settle`).
+pub(crate) async fn begin_on(
+    conn: &mut PoolConnection<Sqlite>,
+    mode: Mode,
+) -> Result<Transaction<'_, Sqlite>, RecordError> {
+    let tx = match mode {
+        Mode::Read => sqlx::Connection::begin(&mut **conn).await?,
+        Mode::Write => sqlx::Connection::begin_with(&mut **conn, "BEGIN IMMEDIATE").await?,
+    };
+    Ok(tx)
+}
+
+/// The database file as opened: deleting it (or moving another file over
+/// it) under a running daemon leaves the daemon writing to a file nobody
+/// will ever open again, which only the path's identity can tell.
+#[derive(Debug)]
+pub(crate) struct FileIdentity {
+    path: PathBuf,
+    /// (device, inode) when the daemon connected; `None` if unreadable.
+    opened: Option<(u64, u64)>,
+}
+
+impl FileIdentity {
+    pub(crate) fn of(path: PathBuf) -> FileIdentity {
+        let opened = identity(&path).ok();
+        FileIdentity { path, opened }
+    }
+
+    /// An error when the path no longer names the file opened.
+    pub(crate) fn check(&self) -> Result<(), RecordError> {
+        let Some(opened) = self.opened else {
+            return Ok(());
+        };
+        match identity(&self.path) {
+            Ok(now) if now == opened => Ok(()),
+            Ok(_) => Err(RecordError::FileGone {
+                path: self.path.clone(),
+                problem: "was replaced by another file while the daemon had it open",
+            }),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(RecordError::FileGone {
+                path: self.path.clone(),
+                problem: "was deleted or moved while the daemon had it open",
+            }),
+            Err(source) => Err(RecordError::Io {
+                path: self.path.clone(),
+                source,
+            }),
+        }
+    }
+}
+
+fn identity(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)?;
+    Ok((meta.dev(), meta.ino()))
 }
 
 /// Claims the oldest pending export. The write lock taken by BEGIN IMMEDIATE

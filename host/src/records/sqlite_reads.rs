@@ -61,12 +61,25 @@ impl Readers {
             None => self.open()?,
         };
         let result = read(&connection).map_err(|source| self.error(source));
-        if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < KEEP_IDLE {
-                idle.push(connection);
+        // A connection whose read failed (a lost file, a full disk, no
+        // descriptors) is closed rather than kept: the next read opens
+        // afresh once the fault is gone.
+        if result.is_ok() {
+            if let Ok(mut idle) = self.idle.lock() {
+                if idle.len() < KEEP_IDLE {
+                    idle.push(connection);
+                }
             }
         }
         result
+    }
+
+    /// Closes every idle connection (the database file was replaced: they
+    /// would go on reading the old one).
+    pub(crate) fn clear(&self) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.clear();
+        }
     }
 
     fn open(&self) -> Result<Connection, RecordError> {

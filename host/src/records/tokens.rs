@@ -11,8 +11,9 @@
 //! PostgreSQL the table has no row-level security).
 
 use chrono::{DateTime, TimeDelta, Utc};
+use export_plugin_api::{Caller, Credential};
 use rusqlite::OptionalExtension;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::sync::LazyLock;
@@ -27,35 +28,151 @@ pub const TOKEN_PREFIX: &str = "eht_";
 /// token is a read almost every time.
 const LAST_USED_GRANULARITY: TimeDelta = TimeDelta::seconds(60);
 
-/// Who a verified token speaks for.
-#[derive(Clone, PartialEq, Eq)]
+/// Who a verified credential (an API token or a JWT) speaks for.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Principal {
-    /// The token's id (`tok_...`), for logs.
-    pub token_id: String,
-    /// The user the token maps to.
+    /// The user: the same id string whether it came from a token or a JWT,
+    /// so both see the same exports, quota and storage folder.
     pub user: String,
-    /// Whether the token sees every user's exports.
+    /// Whether the caller sees every user's exports.
     pub admin: bool,
+    /// How the caller proved who they are (the token's id, or the JWT's
+    /// issuer, subject and claims).
+    pub credential: Credential,
+    /// What the credential may do; a JWT has its user's full rights.
+    pub scope: TokenScope,
 }
 
 impl Principal {
-    /// The records scope of this principal.
-    pub fn scope(&self) -> Scope {
+    /// The records scope of this principal: its own exports, or everyone's
+    /// for an admin.
+    pub fn records_scope(&self) -> Scope {
         if self.admin {
             Scope::Admin
         } else {
             Scope::User(self.user.clone())
         }
     }
+
+    /// The caller handed to loaders and kept in export metadata.
+    pub fn caller(&self) -> Caller {
+        Caller {
+            user: self.user.clone(),
+            admin: self.admin,
+            credential: self.credential.clone(),
+        }
+    }
+
+    /// The token's id (`tok_...`) for a token, `None` for a JWT.
+    pub fn token_id(&self) -> Option<&str> {
+        match &self.credential {
+            Credential::Token { id } => Some(id),
+            _ => None,
+        }
+    }
 }
 
-impl fmt::Debug for Principal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Principal")
-            .field("token_id", &self.token_id)
-            .field("user", &self.user)
-            .field("admin", &self.admin)
-            .finish()
+/// What a token may do. The default (every field unset) is its user's full
+/// rights; each set field narrows them. Stored as JSON in `tokens.scope`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenScope {
+    /// List, show, download and link only: no create, no delete.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+    /// The loaders it may use (`name` or `plugin/name`); `None` is any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loaders: Option<Vec<String>>,
+    /// The selector `query` values it may ask for; `None` is any. When set,
+    /// a selector without a `query` is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queries: Option<Vec<String>>,
+    /// The formats it may use (`name` or `plugin/name`); `None` is any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formats: Option<Vec<String>>,
+}
+
+impl TokenScope {
+    /// Whether this is the user's full rights.
+    pub fn is_full(&self) -> bool {
+        *self == TokenScope::default()
+    }
+
+    /// Checks the names: non-empty, no spaces or commas.
+    pub fn validate(&self) -> Result<(), RecordError> {
+        let lists = [
+            ("loaders", &self.loaders),
+            ("queries", &self.queries),
+            ("formats", &self.formats),
+        ];
+        for (field, list) in lists {
+            let Some(list) = list else { continue };
+            if list.is_empty() {
+                return Err(RecordError::InvalidInput {
+                    field,
+                    reason: "the list is empty; name at least one, or leave it out for any"
+                        .to_owned(),
+                });
+            }
+            if let Some(bad) = list.iter().find(|name| {
+                name.is_empty()
+                    || name
+                        .chars()
+                        .any(|c| c.is_whitespace() || c.is_control() || c == ',')
+            }) {
+                return Err(RecordError::InvalidInput {
+                    field,
+                    reason: format!(
+                        "{bad:?} is not a name: use names such as csv or csv/csv, comma-separated"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A short description for `token list`: `full`, or e.g.
+    /// `read-only; loaders=csv,sql; formats=csv`.
+    pub fn describe(&self) -> String {
+        if self.is_full() {
+            return "full".to_owned();
+        }
+        let mut parts = Vec::new();
+        if self.read_only {
+            parts.push("read-only".to_owned());
+        }
+        for (name, list) in [
+            ("loaders", &self.loaders),
+            ("queries", &self.queries),
+            ("formats", &self.formats),
+        ] {
+            if let Some(list) = list {
+                parts.push(format!("{name}={}", list.join(",")));
+            }
+        }
+        parts.join("; ")
+    }
+
+    /// The stored form: `None` (SQL NULL) for full rights.
+    fn to_column(&self) -> Option<String> {
+        if self.is_full() {
+            return None;
+        }
+        serde_json::to_string(self).ok()
+    }
+
+    fn from_column(id: &str, text: Option<&str>) -> Result<TokenScope, RecordError> {
+        match text {
+            None => Ok(TokenScope::default()),
+            // Never read as "full rights": the token stops working until
+            // an operator replaces it.
+            Some(text) => serde_json::from_str(text).map_err(|err| RecordError::Corrupt {
+                id: id.to_owned(),
+                reason: format!(
+                    "the token's scope {text:?} cannot be read ({err}); revoke it and create a new one"
+                ),
+            }),
+        }
     }
 }
 
@@ -65,6 +182,8 @@ pub struct TokenInfo {
     pub id: String,
     pub user_id: String,
     pub admin: bool,
+    /// What it may do (`{}` for its user's full rights).
+    pub scope: TokenScope,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
@@ -114,6 +233,7 @@ struct RawToken {
     id: String,
     user_id: String,
     admin: bool,
+    scope: Option<String>,
     created_at: Ts,
     revoked_at: Option<Ts>,
     last_used_at: Option<Ts>,
@@ -126,6 +246,7 @@ impl RawToken {
             id: row.get("id")?,
             user_id: row.get("user_id")?,
             admin: row.get("admin")?,
+            scope: row.get("scope")?,
             created_at: row.get("created_at")?,
             revoked_at: row.get("revoked_at")?,
             last_used_at: row.get("last_used_at")?,
@@ -133,20 +254,24 @@ impl RawToken {
     }
 }
 
-impl From<RawToken> for TokenInfo {
-    fn from(raw: RawToken) -> Self {
-        TokenInfo {
+impl TryFrom<RawToken> for TokenInfo {
+    type Error = RecordError;
+
+    fn try_from(raw: RawToken) -> Result<Self, RecordError> {
+        let scope = TokenScope::from_column(&raw.id, raw.scope.as_deref())?;
+        Ok(TokenInfo {
             id: raw.id,
             user_id: raw.user_id,
             admin: raw.admin,
+            scope,
             created_at: raw.created_at.0,
             revoked_at: raw.revoked_at.map(|t| t.0),
             last_used_at: raw.last_used_at.map(|t| t.0),
-        }
+        })
     }
 }
 
-const TOKEN_COLUMNS: &str = "id, user_id, admin, created_at, revoked_at, last_used_at";
+const TOKEN_COLUMNS: &str = "id, user_id, admin, scope, created_at, revoked_at, last_used_at";
 
 /// The lookup of every authenticated request, built once.
 static VERIFY_SQL: LazyLock<String> = LazyLock::new(|| {
@@ -181,12 +306,13 @@ macro_rules! token_tx {
 }
 
 impl Records {
-    /// Creates a token for `user` (an admin token when `admin`); the
-    /// plaintext is in the answer and is never stored.
+    /// Creates a token for `user` (an admin token when `admin`) limited to
+    /// `scope`; the plaintext is in the answer and is never stored.
     pub async fn create_token(
         &self,
         user: &str,
         admin: bool,
+        scope: &TokenScope,
         now: DateTime<Utc>,
     ) -> Result<NewToken, RecordError> {
         if user.trim().is_empty() {
@@ -195,12 +321,14 @@ impl Records {
                 reason: "it is empty: a token maps to a user id".to_owned(),
             });
         }
+        scope.validate()?;
+        let scope_column = scope.to_column();
         let id = format!("tok_{}", random_hex(8));
         let token = format!("{TOKEN_PREFIX}{}", random_hex(32));
         let hash = token_hash(&token);
         let sql = format!(
-            "INSERT INTO tokens (id, user_id, token_hash, admin, created_at) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING {TOKEN_COLUMNS}"
+            "INSERT INTO tokens (id, user_id, token_hash, admin, created_at, scope) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {TOKEN_COLUMNS}"
         );
         let info = token_tx!(self, Mode::Write, |tx| {
             let raw: RawToken = sqlx::query_as(&sql)
@@ -209,11 +337,12 @@ impl Records {
                 .bind(&hash)
                 .bind(admin)
                 .bind(Ts::new(now))
+                .bind(&scope_column)
                 .fetch_one(&mut *tx)
                 .await?;
-            Ok(TokenInfo::from(raw))
+            TokenInfo::try_from(raw)
         })?;
-        tracing::info!(token_id = %info.id, user, admin, "token created");
+        tracing::info!(token_id = %info.id, user, admin, scope = %info.scope.describe(), "token created");
         Ok(NewToken { info, token })
     }
 
@@ -230,18 +359,20 @@ impl Records {
         let hash = token_hash(token);
         let sql = &*VERIFY_SQL;
         let found: Option<TokenInfo> = match &self.readers {
-            Some(readers) => readers.read(|db| {
-                db.prepare_cached(sql)?
-                    .query_row([&hash], RawToken::from_sqlite_row)
-                    .optional()
-                    .map(|raw| raw.map(TokenInfo::from))
-            })?,
+            Some(readers) => readers
+                .read(|db| {
+                    db.prepare_cached(sql)?
+                        .query_row([&hash], RawToken::from_sqlite_row)
+                        .optional()
+                })?
+                .map(TokenInfo::try_from)
+                .transpose()?,
             None => token_tx!(self, Mode::Read, |tx| {
                 let raw: Option<RawToken> = sqlx::query_as(sql)
                     .bind(&hash)
                     .fetch_optional(&mut *tx)
                     .await?;
-                Ok(raw.map(TokenInfo::from))
+                raw.map(TokenInfo::try_from).transpose()
             })?,
         };
         let Some(info) = found else {
@@ -265,9 +396,10 @@ impl Records {
             }
         }
         Ok(Some(Principal {
-            token_id: info.id,
             user: info.user_id,
             admin: info.admin,
+            credential: Credential::Token { id: info.id },
+            scope: info.scope,
         }))
     }
 
@@ -279,7 +411,7 @@ impl Records {
         );
         token_tx!(self, Mode::Read, |tx| {
             let rows: Vec<RawToken> = sqlx::query_as(&sql).bind(user).fetch_all(&mut *tx).await?;
-            Ok(rows.into_iter().map(TokenInfo::from).collect())
+            rows.into_iter().map(TokenInfo::try_from).collect()
         })
     }
 
@@ -300,7 +432,8 @@ impl Records {
                 .bind(Ts::new(now))
                 .fetch_optional(&mut *tx)
                 .await?;
-            raw.map(TokenInfo::from)
+            raw.map(TokenInfo::try_from)
+                .transpose()?
                 .ok_or_else(|| RecordError::InvalidInput {
                     field: "token id",
                     reason: format!("no token {id:?}; `export-host token list` shows them"),
@@ -323,5 +456,41 @@ mod tests {
         assert!(!is_well_formed(&token.replace("eht_", "ehx_")));
         assert_eq!(token_hash(&token).len(), 64);
         assert_ne!(random_hex(32), random_hex(32));
+    }
+
+    #[test]
+    fn scopes_store_as_json_and_full_rights_as_null() {
+        assert_eq!(TokenScope::default().to_column(), None);
+        assert_eq!(TokenScope::default().describe(), "full");
+        let scope = TokenScope {
+            read_only: true,
+            loaders: Some(vec!["csv".into(), "sql/sql".into()]),
+            queries: None,
+            formats: Some(vec!["json".into()]),
+        };
+        let text = scope.to_column().unwrap();
+        assert_eq!(
+            text,
+            r#"{"read_only":true,"loaders":["csv","sql/sql"],"formats":["json"]}"#
+        );
+        assert_eq!(
+            TokenScope::from_column("tok_1", Some(&text)).unwrap(),
+            scope
+        );
+        assert_eq!(
+            scope.describe(),
+            "read-only; loaders=csv,sql/sql; formats=json"
+        );
+        assert!(TokenScope::from_column("tok_1", Some(r#"{"admin":true}"#)).is_err());
+        let bad = TokenScope {
+            loaders: Some(vec!["a b".into()]),
+            ..TokenScope::default()
+        };
+        assert!(bad.validate().is_err());
+        let empty = TokenScope {
+            formats: Some(vec![]),
+            ..TokenScope::default()
+        };
+        assert!(empty.validate().is_err());
     }
 }

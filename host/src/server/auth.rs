@@ -1,21 +1,33 @@
-//! Who is asking: bearer tokens ([`Caller`]) and signed download links
-//! ([`Signer`]).
+//! Who is asking: bearer tokens and JWTs ([`Caller`]), what a token may do
+//! ([`Caller::may_create`], [`Caller::may_delete`]) and signed download
+//! links ([`Signer`]).
 //!
-//! Every `/v1` route takes a [`Caller`]: the `Authorization: Bearer <token>`
-//! header verified against the `tokens` table; no header, a malformed one or
-//! an unknown or revoked token answers 401. A caller sees its own exports
-//! ([`Scope::User`]), an admin token everyone's ([`Scope::Admin`]).
+//! Every `/v1` route takes a [`Caller`]: the `Authorization: Bearer <value>`
+//! header (the scheme in any case, RFC 9110). An `eht_` value is looked up
+//! in the `tokens` table; any other value is verified as a JWT when
+//! `JWT_SECRET` or `JWT_JWKS` is set ([`super::jwt`]). No header, a
+//! malformed one, an unknown or revoked token or a refused JWT answers 401
+//! saying which. A caller sees its own exports ([`Scope::User`]), an admin
+//! everyone's ([`Scope::Admin`]); a token user and a JWT user with the same
+//! id are one user.
+//!
+//! A token may be narrowed ([`TokenScope`](crate::records::TokenScope)): read-only (list, show,
+//! download, link), or to some loaders, selector queries and formats. A
+//! request outside it answers 403 naming what the token allows.
 //!
 //! A signed link carries `expires` (Unix seconds) and `sig`, the HMAC-SHA256
 //! (hex) of `<export id>|<expires>` under `SIGNING_KEY`, checked in constant
 //! time ([`Mac::verify_slice`]). The key comes from the setting, else from
 //! `DATA_DIR/signing.key`, generated (32 random bytes, hex, mode 0600) on
-//! first start.
+//! first start. During a key rotation `SIGNING_KEY_PREVIOUS` still verifies
+//! the links it signed; new links are signed with the current key only.
 
 use super::error::ApiError;
 use super::AppState;
 use crate::config::HostSettings;
-use crate::records::{Principal, Scope};
+use crate::pipeline::ExportRequest;
+use crate::plugins::Registry;
+use crate::records::{Principal, Scope, TOKEN_PREFIX};
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -35,11 +47,115 @@ pub struct Caller(pub Principal);
 impl Caller {
     /// The records scope the caller works in.
     pub fn scope(&self) -> Scope {
-        self.0.scope()
+        self.0.records_scope()
+    }
+
+    /// Whether the caller may create `request`: 403 naming what the token
+    /// allows when it is read-only, or the loader, the selector's `query`
+    /// or the format is outside its scope. Addresses are compared resolved
+    /// through `registry`, so `csv` and `csv/csv` are the same loader.
+    pub fn may_create(&self, registry: &Registry, request: &ExportRequest) -> Result<(), ApiError> {
+        let scope = &self.0.scope;
+        if scope.read_only {
+            return Err(read_only("create exports"));
+        }
+        if let Some(allowed) = &scope.loaders {
+            let asked = registry
+                .loader(&request.loader)
+                .ok()
+                .map(|c| c.address(&c.manifest.name));
+            let resolve = |entry: &str| {
+                registry
+                    .loader(entry)
+                    .ok()
+                    .map(|c| c.address(&c.manifest.name))
+            };
+            if !in_scope(asked.as_deref(), allowed, resolve) {
+                return Err(outside("loader", &request.loader, "loaders", allowed));
+            }
+        }
+        if let Some(allowed) = &scope.formats {
+            let asked = registry
+                .formatter(&request.format)
+                .ok()
+                .map(|c| c.address(&c.manifest.name));
+            let resolve = |entry: &str| {
+                registry
+                    .formatter(entry)
+                    .ok()
+                    .map(|c| c.address(&c.manifest.name))
+            };
+            if !in_scope(asked.as_deref(), allowed, resolve) {
+                return Err(outside("format", &request.format, "formats", allowed));
+            }
+        }
+        if let Some(allowed) = &scope.queries {
+            let query = request.selector.get("query").and_then(|q| q.as_str());
+            if !query.is_some_and(|query| allowed.iter().any(|a| a == query)) {
+                let asked = query.map_or_else(
+                    || "a selector without a `query`".to_owned(),
+                    |q| format!("query {q:?}"),
+                );
+                return Err(ApiError::forbidden(format!(
+                    "this token may not run {asked}: it may run only the queries {} (selector.query)",
+                    allowed.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the caller may cancel or delete exports: 403 for a
+    /// read-only token.
+    pub fn may_delete(&self) -> Result<(), ApiError> {
+        if self.0.scope.read_only {
+            return Err(read_only("cancel or delete exports"));
+        }
+        Ok(())
     }
 }
 
-/// Verifies the bearer token of a request.
+fn read_only(what: &str) -> ApiError {
+    ApiError::forbidden(format!(
+        "this token is read-only: it may list, show, download and link exports, not {what}; \
+         ask an operator for a token without --read-only"
+    ))
+}
+
+fn outside(kind: &str, asked: &str, plural: &str, allowed: &[String]) -> ApiError {
+    ApiError::forbidden(format!(
+        "this token may not use the {kind} {asked:?}: it may use only the {plural} {}",
+        allowed.join(", ")
+    ))
+}
+
+/// Whether the resolved address `asked` is one of `allowed`: an entry
+/// matches when it is that address (`plugin/name`), or a bare name that
+/// resolves to it now. An address that does not resolve matches nothing
+/// (the request would fail anyway).
+fn in_scope(
+    asked: Option<&str>,
+    allowed: &[String],
+    resolve: impl Fn(&str) -> Option<String>,
+) -> bool {
+    let Some(asked) = asked else {
+        return false;
+    };
+    allowed.iter().any(|entry| {
+        entry == asked || (!entry.contains('/') && resolve(entry).as_deref() == Some(asked))
+    })
+}
+
+/// The credentials of an `Authorization` value: `Bearer <value>`, the
+/// scheme compared case-insensitively (RFC 9110).
+fn bearer(value: &str) -> Option<&str> {
+    let value = value.trim();
+    let (scheme, rest) = value.split_once([' ', '\t'])?;
+    let credentials = rest.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !credentials.is_empty()).then_some(credentials)
+}
+
+/// Verifies the bearer token or JWT of a request.
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let Some(value) = headers.get(AUTHORIZATION) else {
         return Err(ApiError::unauthorized(
@@ -47,17 +163,26 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Calle
              `export-host token create --user USER`",
         ));
     };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .ok_or_else(|| {
-            ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
-        })?;
+    let token = value.to_str().ok().and_then(bearer).ok_or_else(|| {
+        ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
+    })?;
+    if !token.starts_with(TOKEN_PREFIX) {
+        if let Some(jwt) = &state.jwt {
+            return match jwt.verify(token).await {
+                Ok(principal) => Ok(Caller(principal)),
+                Err(refusal) => {
+                    tracing::info!(reason = %refusal, "JWT refused");
+                    Err(ApiError::unauthorized(refusal.0))
+                }
+            };
+        }
+        if super::jwt::looks_like_jwt(token) {
+            return Err(ApiError::unauthorized(
+                "this host does not accept JWTs (neither JWT_SECRET nor JWT_JWKS is set); \
+                 send an API token (eht_...)",
+            ));
+        }
+    }
     let now = state.service.now();
     match state.service.records().verify_token(token, now).await? {
         Some(principal) => Ok(Caller(principal)),
@@ -84,6 +209,8 @@ type HmacSha256 = Hmac<Sha256>;
 #[derive(Clone)]
 pub struct Signer {
     keyed: HmacSha256,
+    /// `SIGNING_KEY_PREVIOUS`: verifies, never signs.
+    previous: Option<HmacSha256>,
 }
 
 impl fmt::Debug for Signer {
@@ -108,7 +235,15 @@ impl Signer {
     pub fn new(key: &[u8]) -> Result<Signer, hmac::digest::InvalidLength> {
         Ok(Signer {
             keyed: HmacSha256::new_from_slice(key)?,
+            previous: None,
         })
+    }
+
+    /// This signer, also accepting links signed with `key` (a rotation's
+    /// former key).
+    pub fn with_previous(mut self, key: &[u8]) -> Result<Signer, hmac::digest::InvalidLength> {
+        self.previous = Some(HmacSha256::new_from_slice(key)?);
+        Ok(self)
     }
 
     /// The signer of these settings: `SIGNING_KEY`, else the key in
@@ -119,15 +254,26 @@ impl Signer {
             Some(key) => key.expose().to_owned(),
             None => load_or_generate(&path)?,
         };
-        Signer::new(key.as_bytes()).map_err(|err| SigningKeyError {
+        let unusable = |err: hmac::digest::InvalidLength| SigningKeyError {
             what: "use",
             path: path.display().to_string(),
             source: std::io::Error::other(err.to_string()),
-        })
+        };
+        let signer = Signer::new(key.as_bytes()).map_err(unusable)?;
+        match &settings.signing_key_previous {
+            Some(previous) => signer
+                .with_previous(previous.expose().as_bytes())
+                .map_err(unusable),
+            None => Ok(signer),
+        }
     }
 
     fn mac(&self, id: &str, expires: i64) -> HmacSha256 {
-        let mut mac = self.keyed.clone();
+        Self::mac_with(&self.keyed, id, expires)
+    }
+
+    fn mac_with(keyed: &HmacSha256, id: &str, expires: i64) -> HmacSha256 {
+        let mut mac = keyed.clone();
         mac.update(id.as_bytes());
         mac.update(b"|");
         mac.update(expires.to_string().as_bytes());
@@ -145,7 +291,14 @@ impl Signer {
         let Ok(bytes) = hex::decode(sig) else {
             return LinkCheck::Forged;
         };
-        if self.mac(id, expires).verify_slice(&bytes).is_err() {
+        let current = self.mac(id, expires).verify_slice(&bytes).is_ok();
+        let previous = !current
+            && self.previous.as_ref().is_some_and(|keyed| {
+                Self::mac_with(keyed, id, expires)
+                    .verify_slice(&bytes)
+                    .is_ok()
+            });
+        if !current && !previous {
             return LinkCheck::Forged;
         }
         if now.timestamp() >= expires {
@@ -247,5 +400,55 @@ mod tests {
             signer.verify("exp_1", expires, &sig, later),
             LinkCheck::Expired
         );
+    }
+
+    #[test]
+    fn the_previous_key_verifies_but_never_signs() {
+        let now = Utc::now();
+        let expires = now.timestamp() + 60;
+        let old = Signer::new(b"old key").unwrap();
+        let old_sig = old.sign("exp_1", expires);
+        let rotated = Signer::new(b"new key")
+            .unwrap()
+            .with_previous(b"old key")
+            .unwrap();
+        assert_eq!(
+            rotated.verify("exp_1", expires, &old_sig, now),
+            LinkCheck::Valid
+        );
+        assert_ne!(rotated.sign("exp_1", expires), old_sig);
+        assert_eq!(
+            Signer::new(b"new key")
+                .unwrap()
+                .verify("exp_1", expires, &old_sig, now),
+            LinkCheck::Forged
+        );
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("BEARER abc"), Some("abc"));
+        assert_eq!(bearer("bEaReR   abc "), Some("abc"));
+        assert_eq!(bearer("Bearer"), None);
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearerabc"), None);
+    }
+
+    #[test]
+    fn scope_entries_match_resolved_addresses() {
+        let resolve = |entry: &str| match entry {
+            "csv" => Some("csv/csv".to_owned()),
+            _ => None,
+        };
+        let allowed = vec!["csv".to_owned()];
+        assert!(in_scope(Some("csv/csv"), &allowed, resolve));
+        assert!(!in_scope(Some("jsonl/jsonl"), &allowed, resolve));
+        assert!(!in_scope(None, &allowed, resolve));
+        let allowed = vec!["csv/csv".to_owned()];
+        assert!(in_scope(Some("csv/csv"), &allowed, |_| None));
+        // A bare entry naming another plugin's loader does not match.
+        let allowed = vec!["other".to_owned()];
+        assert!(!in_scope(Some("csv/csv"), &allowed, resolve));
     }
 }

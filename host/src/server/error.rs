@@ -42,6 +42,21 @@ impl ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
+    /// 403: the credential is valid but may not do this; the message says
+    /// what it may do.
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 415: a body that is not JSON where JSON is expected.
+    pub fn unsupported_media_type(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            message,
+        )
+    }
+
     /// 404 for an export id: missing and not yours look the same.
     pub fn export_not_found(id: &str) -> ApiError {
         ApiError::new(
@@ -88,9 +103,15 @@ impl From<RecordError> for ApiError {
             RecordError::InvalidCursor { .. } | RecordError::InvalidInput { .. } => {
                 ApiError::bad_request(err.to_string())
             }
-            RecordError::Database(_) | RecordError::DirectRead { .. } | RecordError::Io { .. } => {
+            RecordError::Database(_)
+            | RecordError::DirectRead { .. }
+            | RecordError::Io { .. }
+            | RecordError::FileGone { .. } => {
                 tracing::warn!(error = %err, "database error while answering a request");
-                ApiError::unavailable("the database is unreachable or failing; try again later")
+                ApiError::unavailable(format!(
+                    "the database is unreachable or failing ({}); try again later",
+                    crate::records::health::fault_hint(&err)
+                ))
             }
             RecordError::UnsupportedUrl { .. }
             | RecordError::Migrate(_)
@@ -120,11 +141,13 @@ impl From<ServiceError> for ApiError {
     fn from(err: ServiceError) -> ApiError {
         match err {
             ServiceError::Invalid(message) => ApiError::bad_request(message),
-            err @ ServiceError::QuotaExceeded { .. } => ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "quota_exceeded",
-                err.to_string(),
-            ),
+            err @ (ServiceError::QuotaExceeded { .. } | ServiceError::StoredLimit { .. }) => {
+                ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "quota_exceeded",
+                    err.to_string(),
+                )
+            }
             ServiceError::Records(err) => err.into(),
             ServiceError::Storage(err) => err.into(),
         }

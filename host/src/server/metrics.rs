@@ -33,11 +33,17 @@ pub struct Metrics {
     exports: Family<Labels, Gauge>,
     queue_depth: Gauge,
     plugin_load_failures: Family<Labels, Gauge>,
+    plugin_refusals: Family<Labels, Counter>,
     finished: Family<Labels, Counter>,
     rows_written: Counter,
     bytes_written: Counter,
     duration: Histogram,
     downloads: Counter,
+    write_failures: Counter,
+    database_up: Gauge,
+    connections_shed: Family<Labels, Counter>,
+    connections_open: Gauge,
+    runaway_threads: Gauge,
 }
 
 impl Metrics {
@@ -47,11 +53,17 @@ impl Metrics {
         let exports = Family::<Labels, Gauge>::default();
         let queue_depth = Gauge::default();
         let plugin_load_failures = Family::<Labels, Gauge>::default();
+        let plugin_refusals = Family::<Labels, Counter>::default();
         let finished = Family::<Labels, Counter>::default();
         let rows_written = Counter::default();
         let bytes_written = Counter::default();
         let duration = Histogram::new(DURATION_BUCKETS);
         let downloads = Counter::default();
+        let write_failures = Counter::default();
+        let database_up = Gauge::default();
+        let connections_shed = Family::<Labels, Counter>::default();
+        let connections_open = Gauge::default();
+        let runaway_threads = Gauge::default();
         registry.register(
             "export_host_exports",
             "Export records by status",
@@ -64,8 +76,13 @@ impl Metrics {
         );
         registry.register(
             "export_host_plugin_load_failures",
-            "Plugins that did not load, by cause",
+            "Plugins that did not load, by cause (a failed reload that kept the serving instance counts)",
             plugin_load_failures.clone(),
+        );
+        registry.register(
+            "export_host_plugin_refusals",
+            "Plugin loads refused since start (broken or half-copied library, failed probe, checksum, config), by cause",
+            plugin_refusals.clone(),
         );
         registry.register(
             "export_host_exports_finished",
@@ -92,17 +109,61 @@ impl Metrics {
             "Downloads served (whole files and ranges)",
             downloads.clone(),
         );
+        registry.register(
+            "export_host_database_write_failures",
+            "Database writes that failed (full disk, lost or read-only file, no descriptors, missing tables, unreachable server)",
+            write_failures.clone(),
+        );
+        registry.register(
+            "export_host_database_up",
+            "1 when the database answered this scrape's count, else 0",
+            database_up.clone(),
+        );
+        registry.register(
+            "export_host_connections_shed",
+            "HTTP connections refused or cut, by reason: limit (over the connection cap), descriptors (out of file descriptors), header_timeout (no full request head in time)",
+            connections_shed.clone(),
+        );
+        registry.register(
+            "export_host_connections_open",
+            "HTTP connections being served",
+            connections_open.clone(),
+        );
+        registry.register(
+            "export_host_runaway_threads",
+            "Threads still inside an in-process plugin after their export ended (timed out, stuck): each may hold a core until restart",
+            runaway_threads.clone(),
+        );
         Metrics {
             registry,
             exports,
             queue_depth,
             plugin_load_failures,
+            plugin_refusals,
             finished,
             rows_written,
             bytes_written,
             duration,
             downloads,
+            write_failures,
+            database_up,
+            connections_shed,
+            connections_open,
+            runaway_threads,
         }
+    }
+
+    /// Counts a connection shed for `reason` (`limit`, `descriptors`,
+    /// `header_timeout`).
+    pub fn connection_shed(&self, reason: &'static str) {
+        self.connections_shed
+            .get_or_create(&vec![("reason", reason.to_owned())])
+            .inc();
+    }
+
+    /// The gauge of connections being served (the listener moves it).
+    pub fn connections_open(&self) -> &Gauge {
+        &self.connections_open
     }
 
     /// Counts an export that a worker ran to an end.
@@ -134,8 +195,28 @@ impl Metrics {
         records: &Records,
         plugins: &Plugins,
     ) -> Result<String, RecordError> {
-        let counts = records.count_by_status().await?;
+        // The failure count lives with the records (every write reports
+        // there); the counter catches up to it at each scrape.
+        let failures = records.write_health().failures();
+        self.write_failures
+            .inc_by(failures.saturating_sub(self.write_failures.get()));
+        // A failing database must not hide the other metrics (the write
+        // failures above most of all): its gauges keep their last values.
+        let counts = match records.count_by_status().await {
+            Ok(counts) => {
+                self.database_up.set(1);
+                counts
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "metrics: the database does not answer; export gauges keep their last values");
+                self.database_up.set(0);
+                Vec::new()
+            }
+        };
         for status in Status::ALL {
+            if self.database_up.get() == 0 {
+                break;
+            }
             let count = counts
                 .iter()
                 .find(|(name, _)| name == status.as_str())
@@ -156,12 +237,20 @@ impl Metrics {
             let n = plugins
                 .failures()
                 .iter()
+                .chain(plugins.reload_failures())
                 .filter(|failure| failure.cause == cause)
                 .count();
+            let labels = vec![("cause", cause.as_str().to_owned())];
             self.plugin_load_failures
-                .get_or_create(&vec![("cause", cause.as_str().to_owned())])
+                .get_or_create(&labels)
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
+            // The count lives with the loader; the counter catches up.
+            let counter = self.plugin_refusals.get_or_create(&labels);
+            counter.inc_by(cause.refusals().saturating_sub(counter.get()));
         }
+        self.runaway_threads.set(
+            i64::try_from(crate::pipeline::plugin_threads::runaway_threads()).unwrap_or(i64::MAX),
+        );
         let mut text = String::new();
         if let Err(err) = encode(&mut text, &self.registry) {
             tracing::warn!(error = %err, "cannot encode the metrics");

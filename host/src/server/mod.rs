@@ -1,8 +1,9 @@
 //! `export-host serve`: the HTTP API of SPEC section 7 on axum, the worker
 //! pool ([`workers`]) and a graceful stop (SPEC section 9).
 //!
-//! Routes (every `/v1` route needs `Authorization: Bearer <token>`, except
-//! a download through a signed link):
+//! Routes (every `/v1` route needs `Authorization: Bearer <token>`, an API
+//! token or, with `JWT_*` set, a JWT ([`auth`], [`jwt`]), except a download
+//! through a signed link):
 //!
 //! | route | answer |
 //! | --- | --- |
@@ -34,6 +35,8 @@
 
 pub mod auth;
 pub mod error;
+pub mod jwt;
+pub mod listener;
 pub mod metrics;
 pub mod plugin_watch;
 pub mod routes;
@@ -80,18 +83,33 @@ pub struct AppState {
     pub stopping: tokio::sync::watch::Sender<bool>,
     /// What `GET /metrics` answers.
     pub metrics: Arc<metrics::Metrics>,
+    /// The readiness checks of `/readyz` and the watchdog.
+    pub readiness: routes::health::Readiness,
+    /// Verifies JWT bearer tokens; `None` when `JWT_*` is unset.
+    pub jwt: Option<jwt::JwtVerifier>,
+    /// The base of the links handed out (`PUBLIC_URL`), no trailing slash.
+    pub public_url: String,
 }
 
 impl AppState {
-    /// State over a service and a signer, not ready yet.
-    pub fn new(service: ExportService, signer: Signer) -> AppState {
+    /// State over a service, a link signer, a JWT verifier and the public
+    /// base URL, not ready yet.
+    pub fn new(
+        service: ExportService,
+        signer: Signer,
+        jwt: Option<jwt::JwtVerifier>,
+        public_url: String,
+    ) -> AppState {
         AppState {
             service,
             signer,
+            jwt,
+            public_url,
             signals: Arc::new(Signals::new()),
             ready: AtomicBool::new(false),
             stopping: tokio::sync::watch::channel(false).0,
             metrics: Arc::new(metrics::Metrics::new()),
+            readiness: routes::health::Readiness::for_this_process(),
         }
     }
 }
@@ -116,8 +134,61 @@ impl utoipa::Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("eht_ token")
+                    .description(Some(
+                        "An API token (`eht_` and 64 hex digits) from `export-host token create`.",
+                    ))
+                    .build(),
+            ),
         );
+        components.add_security_scheme(
+            "jwt",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A JWT from your auth server, accepted when JWT_SECRET or JWT_JWKS is set; \
+                         the user is its JWT_USER_CLAIM claim (default `sub`).",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every operation that accepts an API token accepts a JWT as well: the
+/// `jwt` scheme is added beside each `bearer` requirement, so no route can
+/// name one and forget the other.
+fn add_jwt_alternative(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::security::SecurityRequirement;
+    let bearer = SecurityRequirement::new("bearer", Vec::<String>::new());
+    let jwt = SecurityRequirement::new("jwt", Vec::<String>::new());
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            if let Some(security) = operation.security.as_mut() {
+                if security.contains(&bearer) && !security.contains(&jwt) {
+                    let at = security
+                        .iter()
+                        .position(|r| *r == bearer)
+                        .map_or(0, |i| i + 1);
+                    security.insert(at, jwt.clone());
+                }
+            }
+        }
     }
 }
 
@@ -127,7 +198,7 @@ fn api() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
     use utoipa::OpenApi;
     use utoipa_axum::router::OpenApiRouter;
     use utoipa_axum::routes;
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::exports::create, routes::exports::list))
         .routes(routes!(routes::exports::show, routes::exports::remove))
         .routes(routes!(routes::downloads::download))
@@ -137,7 +208,9 @@ fn api() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
         .routes(routes!(routes::health::metrics))
-        .split_for_parts()
+        .split_for_parts();
+    add_jwt_alternative(&mut doc);
+    (router, doc)
 }
 
 /// The OpenAPI document of the API (served at `GET /v1/openapi.json`).
@@ -167,6 +240,8 @@ pub enum ServeError {
     Storage(#[from] storage::StorageError),
     #[error(transparent)]
     SigningKey(#[from] auth::SigningKeyError),
+    #[error(transparent)]
+    Jwt(#[from] jwt::JwtSetupError),
     #[error(
         "cannot listen on {addr} (LISTEN): {source}; pick a free address or stop what holds it"
     )]
@@ -177,6 +252,9 @@ pub enum ServeError {
     },
     #[error("cannot install the signal handlers: {0}")]
     Signals(#[source] std::io::Error),
+    /// A limit set in the environment is not valid (the message names it).
+    #[error("{0}")]
+    Limits(String),
     #[error("the HTTP server failed: {0}")]
     Http(#[source] std::io::Error),
 }
@@ -189,13 +267,21 @@ pub async fn serve(settings: &HostSettings) -> Result<(), ServeError> {
     for failure in registry.failures() {
         tracing::warn!(plugin = %failure.name, cause = failure.cause.as_str(), reason = %failure.reason, "plugin not loaded");
     }
+    let listener_settings = listener::ListenerSettings::from_env().map_err(ServeError::Limits)?;
+    listener::raise_descriptor_limit();
     let records = Records::connect(&settings.database_url).await?;
     let storage = storage::open_location(&settings.storage)?;
     let signer = Signer::from_settings(settings)?;
+    let jwt = jwt::JwtVerifier::from_settings(&settings.jwt).await?;
     let mut service_settings = ServiceSettings::from_host(settings);
     if let Some(lease) = lease_override() {
         service_settings.lease = lease;
         service_settings.heartbeat = lease / 4;
+    }
+    service_settings.size_limits =
+        crate::pipeline::SizeLimits::from_env().map_err(ServeError::Limits)?;
+    if let Some(stored) = stored_limit_override().map_err(ServeError::Limits)? {
+        service_settings.max_stored_per_user = stored;
     }
     let service = ExportService::new(records, storage, Arc::new(registry), service_settings);
 
@@ -207,6 +293,17 @@ pub async fn serve(settings: &HostSettings) -> Result<(), ServeError> {
         Ok(_) => {}
         Err(err) => tracing::warn!(error = %err, "sweeping stale leases failed"),
     }
+    // Partial uploads of a daemon that died: nobody holds their lock, so
+    // they go now rather than after the stale-upload age.
+    match service
+        .storage()
+        .purge_stale_uploads(service.settings().stale_upload_age)
+        .await
+    {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(removed, "removed partial uploads of a stopped daemon"),
+        Err(err) => tracing::warn!(error = %err, "removing partial uploads failed"),
+    }
 
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -214,7 +311,15 @@ pub async fn serve(settings: &HostSettings) -> Result<(), ServeError> {
             addr: settings.listen,
             source,
         })?;
-    let state = Arc::new(AppState::new(service.clone(), signer));
+    if settings.public_url.is_none() && settings.listen.ip().is_unspecified() {
+        tracing::warn!(listen = %settings.listen, "download links name the listen address, which clients cannot reach; set PUBLIC_URL");
+    }
+    let state = Arc::new(AppState::new(
+        service.clone(),
+        signer,
+        jwt,
+        settings.public_url(),
+    ));
     let worker_prefix = format!("{}-{}", hostname(), std::process::id());
     let pool = WorkerPool::start(
         service.clone(),
@@ -232,15 +337,15 @@ pub async fn serve(settings: &HostSettings) -> Result<(), ServeError> {
     // Without a handler SIGHUP would kill the daemon (`systemctl reload`).
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(ServeError::Signals)?;
-    let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let app = router(state.clone());
-    let mut server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = shutdown_rx.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
+    let mut server = tokio::spawn(listener::serve(
+        listener,
+        app,
+        listener_settings,
+        state.metrics.clone(),
+        shutdown_rx,
+    ));
     state.ready.store(true, Ordering::SeqCst);
     let local = settings.listen;
     // Opens ISA-L now, so the log says at start which deflate gzip runs on.
@@ -248,7 +353,7 @@ pub async fn serve(settings: &HostSettings) -> Result<(), ServeError> {
     tracing::info!(listen = %local, gzip = ?gzip, "serving");
     eprintln!("export-host: serving on http://{local}");
     systemd::ready();
-    let watchdog = systemd::spawn_watchdog(service.records().clone());
+    let watchdog = systemd::spawn_watchdog(state.clone());
     let reloader = plugin_watch::Reloader::start(service.plugins().clone(), &settings.plugins);
 
     let early = loop {
@@ -293,6 +398,27 @@ fn shutdown_grace() -> Duration {
         .ok()
         .and_then(|text| text.trim().parse::<u64>().ok())
         .map_or(SHUTDOWN_GRACE, Duration::from_secs)
+}
+
+/// Environment variable: most records (any status) kept per user.
+pub const MAX_STORED_PER_USER_ENV: &str = "EXPORT_HOST_MAX_STORED_PER_USER";
+
+fn stored_limit_override() -> Result<Option<u64>, String> {
+    match std::env::var(MAX_STORED_PER_USER_ENV) {
+        Ok(text) if !text.trim().is_empty() => text
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=100_000_000).contains(n))
+            .map(Some)
+            .ok_or_else(|| {
+                format!(
+                    "invalid {MAX_STORED_PER_USER_ENV}={text:?}: expected a whole number of \
+                     records from 1 to 100000000, e.g. 10000"
+                )
+            }),
+        _ => Ok(None),
+    }
 }
 
 fn lease_override() -> Option<Duration> {

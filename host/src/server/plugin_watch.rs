@@ -8,6 +8,10 @@
 //! reload, so no change is ever missed. SIGHUP ([`Reloader::reload_now`])
 //! reloads at once, between `RELOADING=1` and `READY=1` for systemd.
 //!
+//! A reload that cannot load a library (broken, half-copied, wrong
+//! `sha256`) keeps the instance already serving and reports the failure
+//! beside it (see [`crate::plugins::reload`]).
+//!
 //! Watched, non-recursively: the folder of plugins.toml (editors replace
 //! the file rather than write it), the plugin `dir`, and the folder of each
 //! library named by an absolute path elsewhere. Only events on plugins.toml
@@ -25,8 +29,11 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// How long file events must be quiet before a reload.
-pub const QUIET: Duration = Duration::from_millis(300);
+/// How long file events must be quiet before a reload. A library is then
+/// taken only once it has not been written for as long (the trust checks
+/// wait for that, [`crate::plugins::trust::SETTLE`]), so a copy in progress
+/// is never loaded half-way.
+pub const QUIET: Duration = crate::plugins::trust::SETTLE;
 /// The longest a reload waits behind a stream of events.
 pub const MOST_DELAY: Duration = Duration::from_secs(2);
 

@@ -1,13 +1,14 @@
 //! systemd service notifications (SPEC section 9): `READY=1` once the
 //! daemon serves, `RELOADING=1` then `READY=1` around a SIGHUP reload,
 //! `STOPPING=1` when a stop begins, and `WATCHDOG=1`
-//! heartbeats at half of `WatchdogSec` while the database answers.
+//! heartbeats at half of `WatchdogSec` while the database takes writes.
 //!
 //! Every call is a no-op when `NOTIFY_SOCKET` is not set (not under
 //! systemd); a failed send is logged and never stops the daemon.
 
-use crate::records::Records;
+use crate::server::AppState;
 use sd_notify::NotifyState;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Tells systemd the daemon is up: plugins, database and storage are open
@@ -33,10 +34,14 @@ fn send(states: &[NotifyState], what: &str) {
 }
 
 /// When systemd asks for watchdog heartbeats (`WATCHDOG_USEC`, and
-/// `WATCHDOG_PID` unset or this process), spawns a task sending
-/// `WATCHDOG=1` every half interval, but only while the database answers:
-/// a daemon whose database hangs is restarted by systemd.
-pub fn spawn_watchdog(records: Records) -> Option<tokio::task::JoinHandle<()>> {
+/// `WATCHDOG_PID` unset or this process), spawns a task that runs the
+/// readiness checks (the write probes included) every half interval and
+/// sends `WATCHDOG=1` unless database writes have been failing for longer
+/// than `WatchdogSec`: systemd then restarts the daemon. A shorter spell
+/// of failures (a transient lock, a full disk being cleared) keeps the
+/// heartbeats going; the storage alone never stops them, since a restart
+/// cannot free a disk.
+pub fn spawn_watchdog(state: Arc<AppState>) -> Option<tokio::task::JoinHandle<()>> {
     let interval = sd_notify::watchdog_enabled()?;
     let period = (interval / 2).max(Duration::from_millis(1));
     tracing::info!(every = ?period, "sending systemd watchdog heartbeats");
@@ -45,12 +50,23 @@ pub fn spawn_watchdog(records: Records) -> Option<tokio::task::JoinHandle<()>> {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match tokio::time::timeout(period, records.ping()).await {
-                Ok(Ok(())) => send(&[NotifyState::Watchdog], "WATCHDOG=1"),
-                Ok(Err(err)) => {
-                    tracing::warn!(error = %err, "watchdog: the database does not answer; no heartbeat")
+            let checked = state.readiness.check(&state.service).await;
+            let health = state.service.records().write_health();
+            match health.failing_for() {
+                Some(failing) if failing > interval => {
+                    tracing::error!(
+                        failing = ?failing,
+                        cause = health.current_cause().unwrap_or_default(),
+                        "watchdog: database writes have failed for longer than WatchdogSec; \
+                         no heartbeat, so systemd restarts the daemon"
+                    );
                 }
-                Err(_) => tracing::warn!("watchdog: the database ping timed out; no heartbeat"),
+                _ => {
+                    if let Err(causes) = checked {
+                        tracing::debug!(causes = %causes.join("; "), "watchdog: not ready, still within WatchdogSec");
+                    }
+                    send(&[NotifyState::Watchdog], "WATCHDOG=1");
+                }
             }
         }
     }))

@@ -14,7 +14,10 @@
 //!    to and that are older than the lease (a worker may be about to record a
 //!    younger one) are deleted, each re-checked against the records just
 //!    before;
-//! 5. stale uploads: temporary files of uploads a killed host left behind.
+//! 5. partial uploads: temporary files no live process holds (their writer
+//!    died: removed whatever their age; each upload holds an advisory lock
+//!    on its file while it writes), and held ones idle past the stale-upload
+//!    age (a hung writer).
 //!
 //! A file a completed record points to is never deleted: every deletion is
 //! preceded by a check that no completed record holds the key.
@@ -91,6 +94,9 @@ impl fmt::Display for CleanupReport {
     }
 }
 
+/// How long the heartbeat row of a daemon no longer seen is kept.
+const DAEMON_MEMORY: std::time::Duration = std::time::Duration::from_secs(86_400);
+
 fn count(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
@@ -123,6 +129,15 @@ impl ExportService {
             .records
             .purge(earlier(now, self.settings.retention))
             .await?;
+        // Heartbeat rows of daemons gone for a day (a live daemon rewrites
+        // its row at every readiness probe).
+        let forgotten = self
+            .records
+            .forget_daemons(earlier(now, DAEMON_MEMORY))
+            .await?;
+        if forgotten > 0 {
+            tracing::info!(forgotten, "forgot daemons not seen for a day");
+        }
 
         match self.records.try_lock_cleanup().await? {
             Some(lock) => {

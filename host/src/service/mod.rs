@@ -42,11 +42,13 @@ use crate::config::HostSettings;
 use crate::pipeline::{self, ExportRequest, RunLimits};
 use crate::plugins::{LiveRegistry, Registry};
 use crate::records::{
-    ExportId, ExportRecord, ListFilter, NewExport, Page, RecordError, Records, Scope, Status,
+    Admission, ExportId, ExportRecord, ListFilter, NewExport, Page, Quota, RecordError, Records,
+    Scope, Status,
 };
 use crate::storage::{self, keys, Storage, StorageError, StorageKey};
 use chrono::{DateTime, TimeDelta, Utc};
-use serde_json::{Map, Value};
+use export_plugin_api::{Caller, Credential};
+use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::sync::Arc;
@@ -88,6 +90,11 @@ pub struct ServiceSettings {
     pub max_attempts: u32,
     /// Uploads not written to for this long are debris of a killed host.
     pub stale_upload_age: Duration,
+    /// How large a request's selector, options and file name may be.
+    pub size_limits: pipeline::SizeLimits,
+    /// Most records (of any status, failed ones included) kept per user;
+    /// past it new requests are refused until some are deleted or purged.
+    pub max_stored_per_user: u64,
 }
 
 impl ServiceSettings {
@@ -97,6 +104,8 @@ impl ServiceSettings {
     pub const HEARTBEAT: Duration = Duration::from_secs(15);
     /// The default number of claims per export.
     pub const MAX_ATTEMPTS: u32 = 3;
+    /// The default number of records kept per user.
+    pub const MAX_STORED_PER_USER: u64 = 10_000;
     /// The default age of a stale upload.
     pub const STALE_UPLOAD_AGE: Duration = Duration::from_secs(6 * 3600);
 
@@ -140,6 +149,8 @@ impl Default for ServiceSettings {
             heartbeat: Self::HEARTBEAT,
             max_attempts: Self::MAX_ATTEMPTS,
             stale_upload_age: Self::STALE_UPLOAD_AGE,
+            size_limits: pipeline::SizeLimits::default(),
+            max_stored_per_user: Self::MAX_STORED_PER_USER,
         }
     }
 }
@@ -163,6 +174,20 @@ pub enum ServiceError {
         active: u64,
         /// `MAX_PER_USER`.
         limit: u32,
+    },
+    /// The user has this many records stored already (failed ones count).
+    #[error(
+        "user {user:?} already has {stored} stored export records, the most kept per user \
+         ({limit}); delete finished ones (DELETE /v1/exports/{{id}}) or wait for them to be \
+         purged, then try again"
+    )]
+    StoredLimit {
+        /// The user.
+        user: String,
+        /// Their records.
+        stored: u64,
+        /// The limit.
+        limit: u64,
     },
     /// A records operation failed (not found, illegal transition, database).
     #[error(transparent)]
@@ -299,16 +324,39 @@ impl ExportService {
         user: &str,
         request: &ExportRequest,
     ) -> Result<ExportRecord, ServiceError> {
+        self.create_for(&Caller::user(user), request).await
+    }
+
+    /// [`create`](Self::create) for a verified caller: the export belongs to
+    /// `caller.user`, the loader's validate check runs for the caller before
+    /// anything is recorded, and the record keeps who asked
+    /// (`metadata.caller`), which the run hands to the loader.
+    pub async fn create_for(
+        &self,
+        caller: &Caller,
+        request: &ExportRequest,
+    ) -> Result<ExportRecord, ServiceError> {
+        let user = caller.user.as_str();
+        pipeline::check_sizes(request, &self.settings.size_limits)
+            .map_err(|err| ServiceError::Invalid(err.to_string()))?;
         if user.trim().is_empty() {
             return Err(ServiceError::Invalid(
                 "the user id is empty: every export belongs to a user".to_owned(),
             ));
         }
-        let prepared = pipeline::prepare(&self.registry(), request)
+        let prepared = pipeline::prepare(&self.registry(), request, Some(caller.clone()))
+            .map_err(|err| ServiceError::Invalid(err.to_string()))?;
+        // The check may call into a worker process: off the async runtime.
+        let prepared = tokio::task::spawn_blocking(move || prepared.validate().map(|()| prepared))
+            .await
+            .map_err(|err| ServiceError::Invalid(format!("the loader's check stopped: {err}")))?
             .map_err(|err| ServiceError::Invalid(err.to_string()))?;
         let loader = prepared.loader_address();
         let format = prepared.formatter_address();
-        let hash = request_hash(&loader, &format, &request.selector, &request.options);
+        let hash = caller_bound_hash(
+            request_hash(&loader, &format, &request.selector, &request.options),
+            caller,
+        );
         let now = self.now();
         if let Some(ttl) = self.settings.cache_ttl {
             let since = earlier(now, ttl);
@@ -316,14 +364,6 @@ impl ExportService {
                 tracing::info!(export_id = %existing.id, user, "identical request within CACHE_TTL_MINUTES: reusing the export");
                 return Ok(existing);
             }
-        }
-        let active = self.records.count_active(user).await?;
-        if active >= u64::from(self.settings.max_per_user) {
-            return Err(ServiceError::QuotaExceeded {
-                user: user.to_owned(),
-                active,
-                limit: self.settings.max_per_user,
-            });
         }
         let new = NewExport {
             user_id: user.to_owned(),
@@ -334,8 +374,31 @@ impl ExportService {
             file_name: prepared.file_name.clone(),
             request_hash: Some(hash),
             expires_at: None,
+            metadata: json!({ "caller": caller }),
         };
-        Ok(self.records.insert(new, now).await?)
+        let quota = Quota {
+            max_active: self.settings.max_per_user,
+            max_stored: self.settings.max_stored_per_user,
+        };
+        let record = match self.records.insert_within(new, &quota, now).await? {
+            Admission::Recorded(record) => *record,
+            Admission::TooManyActive { active } => {
+                return Err(ServiceError::QuotaExceeded {
+                    user: user.to_owned(),
+                    active,
+                    limit: self.settings.max_per_user,
+                })
+            }
+            Admission::TooManyStored { stored } => {
+                return Err(ServiceError::StoredLimit {
+                    user: user.to_owned(),
+                    stored,
+                    limit: self.settings.max_stored_per_user,
+                })
+            }
+        };
+        tracing::info!(export_id = %record.id, user, credential = %credential_label(caller), "export requested");
+        Ok(record)
     }
 
     /// The record `id` as `scope` sees it.
@@ -478,6 +541,49 @@ pub fn request_hash(loader: &str, format: &str, selector: &Value, options: &Valu
     let mut text = String::new();
     canonical_json(&Value::Object(document), &mut text);
     hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// The request hash for `caller`: what an admin or a JWT with claims sees
+/// may differ from what the same user id sees otherwise, so their exports
+/// are reused only by an identical caller.
+fn caller_bound_hash(hash: String, caller: &Caller) -> String {
+    if !caller.admin && caller.claims().is_none() {
+        return hash;
+    }
+    let mut text = hash;
+    text.push('|');
+    canonical_json(
+        &json!({ "admin": caller.admin, "claims": caller.claims() }),
+        &mut text,
+    );
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// Who asked, for logs: `token tok_...`, `jwt <issuer> <subject>`, `operator`.
+pub fn credential_label(caller: &Caller) -> String {
+    match &caller.credential {
+        Credential::Token { id } => format!("token {id}"),
+        Credential::Jwt {
+            issuer, subject, ..
+        } => format!(
+            "jwt {} {}",
+            issuer.as_deref().unwrap_or("-"),
+            subject.as_deref().unwrap_or("-")
+        ),
+        Credential::Operator => "operator".to_owned(),
+    }
+}
+
+/// The caller an export was recorded for (`metadata.caller`). A record
+/// without one (made before callers were recorded) runs as its owner with
+/// no admin rights: never more than the owner could see.
+pub fn recorded_caller(record: &ExportRecord) -> Caller {
+    record
+        .metadata
+        .get("caller")
+        .and_then(|value| serde_json::from_value::<Caller>(value.clone()).ok())
+        .filter(|caller| caller.user == record.user_id)
+        .unwrap_or_else(|| Caller::user(&record.user_id))
 }
 
 /// Writes `value` as JSON with every object's keys sorted, whatever order

@@ -1,7 +1,7 @@
 //! Running a claimed export: pipeline on a blocking thread, lease renewed
 //! from the async side, the file committed and then recorded.
 
-use super::{later, ExportService, ServiceError};
+use super::{credential_label, later, recorded_caller, ExportService, ServiceError};
 use crate::pipeline::{
     self, Compression, ExportRequest, PreparedExport, RunError, RunSummary, Sink, WriteBehind,
 };
@@ -184,7 +184,9 @@ impl ExportService {
             selector: claimed.selector.clone(),
             options: claimed.options.clone(),
         };
-        let prepared = match pipeline::prepare(&self.registry(), &request) {
+        let caller = recorded_caller(&claimed);
+        tracing::info!(export_id = %id, worker, user = %claimed.user_id, credential = %credential_label(&caller), "export claimed");
+        let prepared = match pipeline::prepare(&self.registry(), &request, Some(caller.clone())) {
             Ok(prepared) => prepared,
             Err(err) => return self.fail(&id, worker, &err.to_string()).await,
         };
@@ -287,6 +289,7 @@ impl ExportService {
                 json!(summary.output.formatted_bytes),
             );
             map.insert("attempt".to_owned(), json!(claimed.attempts));
+            map.insert("caller".to_owned(), json!(caller));
         }
         let completion = Completion {
             storage_key: committed.key.to_string(),

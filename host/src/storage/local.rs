@@ -208,19 +208,62 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Removes the files directly in `dir` not written to for `older_than`
-/// (uploads a killed host left behind). Returns how many went; a missing
+/// flock(2) on `file`'s open file description (`LOCK_SH`, `LOCK_EX`,
+/// `LOCK_UN`, optionally `| LOCK_NB`), retried when a signal interrupts it.
+fn flock(file: &File, operation: libc::c_int) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: the descriptor belongs to `file`, which outlives the call;
+        // flock has no other effect on memory.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), operation) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Creates the temporary file of a new upload in `dir`, holding an
+/// exclusive advisory lock on it for as long as the file stays open.
+///
+/// The lock is how a partial file tells who owns it: the kernel drops it
+/// when its owner closes the file or dies, so a cleanup that can take the
+/// lock knows nobody is writing the file and may remove it at once, however
+/// young (see [`purge_idle_files`]). A shared lock on `dir` is held from
+/// creating the file to locking it, so a cleanup (which locks `dir`
+/// exclusively) never sees a new file before its lock is taken.
+pub(super) fn locked_upload_file(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
+    let guard = File::open(dir)?;
+    flock(&guard, libc::LOCK_SH)?;
+    let temp = tempfile::Builder::new()
+        .prefix("upload-")
+        .suffix(".part")
+        .tempfile_in(dir)?;
+    flock(temp.as_file(), libc::LOCK_EX | libc::LOCK_NB)?;
+    Ok(temp)
+}
+
+/// Removes the partial uploads directly in `dir` that no live process
+/// holds (their writer died: any age), and those held but not written to
+/// for `older_than` (a writer that hung). Returns how many went; a missing
 /// directory has none.
 pub(super) async fn purge_idle_files(
     dir: PathBuf,
     older_than: Duration,
 ) -> Result<u64, StorageError> {
     blocking("removing stale uploads".to_owned(), move || {
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
+        let guard = match File::open(&dir) {
+            Ok(guard) => guard,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(StorageError::io("listing uploads in progress", e)),
+            Err(e) => return Err(StorageError::io("opening the uploads in progress", e)),
         };
+        flock(&guard, libc::LOCK_EX)
+            .map_err(|e| StorageError::io("locking the uploads in progress", e))?;
+        let entries =
+            fs::read_dir(&dir).map_err(|e| StorageError::io("listing uploads in progress", e))?;
         let now = SystemTime::now();
         let mut removed = 0;
         for entry in entries {
@@ -229,20 +272,44 @@ pub(super) async fn purge_idle_files(
             if !meta.is_file() {
                 continue;
             }
+            let path = entry.path();
+            let orphaned = match File::open(&path) {
+                Ok(file) => match flock(&file, libc::LOCK_EX | libc::LOCK_NB) {
+                    Ok(()) => true,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+                    Err(e) => {
+                        tracing::warn!(file = %path.display(), error = %e, "cannot tell whether an upload is still being written; leaving it");
+                        continue;
+                    }
+                },
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot open an upload in progress to check it; leaving it");
+                    continue;
+                }
+            };
             let idle = meta
                 .modified()
                 .ok()
                 .and_then(|modified| now.duration_since(modified).ok())
                 .unwrap_or(Duration::ZERO);
-            if idle < older_than {
+            if !orphaned && idle < older_than {
                 continue;
             }
-            match fs::remove_file(entry.path()) {
-                Ok(()) => removed += 1,
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    tracing::info!(
+                        file = %path.display(),
+                        bytes = meta.len(),
+                        writer = if orphaned { "gone" } else { "hung" },
+                        "removed a partial upload"
+                    );
+                    removed += 1;
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {
                     return Err(StorageError::io(
-                        format!("removing the stale upload {}", entry.path().display()),
+                        format!("removing the stale upload {}", path.display()),
                         e,
                     ))
                 }
@@ -256,17 +323,11 @@ pub(super) async fn purge_idle_files(
 impl super::Storage for LocalStorage {
     fn begin(&self, key: &StorageKey) -> Result<Upload, StorageError> {
         let path = self.path_of(key)?;
-        let temp = tempfile::Builder::new()
-            .prefix("upload-")
-            .suffix(".part")
-            .tempfile_in(&self.incoming)
+        let temp = locked_upload_file(&self.incoming)
             .or_else(|_| {
                 // The directory may have been removed by hand: make it again.
                 fs::create_dir_all(&self.incoming)?;
-                tempfile::Builder::new()
-                    .prefix("upload-")
-                    .suffix(".part")
-                    .tempfile_in(&self.incoming)
+                locked_upload_file(&self.incoming)
             })
             .map_err(|e| StorageError::io(format!("starting the upload of {key}"), e))?;
         Ok(Upload::new(key.clone(), temp, Finish::Rename { path }))
@@ -412,7 +473,19 @@ impl super::Storage for LocalStorage {
                     ));
                 }
             }
-            Ok(())
+            // Prove a file can be made and written: a full disk, a
+            // read-only mount or no free descriptors all fail here.
+            let incoming = self.incoming.clone();
+            blocking("probing the storage".to_owned(), move || {
+                let mut probe = locked_upload_file(&incoming).map_err(|e| {
+                    StorageError::io(format!("creating a file in {}", incoming.display()), e)
+                })?;
+                io::Write::write_all(&mut probe, b"probe").map_err(|e| {
+                    StorageError::io(format!("writing a file in {}", incoming.display()), e)
+                })?;
+                Ok(())
+            })
+            .await
         })
     }
 }

@@ -335,16 +335,12 @@ impl super::Storage for S3Storage {
             what: format!("starting the upload of {key}"),
             reason: "S3 uploads need a tokio runtime".to_owned(),
         })?;
-        let temp = tempfile::Builder::new()
-            .prefix("upload-")
-            .suffix(".part")
-            .tempfile_in(&self.staging)
+        // Locked while open, like a local upload: the stale-upload purge
+        // removes only files no live process holds.
+        let temp = super::local::locked_upload_file(&self.staging)
             .or_else(|_| {
                 fs::create_dir_all(&self.staging)?;
-                tempfile::Builder::new()
-                    .prefix("upload-")
-                    .suffix(".part")
-                    .tempfile_in(&self.staging)
+                super::local::locked_upload_file(&self.staging)
             })
             .map_err(|e| {
                 StorageError::io(

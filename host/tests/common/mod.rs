@@ -64,7 +64,10 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// Plugin `name` from `library` (absolute, or a file in the target folder).
+    /// Plugin `name` from `library` (absolute, or a file in the target
+    /// folder), with `isolation = "in-process"` written out, as the shipped
+    /// plugins.toml does for first-party plugins (the default is sandboxed
+    /// workers); `.set("isolation", "process")` isolates it.
     pub fn new(name: &str, library: impl AsRef<Path>) -> Entry {
         let library = library.as_ref();
         let library = if library.is_absolute() {
@@ -74,6 +77,7 @@ impl Entry {
         };
         let mut table = toml::Table::new();
         table.insert("library".into(), path_value(&library));
+        table.insert("isolation".into(), "in-process".into());
         Entry {
             name: name.to_owned(),
             table,

@@ -165,6 +165,7 @@ pub fn new_export(user: &str) -> NewExport {
         file_name: Some("conversations.jsonl.gz".to_owned()),
         request_hash: None,
         expires_at: None,
+        metadata: json!({}),
     }
 }
 

@@ -169,6 +169,57 @@ impl Daemon {
         }
     }
 
+    /// Sets (or with `None` removes) an environment variable of the next
+    /// start, e.g. between a stop and [`Daemon::restart`].
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        self.env.retain(|(k, _)| k != key);
+        if let Some(value) = value {
+            self.env.push((key.to_owned(), value.to_owned()));
+        }
+    }
+
+    /// Sends `body` with exactly `headers`: no token and no Content-Type
+    /// are added.
+    pub fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Answer {
+        let mut builder = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        for (key, value) in headers {
+            builder = builder.header(*key, *value);
+        }
+        let request = builder.body(body.to_vec()).expect("a valid request");
+        let mut response = self
+            .agent
+            .run(request)
+            .unwrap_or_else(|err| panic!("{method} {path}: {err}\n{}", self.log()));
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let body = response
+            .body_mut()
+            .read_to_vec()
+            .unwrap_or_else(|err| panic!("{method} {path}: {err}"));
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
     /// Starts the daemon again (after a stop) on the same data and port.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "the daemon is still running");
@@ -309,6 +360,23 @@ impl Daemon {
             .status()
             .expect("running kill");
         assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits up to `within` for the daemon to exit by itself: its status,
+    /// or `None` if it is still running.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            let child = self.child.as_mut().expect("the daemon is running");
+            if let Some(status) = child.try_wait().expect("waiting for the daemon") {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Sends `signal` to the daemon and waits up to `within` for it to exit.

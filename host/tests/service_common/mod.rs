@@ -73,6 +73,10 @@ pub fn test_settings() -> ServiceSettings {
 
 impl Harness {
     pub fn new(records: Records, settings: ServiceSettings) -> Harness {
+        // Libraries are probe-loaded in a child (the host binary) first.
+        export_host::isolation::set_worker_executable(std::path::PathBuf::from(env!(
+            "CARGO_BIN_EXE_export-host"
+        )));
         let sandbox = Sandbox::with_csv();
         let config = PluginsConfig::load(&sandbox.plugins_toml()).expect("plugins.toml");
         let registry = Registry::load(&config);
@@ -141,6 +145,20 @@ impl Harness {
             .create(user, &csv_request(path, options))
             .await
             .expect("create")
+    }
+
+    /// Creates an export of `data/<path>` that passes every check at
+    /// submission, then removes the file, so the run fails; returns the
+    /// final record.
+    pub async fn create_and_run_failing(&self, user: &str, path: &str) -> ExportRecord {
+        let file = self.sandbox.put(path, "id\n1\n");
+        let created = self.create(user, path, json!({})).await;
+        std::fs::remove_file(file).expect("removing the file");
+        self.service
+            .run_export(&created.id, "worker-1")
+            .await
+            .expect("run")
+            .expect("the export was pending")
     }
 
     /// Creates and runs an export; returns the final record.

@@ -4,12 +4,12 @@
 //! panic unwinding into an `extern "C"` frame aborts the whole host.
 
 use super::{
-    AbiError, AbiFormatWriter, AbiFormatWriter_TO, FormatWriterBox, HostHints, PluginMod,
-    PluginModRef,
+    AbiError, AbiFormatWriter, AbiFormatWriter_TO, FormatWriterBox, HostHints, LimitsDocument,
+    PluginMod, PluginModRef,
 };
 use crate::error::PluginError;
 use crate::formatter::FormatWriter;
-use crate::loader::{BatchReader, Limits};
+use crate::loader::{BatchReader, IterReader};
 use crate::plugin::Plugin;
 use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::sabi_trait::TD_Opaque;
@@ -120,10 +120,24 @@ extern "C" fn open_loader(
         if out.is_null() {
             return Err(PluginError::internal("host passed a null stream pointer"));
         }
-        let limits: Limits = serde_json::from_str(limits.as_str())
+        let document: LimitsDocument = serde_json::from_str(limits.as_str())
             .map_err(|err| PluginError::internal(format!("host sent invalid limits: {err}")))?;
-        let reader =
-            plugin()?.open_loader(name.as_str(), config.as_str(), selector.as_str(), &limits)?;
+        let hints = document.hints.unwrap_or_default();
+        let plugin = plugin()?;
+        let (name, config, selector) = (name.as_str(), config.as_str(), selector.as_str());
+        let reader: Box<dyn BatchReader> = if hints.validate_only {
+            plugin.validate_loader(name, config, selector, hints.caller.as_ref())?;
+            let empty = Arc::new(Schema::empty());
+            Box::new(IterReader::new(empty, std::iter::empty()))
+        } else {
+            plugin.open_loader_for(
+                name,
+                config,
+                selector,
+                &document.limits,
+                hints.caller.as_ref(),
+            )?
+        };
         let stream = FFI_ArrowArrayStream::new(Box::new(GuardedReader::new(reader)));
         // SAFETY: the host passes a pointer to an empty (released) stream it owns;
         // overwriting it without dropping leaks nothing.
@@ -321,6 +335,9 @@ impl GuardedReader {
                         schema
                     )));
                 }
+                // Checked here, where the real buffer sizes are known: the
+                // host can only see what the lengths and offsets claim.
+                super::validate::check_exported(batch)?;
             }
             Ok(batch)
         });

@@ -4,20 +4,24 @@
 //! checker, a test harness) do.
 
 use super::guest::WIRE_MARK;
-use super::{FormatWriterBox, HostHints, PluginModRef};
+use super::validate;
+use super::{FormatWriterBox, HostHints, LimitsDocument, LoaderHints, PluginModRef};
+use crate::caller::Caller;
 use crate::error::{ErrorKind, PluginError};
 use crate::loader::Limits;
 use crate::manifest::Manifest;
 use abi_stable::library::{lib_header_from_path, LibraryError, RootModule};
 use abi_stable::sabi_types::VersionNumber;
 use abi_stable::std_types::{RResult, RStr, RVec};
-use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
-use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
-use arrow_array::{Array, RecordBatch, RecordBatchReader, StructArray};
-use arrow_schema::{ArrowError, Schema, SchemaRef};
-use std::ffi::c_void;
+use arrow_array::ffi::{from_ffi_and_data_type, FFI_ArrowArray, FFI_ArrowSchema};
+use arrow_array::ffi_stream::FFI_ArrowArrayStream;
+use arrow_array::{Array, RecordBatch, RecordBatchOptions, StructArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use std::ffi::{c_void, CStr};
 use std::ops::Deref;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::Arc;
 
 /// The plugin-api version this host speaks.
 pub fn host_api_version() -> String {
@@ -177,8 +181,13 @@ impl PluginLibrary {
         &self.manifest
     }
 
-    /// Opens loader `name`. `config` and `selector` are JSON documents the
-    /// host has already validated against the plugin's schemas.
+    /// Whether the library takes a caller and a validate call (1.2 or later).
+    pub fn knows_callers(&self) -> bool {
+        self.api_version.minor >= 2
+    }
+
+    /// Opens loader `name` with no caller. `config` and `selector` are JSON
+    /// documents the host has already validated against the plugin's schemas.
     pub fn open_loader(
         &self,
         name: &str,
@@ -186,7 +195,62 @@ impl PluginLibrary {
         selector: &str,
         limits: &Limits,
     ) -> Result<LoaderStream, PluginError> {
-        let limits = serde_json::to_string(limits)
+        self.open_loader_for(name, config, selector, limits, None)
+    }
+
+    /// Opens loader `name` for `caller`. A library older than 1.2 is never
+    /// told the caller (it would not know what to do with it).
+    pub fn open_loader_for(
+        &self,
+        name: &str,
+        config: &str,
+        selector: &str,
+        limits: &Limits,
+        caller: Option<&Caller>,
+    ) -> Result<LoaderStream, PluginError> {
+        let hints = LoaderHints {
+            caller: caller.cloned(),
+            validate_only: false,
+        };
+        self.call_open_loader(name, config, selector, limits, hints)
+            .and_then(LoaderStream::new)
+    }
+
+    /// Asks loader `name` whether it would accept `selector` from `caller`
+    /// (`Loader::validate`). A library older than 1.2 has no such check:
+    /// the answer is yes, and `open` decides later.
+    pub fn validate_loader(
+        &self,
+        name: &str,
+        config: &str,
+        selector: &str,
+        caller: Option<&Caller>,
+    ) -> Result<(), PluginError> {
+        if !self.knows_callers() {
+            return Ok(());
+        }
+        let hints = LoaderHints {
+            caller: caller.cloned(),
+            validate_only: true,
+        };
+        // The answer is an empty stream; dropping it releases it.
+        self.call_open_loader(name, config, selector, &Limits::default(), hints)
+            .map(drop)
+    }
+
+    fn call_open_loader(
+        &self,
+        name: &str,
+        config: &str,
+        selector: &str,
+        limits: &Limits,
+        hints: LoaderHints,
+    ) -> Result<FFI_ArrowArrayStream, PluginError> {
+        let document = LimitsDocument {
+            limits: limits.clone(),
+            hints: self.knows_callers().then_some(hints),
+        };
+        let limits = serde_json::to_string(&document)
             .map_err(|err| PluginError::internal(format!("cannot encode limits: {err}")))?;
         let mut stream = FFI_ArrowArrayStream::empty();
         let result = (self.module.open_loader())(
@@ -199,8 +263,7 @@ impl PluginLibrary {
         if let RResult::RErr(err) = result {
             return Err(err.into());
         }
-        let reader = RecordBatchStreamReader::try_new(stream).map_err(decode_stream_error)?;
-        Ok(LoaderStream { reader })
+        Ok(stream)
     }
 
     /// Starts formatter `name` for batches of `schema`.
@@ -243,29 +306,140 @@ impl PluginLibrary {
 
 /// Record batches from a plugin's loader. Batches borrow the plugin's buffers
 /// (no copy); they stay valid after the stream is dropped.
+///
+/// Every batch is validated before the host sees it (column lengths,
+/// buffers, offsets, UTF-8, nulls): a malformed one is an error naming the
+/// column, never a panic or a read past the plugin's memory.
 pub struct LoaderStream {
-    reader: RecordBatchStreamReader,
+    stream: FFI_ArrowArrayStream,
+    schema: SchemaRef,
 }
 
 impl LoaderStream {
+    fn new(mut stream: FFI_ArrowArrayStream) -> Result<Self, PluginError> {
+        let (Some(get_schema), Some(_)) = (stream.get_schema(), stream.release()) else {
+            return Err(PluginError::internal(
+                "the loader's stream is released or has no schema callback",
+            ));
+        };
+        let mut ffi_schema = FFI_ArrowSchema::empty();
+        // SAFETY: the stream is live (it has a release callback) and was
+        // produced by the plugin's SDK.
+        let code = unsafe { get_schema(&mut stream, &mut ffi_schema) };
+        if code != 0 {
+            return Err(stream_error(&mut stream, "schema", code));
+        }
+        let field = Field::try_from(&ffi_schema).map_err(|err| {
+            PluginError::internal(format!("the loader's schema is unreadable: {err}"))
+        })?;
+        let DataType::Struct(fields) = field.data_type() else {
+            return Err(PluginError::internal(format!(
+                "the loader's schema is a {} where a struct of columns was expected",
+                field.data_type()
+            )));
+        };
+        let schema = Arc::new(Schema::new(fields.clone()).with_metadata(field.metadata().clone()));
+        Ok(LoaderStream { stream, schema })
+    }
+
     /// The schema every batch has.
     pub fn schema(&self) -> SchemaRef {
-        self.reader.schema()
+        self.schema.clone()
+    }
+
+    /// Imports one array the plugin handed over as a batch of the schema,
+    /// validated before anything reads it.
+    fn import(&self, array: FFI_ArrowArray) -> Result<RecordBatch, PluginError> {
+        if array.num_children() != self.schema.fields().len() {
+            return Err(PluginError::internal(format!(
+                "the loader handed over a malformed batch: {} columns where its schema has {}; \
+                 this is a bug in the plugin, report it to its author",
+                array.num_children(),
+                self.schema.fields().len()
+            )));
+        }
+        let data_type = DataType::Struct(self.schema.fields().clone());
+        // Arrow's importer asserts on some impossible shapes (nested child
+        // counts): a lie must fail this batch, not the host's thread.
+        let imported = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: the array came from the stream's get_next; every
+            // length and offset it claims is validated below before use.
+            unsafe { from_ffi_and_data_type(array, data_type) }
+        }))
+        .map_err(|_| {
+            PluginError::internal(
+                "the loader handed over a malformed batch (its nested columns do not match \
+                 its schema); this is a bug in the plugin, report it to its author",
+            )
+        })?
+        .map_err(|err| {
+            PluginError::internal(format!(
+                "the loader handed over a batch that cannot be imported: {err}; \
+                 this is a bug in the plugin, report it to its author"
+            ))
+        })?;
+        validate::check_imported(&imported, &self.schema)?;
+        let rows = imported.len();
+        let columns = StructArray::from(imported).into_parts().1;
+        RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )
+        .map_err(|err| {
+            PluginError::internal(format!(
+                "the loader handed over a malformed batch: {err}; \
+                 this is a bug in the plugin, report it to its author"
+            ))
+        })
     }
 }
 
 impl Iterator for LoaderStream {
     type Item = Result<RecordBatch, PluginError>;
     fn next(&mut self) -> Option<Self::Item> {
-        self.reader
-            .next()
-            .map(|result| result.map_err(decode_stream_error))
+        let Some(get_next) = self.stream.get_next() else {
+            return Some(Err(PluginError::internal(
+                "the loader's stream has no get_next callback",
+            )));
+        };
+        let mut array = FFI_ArrowArray::empty();
+        // SAFETY: the stream is live until dropped; the plugin's SDK fills
+        // `array` or leaves it released at the end.
+        let code = unsafe { get_next(&mut self.stream, &mut array) };
+        if code != 0 {
+            return Some(Err(stream_error(&mut self.stream, "batch", code)));
+        }
+        if array.is_released() {
+            return None;
+        }
+        Some(self.import(array))
     }
 }
 
-/// Recovers the plugin's error kind and message from Arrow's stream error text.
-fn decode_stream_error(err: ArrowError) -> PluginError {
-    let text = err.to_string();
+/// The plugin's error for a failed stream call: its kind and message travel
+/// in the stream's last-error text (see the guest side).
+fn stream_error(stream: &mut FFI_ArrowArrayStream, what: &str, code: i32) -> PluginError {
+    let detail = stream.get_last_error().and_then(|get_last_error| {
+        // SAFETY: the stream is live and its last call failed; the text it
+        // points to stays valid until the next call on the stream.
+        let text = unsafe { get_last_error(stream) };
+        (!text.is_null()).then(|| {
+            // SAFETY: a NUL-terminated string owned by the stream (above).
+            unsafe { CStr::from_ptr(text) }
+                .to_string_lossy()
+                .into_owned()
+        })
+    });
+    let text = match detail {
+        Some(detail) => format!("cannot get the next {what} (error code {code}): {detail}"),
+        None => format!("cannot get the next {what} (error code {code})"),
+    };
+    decode_stream_error(&text)
+}
+
+/// Recovers the plugin's error kind and message from the stream's error text.
+fn decode_stream_error(text: &str) -> PluginError {
     if let Some(start) = text.find(WIRE_MARK) {
         let rest = &text[start + WIRE_MARK.len_utf8()..];
         if let Some((code, message)) = rest.split_once(WIRE_MARK) {

@@ -27,6 +27,7 @@
 
 pub(crate) mod guest;
 pub mod host;
+mod validate;
 
 use abi_stable::library::RootModule;
 use abi_stable::sabi_types::VersionStrings;
@@ -156,6 +157,29 @@ impl HostHints {
     }
 }
 
+/// What the host tells the plugin side of a loader, beyond its limits
+/// (since 1.2). It rides in the limits document under [`HOST_HINTS_KEY`];
+/// `Limits` ignores unknown members, so plugins of 1.0 and 1.1 never see it,
+/// and the host sends it only to plugins of 1.2 or later.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct LoaderHints {
+    /// The caller the host verified; `None` when it has none to pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<crate::caller::Caller>,
+    /// Run `Loader::validate` only, and answer an empty stream.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub validate_only: bool,
+}
+
+/// The limits document a loader receives: the limits and the host's hints.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct LimitsDocument {
+    #[serde(flatten)]
+    pub limits: crate::loader::Limits,
+    #[serde(rename = "$host", default, skip_serializing_if = "Option::is_none")]
+    pub hints: Option<LoaderHints>,
+}
+
 /// The owned, type-erased formatter object that crosses the boundary.
 pub type FormatWriterBox = AbiFormatWriter_TO<'static, RBox<()>>;
 
@@ -207,6 +231,31 @@ mod tests {
             assert_eq!((back.as_ref(), got), (plain, HostHints::default()));
         }
         assert_eq!(hints.add_to("null"), None);
+    }
+
+    #[test]
+    fn the_caller_rides_in_the_limits_and_older_plugins_ignore_it() {
+        use super::{LimitsDocument, LoaderHints};
+        use crate::{Caller, Limits};
+        let document = LimitsDocument {
+            limits: Limits {
+                max_rows: 7,
+                batch_size: 3,
+            },
+            hints: Some(LoaderHints {
+                caller: Some(Caller::user("u_ada")),
+                validate_only: true,
+            }),
+        };
+        let text = serde_json::to_string(&document).unwrap();
+        // What a 1.0 or 1.1 plugin parses: the limits alone.
+        let limits: Limits = serde_json::from_str(&text).unwrap();
+        assert_eq!((limits.max_rows, limits.batch_size), (7, 3));
+        let back: LimitsDocument = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.hints, document.hints);
+        // From a host that sends none.
+        let plain: LimitsDocument = serde_json::from_str(r#"{"max_rows":1}"#).unwrap();
+        assert_eq!(plain.hints, None);
     }
 
     #[test]

@@ -12,8 +12,50 @@ use std::path::PathBuf;
 pub struct CsvConfig {
     /// The folder the `csv` loader reads under. A selector's `path` is
     /// relative to it and may never resolve outside it (not by `..`, not by an
-    /// absolute path, not through a symbolic link).
+    /// absolute path, not through a symbolic link). A root containing
+    /// `{user}` (`/srv/exports/{user}`) gives every caller a folder of their
+    /// own: `{user}` is replaced by the caller's user id.
     pub root: PathBuf,
+
+    /// The largest field the `csv` loader reads, in bytes (64 MiB by
+    /// default). A longer field fails the export naming its row and column
+    /// instead of being held in memory whole.
+    #[serde(default = "default_max_field_bytes")]
+    #[schemars(range(min = 1, max = MAX_FIELD_BYTES_CEILING))]
+    pub max_field_bytes: u64,
+}
+
+/// The default of [`CsvConfig::max_field_bytes`]: 64 MiB.
+pub(crate) const DEFAULT_MAX_FIELD_BYTES: u64 = 64 * 1024 * 1024;
+/// The highest [`CsvConfig::max_field_bytes`]: 1 GiB, well inside Arrow's
+/// 2 GiB of text per column and batch.
+pub(crate) const MAX_FIELD_BYTES_CEILING: u64 = 1024 * 1024 * 1024;
+
+fn default_max_field_bytes() -> u64 {
+    DEFAULT_MAX_FIELD_BYTES
+}
+
+impl CsvConfig {
+    /// [`CsvConfig::max_field_bytes`], checked to be in range.
+    pub(crate) fn max_field_bytes(&self) -> Result<usize> {
+        match self.max_field_bytes {
+            bytes @ 1..=MAX_FIELD_BYTES_CEILING => Ok(usize::try_from(bytes).unwrap_or(usize::MAX)),
+            bytes => Err(PluginError::invalid_input(format!(
+                "max_field_bytes = {bytes} is out of range: set [plugins.csv.config] \
+                 max_field_bytes between 1 and {MAX_FIELD_BYTES_CEILING} (1 GiB)"
+            ))),
+        }
+    }
+}
+
+/// `bytes` for people: `64 MiB` when a whole number of MiB, else `N bytes`.
+pub(crate) fn show_bytes(bytes: usize) -> String {
+    const MIB: usize = 1024 * 1024;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 /// The JSON Schema pattern of a delimiter: one printable ASCII character or a
@@ -46,6 +88,19 @@ mod tests {
     fn root_is_required_and_unknown_keys_are_refused() {
         let config: CsvConfig = serde_json::from_str(r#"{"root":"data"}"#).unwrap();
         assert_eq!(config.root, PathBuf::from("data"));
+        assert_eq!(config.max_field_bytes().unwrap(), 64 * 1024 * 1024);
+        let config: CsvConfig =
+            serde_json::from_str(r#"{"root":"data","max_field_bytes":10}"#).unwrap();
+        assert_eq!(config.max_field_bytes().unwrap(), 10);
+        for bad in [0, MAX_FIELD_BYTES_CEILING + 1] {
+            let config = CsvConfig {
+                max_field_bytes: bad,
+                ..config.clone()
+            };
+            let err = config.max_field_bytes().unwrap_err();
+            assert_eq!(err.kind, ErrorKind::InvalidInput);
+            assert!(err.message.contains("max_field_bytes"), "{}", err.message);
+        }
         assert!(serde_json::from_str::<CsvConfig>("{}").is_err());
         assert!(serde_json::from_str::<CsvConfig>(r#"{"root":"data","rooot":"x"}"#).is_err());
     }
@@ -55,6 +110,12 @@ mod tests {
         let schema = export_plugin_api::schemars::schema_for!(CsvConfig).to_value();
         assert_eq!(schema["required"], serde_json::json!(["root"]));
         assert_eq!(schema["additionalProperties"], serde_json::json!(false));
+    }
+
+    #[test]
+    fn bytes_for_people() {
+        assert_eq!(show_bytes(64 * 1024 * 1024), "64 MiB");
+        assert_eq!(show_bytes(100), "100 bytes");
     }
 
     #[test]

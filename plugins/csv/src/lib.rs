@@ -14,8 +14,13 @@
 //! library = "libexport_csv.so"
 //!
 //! [plugins.csv.config]
-//! root = "examples/data"
+//! root = "examples/data"          # or "/srv/exports/{user}": a folder per caller
+//! max_field_bytes = 67108864      # the default: a longer field fails the export
 //! ```
+//!
+//! A file that ends inside a quoted field (a truncated file) fails naming
+//! the line where the quote opened, rather than exporting a last value that
+//! swallowed the rest of the file.
 
 mod config;
 mod formatter;

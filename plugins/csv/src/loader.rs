@@ -8,16 +8,19 @@
 
 mod records;
 
-use crate::config::{default_delimiter, delimiter_byte, CsvConfig, DELIMITER_PATTERN};
+use crate::config::{default_delimiter, delimiter_byte, show_bytes, CsvConfig, DELIMITER_PATTERN};
 use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use export_plugin_api::arrow_array::{ArrayRef, RecordBatch, StringArray};
 use export_plugin_api::arrow_schema::{DataType, Field, Schema, SchemaRef};
-use export_plugin_api::files::resolve_under_root;
-use export_plugin_api::{BatchReader, ErrorKind, JsonSchema, Limits, Loader, PluginError, Result};
-use records::RecordReader;
+use export_plugin_api::files::resolve_for_caller;
+use export_plugin_api::{
+    BatchReader, Caller, ErrorKind, JsonSchema, Limits, Loader, PluginError, Result,
+};
+use records::{ReadError, RecordReader};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// A batch ends early once its rows hold this many bytes, so a file of huge
@@ -34,9 +37,10 @@ const MAX_LISTED_COLUMNS: usize = 50;
 #[serde(deny_unknown_fields)]
 #[schemars(crate = "export_plugin_api::schemars")]
 pub struct CsvSelector {
-    /// The file to read, relative to the plugin's configured `root`. It must
-    /// stay inside the root: `..` that climbs out, absolute paths and
-    /// symbolic links that lead outside are refused.
+    /// The file to read, relative to the plugin's configured `root` (the
+    /// caller's own folder when the root is per user). It must stay inside
+    /// the root: `..` that climbs out, absolute paths and symbolic links
+    /// that lead outside are refused.
     pub path: String,
 
     /// The field delimiter: one ASCII character such as `","`, `";"`, `"|"`
@@ -69,7 +73,35 @@ fn default_has_header() -> bool {
 /// The `csv` loader. Every column is `Utf8` and every value comes back
 /// byte for byte as in the file: no type inference, no trimming, no
 /// rewriting of quotes or line breaks inside quoted fields.
+///
+/// A root containing `{user}` is read per caller
+/// ([`export_plugin_api::files::resolve_for_caller`]). A file that ends
+/// inside a quoted field, and a field over
+/// [`CsvConfig::max_field_bytes`], fail the export naming where.
 pub struct CsvLoader;
+
+/// What `open` and `validate` both check, before any data is read.
+struct Checked {
+    file: PathBuf,
+    delimiter: u8,
+    max_field: usize,
+}
+
+fn check(config: &CsvConfig, selector: &CsvSelector, caller: Option<&Caller>) -> Result<Checked> {
+    let delimiter = delimiter_byte(&selector.delimiter)?;
+    let max_field = config.max_field_bytes()?;
+    if selector.columns.as_ref().is_some_and(Vec::is_empty) {
+        return Err(PluginError::invalid_input(
+            "columns is empty: name at least one column, or leave it out to export them all",
+        ));
+    }
+    let file = resolve_for_caller(&config.root, caller, &selector.path)?;
+    Ok(Checked {
+        file,
+        delimiter,
+        max_field,
+    })
+}
 
 impl Loader for CsvLoader {
     type Config = CsvConfig;
@@ -84,30 +116,60 @@ impl Loader for CsvLoader {
         selector: CsvSelector,
         limits: &Limits,
     ) -> Result<Box<dyn BatchReader>> {
-        let delimiter = delimiter_byte(&selector.delimiter)?;
-        if selector.columns.as_ref().is_some_and(Vec::is_empty) {
-            return Err(PluginError::invalid_input(
-                "columns is empty: name at least one column, or leave it out to export them all",
-            ));
-        }
-        let file_path = resolve_under_root(&config.root, &selector.path)?;
+        self.open_for(config, selector, limits, None)
+    }
+
+    fn validate(
+        &self,
+        config: CsvConfig,
+        selector: CsvSelector,
+        caller: Option<&Caller>,
+    ) -> Result<()> {
+        check(&config, &selector, caller).map(|_| ())
+    }
+
+    fn open_for(
+        &self,
+        config: CsvConfig,
+        selector: CsvSelector,
+        limits: &Limits,
+        caller: Option<&Caller>,
+    ) -> Result<Box<dyn BatchReader>> {
+        let Checked {
+            file: file_path,
+            delimiter,
+            max_field,
+        } = check(&config, &selector, caller)?;
         let path = selector.path;
         let mut file = File::open(&file_path)
             .map_err(|err| PluginError::from(err).context(format!("cannot open {path:?}")))?;
         skip_bom(&mut file)
             .map_err(|err| PluginError::from(err).context(format!("cannot read {path:?}")))?;
 
-        let mut reader = RecordReader::new(file, delimiter);
+        let mut reader = RecordReader::new(file, delimiter, max_field);
         let has_header = selector.has_header;
-        if !reader.read_record().map_err(|err| io_error(&path, err))? {
+        let header_place = |reader: &RecordReader<File>| {
+            if has_header {
+                format!("line {} (the header)", reader.record_line())
+            } else {
+                place(reader.record_line(), 1)
+            }
+        };
+        let first = reader.read_record().map_err(|err| {
+            let at = header_place(&reader);
+            read_error(&path, &at, None, max_field, err)
+        })?;
+        if !first {
             return Err(empty_file(&path));
         }
         let width = reader.len();
 
         // The output names, the field each output column comes from, and
         // whether the reader already holds the first row.
+        let mut header_names_all = None;
         let (names, indices, pending) = if has_header {
             let header = header_names(&path, &reader)?;
+            header_names_all = Some(header.clone());
             match &selector.columns {
                 None => (header, (0..width).collect::<Vec<_>>(), false),
                 Some(wanted) => (wanted.clone(), select(&path, &header, wanted)?, false),
@@ -127,6 +189,9 @@ impl Loader for CsvLoader {
             (names, (0..width).collect(), true)
         };
 
+        // Every field's name, for messages: the header's, or without one
+        // the output's, which are then the file's fields in order.
+        let field_names = header_names_all.unwrap_or_else(|| names.clone());
         let schema: SchemaRef = Arc::new(Schema::new(
             names
                 .into_iter()
@@ -151,6 +216,8 @@ impl Loader for CsvLoader {
             ],
             indices,
             width,
+            field_names,
+            max_field,
             rows_done: 0,
             remaining,
             batch_size,
@@ -172,6 +239,10 @@ struct CsvBatchReader {
     indices: Vec<usize>,
     /// Fields in every row: the header's (or the first row's) count.
     width: usize,
+    /// The name of every field, for messages.
+    field_names: Vec<String>,
+    /// The longest field read, in bytes.
+    max_field: usize,
     /// Rows exported by earlier batches.
     rows_done: u64,
     /// Rows still to export: the selector's limit, capped at `max_rows + 1`.
@@ -222,13 +293,27 @@ impl BatchReader for CsvBatchReader {
         while count < rows && batch_bytes < MAX_BATCH_BYTES {
             if self.pending {
                 self.pending = false;
-            } else if !self
-                .reader
-                .read_record()
-                .map_err(|err| io_error(&self.path, err))?
-            {
-                self.exhausted = true;
-                break;
+            } else {
+                match self.reader.read_record() {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        self.exhausted = true;
+                        break;
+                    }
+                    Err(err) => {
+                        // A bad value in an earlier row is reported first.
+                        self.check_utf8(&columns, &lines)?;
+                        let at =
+                            place(self.reader.record_line(), self.rows_done + count as u64 + 1);
+                        return Err(read_error(
+                            &self.path,
+                            &at,
+                            Some(&self.field_names),
+                            self.max_field,
+                            err,
+                        ));
+                    }
+                }
             }
             if self.reader.len() != self.width {
                 // A bad value in an earlier row is reported first, as it
@@ -432,6 +517,36 @@ fn list_columns(header: &[String]) -> String {
 
 fn empty_file(path: &str) -> PluginError {
     PluginError::invalid_input(format!("file {path:?} is empty"))
+}
+
+/// A record of `path` that could not be read; `at` places the record
+/// (`line 3 (row 2)`), `names` names its fields when known.
+fn read_error(
+    path: &str,
+    at: &str,
+    names: Option<&[String]>,
+    max_field: usize,
+    err: ReadError,
+) -> PluginError {
+    let field = |index: usize| match names.and_then(|names| names.get(index)) {
+        Some(name) => format!("field {} ({name:?})", index + 1),
+        None => format!("field {}", index + 1),
+    };
+    match err {
+        ReadError::Io(err) => io_error(path, err),
+        ReadError::UnterminatedQuote { line, field: index } => PluginError::invalid_input(format!(
+            "{path:?}, {at}: the quoted {} opened on line {line} is never closed: the file \
+                 ends inside it, so it may be truncated; close the quote, and write a quote \
+                 inside a quoted field as two (\"\")",
+            field(index)
+        )),
+        ReadError::FieldTooLarge { field: index } => PluginError::limit_exceeded(format!(
+            "{path:?}, {at}: {} is larger than {}, the most one field may hold; raise \
+             max_field_bytes in the csv plugin's config, or split the value",
+            field(index),
+            show_bytes(max_field)
+        )),
+    }
 }
 
 /// A failed read of the file.
@@ -1016,5 +1131,347 @@ mod tests {
                 strings(&["", "end"])
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod caller_and_limit_tests {
+    use crate::plugin;
+    use export_plugin_api::arrow_array::cast::AsArray;
+    use export_plugin_api::{Caller, Credential, ErrorKind, Limits, PluginError, Result};
+    use serde_json::{json, Value};
+    use std::fs;
+    use std::path::Path;
+
+    /// Every value of every row, read as `caller` with `config`.
+    fn load_as(config: &Value, selector: Value, caller: Option<&Caller>) -> Result<Vec<String>> {
+        let mut reader = plugin().open_loader_for(
+            "csv",
+            &config.to_string(),
+            &selector.to_string(),
+            &Limits::default(),
+            caller,
+        )?;
+        let mut values = Vec::new();
+        while let Some(batch) = reader.next_batch()? {
+            for row in 0..batch.num_rows() {
+                for column in batch.columns() {
+                    values.push(column.as_string::<i32>().value(row).to_owned());
+                }
+            }
+        }
+        Ok(values)
+    }
+
+    fn validate(config: &Value, selector: Value, caller: Option<&Caller>) -> Result<()> {
+        plugin().validate_loader("csv", &config.to_string(), &selector.to_string(), caller)
+    }
+
+    fn api_caller(user: &str, admin: bool) -> Caller {
+        Caller {
+            user: user.to_owned(),
+            admin,
+            credential: Credential::Token {
+                id: "tok_test".to_owned(),
+            },
+        }
+    }
+
+    /// `users/ada/x.csv` and `users/bob/x.csv` under a temp folder, and a
+    /// config whose root is `users/{user}`.
+    fn per_user() -> (tempfile::TempDir, Value) {
+        let dir = tempfile::tempdir().unwrap();
+        for user in ["ada", "bob"] {
+            let folder = dir.path().join("users").join(user);
+            fs::create_dir_all(&folder).unwrap();
+            fs::write(folder.join("x.csv"), format!("owner\n{user}\n")).unwrap();
+        }
+        let config = json!({ "root": dir.path().join("users/{user}") });
+        (dir, config)
+    }
+
+    /// Asserts that open and validate both refuse with `kind` and every needle.
+    fn assert_refused(
+        config: &Value,
+        selector: Value,
+        caller: Option<&Caller>,
+        kind: ErrorKind,
+        needles: &[&str],
+    ) {
+        let check = |err: PluginError, what: &str| {
+            assert_eq!(err.kind, kind, "{what}: {}", err.message);
+            for needle in needles {
+                assert!(err.message.contains(needle), "{what}: {}", err.message);
+            }
+        };
+        check(
+            load_as(config, selector.clone(), caller).unwrap_err(),
+            "open",
+        );
+        check(validate(config, selector, caller).unwrap_err(), "validate");
+    }
+
+    #[test]
+    fn each_caller_reads_their_own_folder() {
+        let (_dir, config) = per_user();
+        for user in ["ada", "bob"] {
+            let caller = Caller::user(user);
+            let got = load_as(&config, json!({ "path": "x.csv" }), Some(&caller)).unwrap();
+            assert_eq!(got, [user]);
+            validate(&config, json!({ "path": "x.csv" }), Some(&caller)).unwrap();
+        }
+        // An admin through the API reads their own folder.
+        let admin = api_caller("bob", true);
+        let got = load_as(&config, json!({ "path": "x.csv" }), Some(&admin)).unwrap();
+        assert_eq!(got, ["bob"]);
+    }
+
+    #[test]
+    fn other_folders_are_out_of_reach() {
+        let (dir, config) = per_user();
+        let bob = dir.path().join("users/bob/x.csv");
+        std::os::unix::fs::symlink(&bob, dir.path().join("users/ada/link.csv")).unwrap();
+        let ada = Caller::user("ada");
+        for path in ["../bob/x.csv", bob.to_str().unwrap(), "link.csv"] {
+            assert_refused(
+                &config,
+                json!({ "path": path }),
+                Some(&ada),
+                ErrorKind::PermissionDenied,
+                &["must be inside the configured root"],
+            );
+        }
+    }
+
+    #[test]
+    fn per_user_roots_need_a_usable_caller() {
+        let (dir, config) = per_user();
+        let selector = json!({ "path": "x.csv" });
+        assert_refused(
+            &config,
+            selector.clone(),
+            None,
+            ErrorKind::PermissionDenied,
+            &["needs the caller", "older than plugin-api 1.2"],
+        );
+        assert_refused(
+            &config,
+            selector.clone(),
+            Some(&Caller::operator()),
+            ErrorKind::InvalidInput,
+            &["--user"],
+        );
+        for user in ["", "..", "a/b"] {
+            assert_refused(
+                &config,
+                selector.clone(),
+                Some(&api_caller(user, false)),
+                ErrorKind::PermissionDenied,
+                &["one path component"],
+            );
+        }
+        // A user with no folder yet: not found, and no server path.
+        let server = dir.path().to_str().unwrap();
+        assert_refused(
+            &config,
+            selector,
+            Some(&Caller::user("cy")),
+            ErrorKind::NotFound,
+            &["x.csv", "\"cy\""],
+        );
+        let err = load_as(
+            &config,
+            json!({ "path": "x.csv" }),
+            Some(&Caller::user("cy")),
+        );
+        assert!(!err.unwrap_err().message.contains(server));
+    }
+
+    #[test]
+    fn shared_roots_work_with_and_without_a_caller() {
+        let (dir, _) = per_user();
+        let config = json!({ "root": dir.path().join("users") });
+        for caller in [None, Some(Caller::operator()), Some(Caller::user("bob"))] {
+            let got = load_as(&config, json!({ "path": "ada/x.csv" }), caller.as_ref()).unwrap();
+            assert_eq!(got, ["ada"]);
+        }
+    }
+
+    #[test]
+    fn validate_refuses_what_open_would_without_reading_the_data() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("open.csv"), "a,b\n1,\"open\n").unwrap();
+        let config = json!({ "root": dir.path() });
+        // The data is not read: a malformed file passes validation.
+        validate(&config, json!({ "path": "open.csv" }), None).unwrap();
+        let cases = [
+            (
+                json!({ "path": "missing.csv" }),
+                ErrorKind::NotFound,
+                "missing.csv",
+            ),
+            (
+                json!({ "path": "../x.csv" }),
+                ErrorKind::PermissionDenied,
+                "inside",
+            ),
+            (
+                json!({ "path": "" }),
+                ErrorKind::InvalidInput,
+                "path is empty",
+            ),
+            (
+                json!({ "path": "." }),
+                ErrorKind::InvalidInput,
+                "regular file",
+            ),
+            (
+                json!({ "path": "open.csv", "delimiter": ";;" }),
+                ErrorKind::InvalidInput,
+                "delimiter",
+            ),
+            (
+                json!({ "path": "open.csv", "columns": [] }),
+                ErrorKind::InvalidInput,
+                "columns is empty",
+            ),
+            (
+                json!({ "path": "open.csv", "header": true }),
+                ErrorKind::InvalidInput,
+                "header",
+            ),
+        ];
+        for (selector, kind, needle) in cases {
+            assert_refused(&config, selector, None, kind, &[needle]);
+        }
+        let config = json!({ "root": dir.path(), "max_field_bytes": 0 });
+        assert_refused(
+            &config,
+            json!({ "path": "open.csv" }),
+            None,
+            ErrorKind::InvalidInput,
+            &["max_field_bytes"],
+        );
+    }
+
+    fn root_with(name: &str, bytes: &[u8]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(name), bytes).unwrap();
+        dir
+    }
+
+    fn config_for(root: &Path, max_field_bytes: Option<u64>) -> Value {
+        match max_field_bytes {
+            None => json!({ "root": root }),
+            Some(bytes) => json!({ "root": root, "max_field_bytes": bytes }),
+        }
+    }
+
+    #[test]
+    fn a_file_ending_inside_quotes_names_the_line_where_the_quote_opened() {
+        let dir = root_with("cut.csv", b"a,b\n1,\"unterminated\n2,3\n");
+        let err = load_as(
+            &config_for(dir.path(), None),
+            json!({ "path": "cut.csv" }),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput, "{}", err.message);
+        for needle in [
+            "\"cut.csv\"",
+            "row 1",
+            "field 2 (\"b\")",
+            "opened on line 2",
+            "never closed",
+        ] {
+            assert!(err.message.contains(needle), "{needle}: {}", err.message);
+        }
+
+        // In a later batch, and in the header.
+        let mut file = b"a,b\n".to_vec();
+        for n in 0..100 {
+            file.extend_from_slice(format!("{n},\"x\ny\"\n").as_bytes());
+        }
+        file.extend_from_slice(b"\"cut");
+        let dir = root_with("late.csv", &file);
+        let err = load_as(
+            &config_for(dir.path(), None),
+            json!({ "path": "late.csv" }),
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            err.message.contains("opened on line 202"),
+            "{}",
+            err.message
+        );
+        assert!(err.message.contains("row 101"), "{}", err.message);
+        assert!(err.message.contains("field 1 (\"a\")"), "{}", err.message);
+
+        let dir = root_with("head.csv", b"a,\"b\n");
+        let err = load_as(
+            &config_for(dir.path(), None),
+            json!({ "path": "head.csv" }),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        assert!(err.message.contains("(the header)"), "{}", err.message);
+        assert!(err.message.contains("opened on line 1"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_field_over_max_field_bytes_names_row_and_column() {
+        let dir = root_with("big.csv", b"id,text\n1,short\n2,\"0123456789\"\n");
+        let config = config_for(dir.path(), Some(9));
+        let err = load_as(&config, json!({ "path": "big.csv" }), None).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::LimitExceeded, "{}", err.message);
+        for needle in [
+            "line 3 (row 2)",
+            "field 2 (\"text\")",
+            "9 bytes",
+            "max_field_bytes",
+        ] {
+            assert!(err.message.contains(needle), "{needle}: {}", err.message);
+        }
+        // Even when the column is not exported: the field is still read.
+        let err = load_as(
+            &config,
+            json!({ "path": "big.csv", "columns": ["id"] }),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::LimitExceeded);
+        // Exactly at the cap is fine.
+        let got = load_as(
+            &json!({ "root": dir.path(), "max_field_bytes": 10 }),
+            json!({ "path": "big.csv" }),
+            None,
+        )
+        .unwrap();
+        assert_eq!(got, ["1", "short", "2", "0123456789"]);
+        // Without a header the column is named as exported.
+        let err = load_as(
+            &config,
+            json!({ "path": "big.csv", "has_header": false, "columns": ["n", "t"] }),
+            None,
+        )
+        .unwrap_err();
+        assert!(err.message.contains("line 3 (row 3)"), "{}", err.message);
+        assert!(err.message.contains("field 2 (\"t\")"), "{}", err.message);
+        // In the header.
+        let dir = root_with("head.csv", b"id,0123456789\n1,2\n");
+        let err = load_as(
+            &config_for(dir.path(), Some(9)),
+            json!({ "path": "head.csv" }),
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            err.message.contains("line 1 (the header)"),
+            "{}",
+            err.message
+        );
+        assert!(err.message.contains("field 2"), "{}", err.message);
     }
 }

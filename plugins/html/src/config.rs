@@ -12,8 +12,8 @@ pub struct HtmlConfig {
     /// A folder of user templates (default: none, only the built-in ones).
     /// A request's `template` option names a file directly in it, such as
     /// `"invoice.html"`; names never reach outside it (no `/`, no `..`, and
-    /// a symbolic link that leads out is refused). A relative folder is
-    /// resolved from the host's working directory.
+    /// a symbolic link that leads out is refused). The host resolves a
+    /// relative folder against the folder of plugins.toml.
     #[serde(default)]
     pub templates_dir: Option<PathBuf>,
 }

@@ -1,10 +1,12 @@
 //! The `html` formatter: a standalone HTML page rendered from a template,
 //! part by part, so no part of the output ever holds more than one batch.
 
+use crate::chart::{insights_html, INSIGHTS_CSS};
 use crate::config::HtmlConfig;
 use crate::templates::{check_template, environment, template_error, TemplatesDir, NAME_PATTERN};
 use export_plugin_api::arrow_array::RecordBatch;
 use export_plugin_api::arrow_schema::SchemaRef;
+use export_plugin_api::report::{self, Audience, ChartOption, ReportBuilder};
 use export_plugin_api::rows::{Cell, Rows};
 use export_plugin_api::{FormatWriter, Formatter, JsonSchema, PluginError, Result};
 use minijinja::{context, Environment, Value};
@@ -38,6 +40,21 @@ pub struct HtmlOptions {
     /// one table). Sort the data by it for one section per value.
     #[serde(default)]
     pub section_by: Option<String>,
+
+    /// Who the page is for: `"table"` (default: the table alone, as without
+    /// this option), `"analyst"` (a summary of every column and the charts,
+    /// shown above the table) or `"executive"` (the title, the summary and
+    /// the charts; no table). The summary and charts are computed while the
+    /// rows stream by; templates get them as `insights` in the `tail` part.
+    #[serde(default)]
+    pub audience: Audience,
+
+    /// Charts, drawn as inline SVG:
+    /// `{"x": COLUMN, "y": COLUMN or [COLUMNS], "kind": "line" | "bar"}`,
+    /// or a list of them; see the README for `agg`, `points` and `title`.
+    /// Needs `audience` `"analyst"` or `"executive"`.
+    #[serde(default)]
+    pub chart: Option<ChartOption>,
 }
 
 fn default_title() -> String {
@@ -55,6 +72,8 @@ impl Default for HtmlOptions {
             summary: None,
             template: default_template(),
             section_by: None,
+            audience: Audience::Table,
+            chart: None,
         }
     }
 }
@@ -100,7 +119,15 @@ impl Formatter for HtmlFormatter {
             .transpose()?;
         let env = environment(dir.as_ref())?;
         check_template(&env, dir.as_ref(), &options.template)?;
+        let charts = report::check_options(options.audience, options.chart.as_ref())?;
+        let insights = if options.audience.shows_report() {
+            Some(ReportBuilder::new(&schema, &charts)?)
+        } else {
+            None
+        };
         Ok(Box::new(HtmlWriter {
+            audience: options.audience,
+            insights,
             env,
             template: options.template,
             title: options.title,
@@ -151,6 +178,9 @@ struct Section {
 /// One running HTML export. It keeps the template environment and a few
 /// counters; rows live only as long as the batch that carries them.
 struct HtmlWriter {
+    audience: Audience,
+    /// The summary and charts being computed, when the audience wants them.
+    insights: Option<ReportBuilder>,
     env: Environment<'static>,
     template: String,
     title: String,
@@ -171,7 +201,28 @@ struct HtmlWriter {
 impl HtmlWriter {
     /// Renders one part of the page with `rows` (empty outside the rows part).
     fn render(&self, part: Part, rows: Vec<Value>, out: &mut Vec<u8>) -> Result<()> {
+        self.render_with(part, rows, Value::from_safe_string(String::new()), out)
+    }
+
+    /// Renders one part with `insights` (safe HTML, empty but in `tail`).
+    fn render_with(
+        &self,
+        part: Part,
+        rows: Vec<Value>,
+        insights: Value,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         let section = self.section.as_ref();
+        let audience = match self.audience {
+            Audience::Executive => "executive",
+            Audience::Analyst => "analyst",
+            Audience::Table => "table",
+        };
+        let insights_css = if self.audience.shows_report() {
+            INSIGHTS_CSS
+        } else {
+            ""
+        };
         let ctx = context! {
             part => part.name(),
             title => &self.title,
@@ -184,6 +235,9 @@ impl HtmlWriter {
             rows => rows,
             row_count => self.row_count,
             section_count => self.section_count,
+            audience => audience,
+            insights => insights,
+            insights_css => Value::from_safe_string(insights_css.to_owned()),
         };
         let template = self
             .env
@@ -202,7 +256,7 @@ impl HtmlWriter {
         }
         self.started = true;
         self.render(Part::Head, Vec::new(), out)?;
-        if self.section_column.is_none() {
+        if self.section_column.is_none() && self.audience.shows_table() {
             self.open_section(None, out)?;
         }
         Ok(())
@@ -253,6 +307,13 @@ impl HtmlWriter {
 impl FormatWriter for HtmlWriter {
     fn write(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<()> {
         self.ensure_started(out)?;
+        if let Some(insights) = &mut self.insights {
+            insights.add(batch)?;
+        }
+        if !self.audience.shows_table() {
+            self.row_count += batch.num_rows() as u64;
+            return Ok(());
+        }
         let rows = Rows::new(batch)?;
         let mut pending: Vec<Value> = Vec::new();
         for row in rows.iter() {
@@ -279,7 +340,16 @@ impl FormatWriter for HtmlWriter {
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<()> {
         self.ensure_started(out)?;
         self.close_section(out)?;
-        self.render(Part::Tail, Vec::new(), out)
+        let insights = match self.insights.take() {
+            Some(builder) => insights_html(&builder.finish()),
+            None => String::new(),
+        };
+        self.render_with(
+            Part::Tail,
+            Vec::new(),
+            Value::from_safe_string(insights),
+            out,
+        )
     }
 }
 
@@ -454,6 +524,73 @@ mod tests {
         let null = page.find("group: (null)").unwrap();
         let four = page.find("<td>4</td>").unwrap();
         assert!(b < four && four < null, "row 4 stays in section b");
+    }
+
+    /// Numbers per day and per team, over `days` days.
+    fn daily_batch(days: usize) -> RecordBatch {
+        let day: Vec<String> = (0..days)
+            .map(|d| format!("2024-05-{:02}", d % 28 + 1))
+            .collect();
+        let team: Vec<&str> = (0..days)
+            .map(|d| ["<ops>", "sales & co", "dev"][d % 3])
+            .collect();
+        let n: Vec<i64> = (0..days as i64).map(|d| d * 3 % 17).collect();
+        let m: Vec<f64> = (0..days).map(|d| (d as f64).sqrt()).collect();
+        RecordBatch::try_from_iter([
+            ("day", Arc::new(StringArray::from(day)) as ArrayRef),
+            ("team", Arc::new(StringArray::from(team)) as ArrayRef),
+            ("n", Arc::new(Int64Array::from(n)) as ArrayRef),
+            ("m", Arc::new(Float64Array::from(m)) as ArrayRef),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn audiences_add_a_summary_and_svg_charts() {
+        let batch = daily_batch(28);
+        let options = json!({
+            "title": "Daily <report>",
+            "audience": "analyst",
+            "chart": [
+                {"x": "day", "y": "n", "kind": "bar"},
+                {"x": "day", "y": ["n", "m"], "kind": "line", "title": "n & m"},
+                {"x": "team", "y": "n", "agg": "mean"}
+            ]
+        });
+        let page = format(options.clone(), std::slice::from_ref(&batch)).unwrap();
+        if let Ok(path) = std::env::var("HTML_REPORT_SAMPLE") {
+            std::fs::write(path, &page).unwrap();
+        }
+        assert_eq!(page.matches("<svg").count(), 3, "{page}");
+        assert_eq!(page.matches("<rect class=\"bar\"").count(), 28 + 3);
+        assert_eq!(page.matches("<circle class=\"point\"").count(), 56);
+        assert!(page.contains("<td>&lt;ops&gt;</td>"), "the table is there");
+        assert!(page.contains(">&lt;ops&gt;</text>"), "labels are escaped");
+        assert!(page.contains("<strong>n &amp; m</strong>"), "{page}");
+        assert!(
+            page.contains("<p class=\"row-count\">28 rows.</p>"),
+            "{page}"
+        );
+        assert!(!page.contains("<script"), "{page}");
+        // Executive: no table.
+        let mut options = options;
+        options["audience"] = json!("executive");
+        let page = format(options, std::slice::from_ref(&batch)).unwrap();
+        assert!(!page.contains("<td>&lt;ops&gt;</td>"), "{page}");
+        assert_eq!(page.matches("<svg").count(), 3);
+        assert!(page.contains("28 rows."), "{page}");
+        // The default audience is byte for byte the page without the option.
+        assert_eq!(
+            format(json!({"audience": "table"}), std::slice::from_ref(&batch)).unwrap(),
+            format(json!({}), std::slice::from_ref(&batch)).unwrap()
+        );
+        let err = start_error(json!({}), json!({"chart": {"x": "day", "y": "n"}}));
+        assert!(err.message.contains("audience"), "{}", err.message);
+        let err = start_error(
+            json!({}),
+            json!({"audience": "analyst", "chart": {"x": "a", "y": "nope"}}),
+        );
+        assert!(err.message.contains("nope"), "{}", err.message);
     }
 
     #[test]

@@ -20,12 +20,17 @@
 //! | `tail` | once, last | row count, `</html>` |
 //!
 //! Every part sees `title`, `summary` (or none), `columns` (the names),
+//! `audience` (`"table"`, `"analyst"` or `"executive"`), `insights_css`
+//! (the CSS of the summary and charts; empty for `"table"`), `insights`
+//! (in `tail`: the summary table and the SVG charts as HTML; empty elsewhere
+//! and for `"table"`),
 //! `section_by` (or none), `section` (the value that opened the current
 //! section; none for a null or without `section_by`), `section_index`,
 //! `section_rows` (rows in the section so far), `rows` (in the `rows` part:
 //! a list of rows, each a list of cells, a cell a string or none; empty
 //! elsewhere), `row_count` and `section_count` (so far; totals in `tail`).
-//! Without `section_by` there is exactly one section, even for no rows.
+//! Without `section_by` there is exactly one section, even for no rows;
+//! with `audience` `"executive"` there is none (no table).
 //!
 //! The built-in templates are `report` (the default) and `table`. A user
 //! template is a file in the folder named by `templates_dir` in the plugin's
@@ -55,6 +60,7 @@
 //! templates_dir = "templates"   # optional
 //! ```
 
+mod chart;
 mod config;
 mod formatter;
 mod templates;

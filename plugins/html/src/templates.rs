@@ -33,11 +33,11 @@ fn built_in_names() -> String {
     BUILT_IN.map(|(name, _)| name).join(", ")
 }
 
-/// A folder of user templates, resolved once.
+/// A folder of user templates, resolved once. Messages call it
+/// `templates_dir` and never show where it is: they reach the clients
+/// of a server, who have no business knowing its folders.
 #[derive(Debug, Clone)]
 pub(crate) struct TemplatesDir {
-    /// The folder as configured, for messages.
-    shown: PathBuf,
     /// The folder with every link resolved, to check where names lead.
     real: PathBuf,
 }
@@ -47,21 +47,19 @@ impl TemplatesDir {
     pub(crate) fn open(dir: &Path) -> Result<TemplatesDir> {
         let real = dir.canonicalize().map_err(|err| {
             PluginError::invalid_input(format!(
-                "templates_dir {} cannot be used: {err}; set it in the plugin's [config] to an \
-                 existing folder (relative folders start from the host's working directory)",
-                dir.display()
+                "the html plugin's templates_dir cannot be used ({}); the operator must set it \
+                 in the plugin's [config] to an existing folder (a relative folder is resolved \
+                 against the folder of plugins.toml)",
+                err.kind()
             ))
         })?;
         if !real.is_dir() {
-            return Err(PluginError::invalid_input(format!(
-                "templates_dir {} is not a folder",
-                dir.display()
-            )));
+            return Err(PluginError::invalid_input(
+                "the html plugin's templates_dir is not a folder; the operator must set it in \
+                 the plugin's [config] to a folder of templates",
+            ));
         }
-        Ok(TemplatesDir {
-            shown: dir.to_owned(),
-            real,
-        })
+        Ok(TemplatesDir { real })
     }
 
     /// The file a template name refers to: `Ok(None)` when there is none.
@@ -75,16 +73,15 @@ impl TemplatesDir {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(err) => {
                 return Err(PluginError::io(format!(
-                    "template {name:?} in {}: {err}",
-                    self.shown.display()
+                    "template {name:?} in templates_dir cannot be read ({})",
+                    err.kind()
                 )))
             }
         };
         if !real.starts_with(&self.real) {
             return Err(PluginError::permission_denied(format!(
-                "template {name:?} leads outside templates_dir {}; templates must be files \
-                 inside that folder",
-                self.shown.display()
+                "template {name:?} leads outside templates_dir; templates must be files \
+                 inside that folder"
             )));
         }
         Ok(real.is_file().then_some(real))
@@ -114,8 +111,8 @@ impl TemplatesDir {
         };
         std::fs::read_to_string(&path).map(Some).map_err(|err| {
             loader_error(PluginError::io(format!(
-                "reading template {}: {err}",
-                path.display()
+                "template {name:?} in templates_dir cannot be read ({})",
+                err.kind()
             )))
         })
     }
@@ -203,9 +200,8 @@ pub(crate) fn check_template(
         if dir.find(name)?.is_none() {
             let names = dir.names();
             return Err(PluginError::not_found(format!(
-                "there is no template {name:?}: the built-in templates are {}; {} holds {}",
+                "there is no template {name:?}: the built-in templates are {}; templates_dir holds {}",
                 built_in_names(),
-                dir.shown.display(),
                 if names.is_empty() {
                     "no templates".to_owned()
                 } else {
@@ -311,11 +307,23 @@ mod tests {
     fn missing_folder_is_refused() {
         let err = TemplatesDir::open(Path::new("/no/such/templates")).unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidInput);
-        assert!(
-            err.message.contains("/no/such/templates"),
-            "{}",
-            err.message
-        );
+        // The message reaches a server's clients: it names the setting,
+        // never the folder.
+        assert!(err.message.contains("templates_dir"), "{}", err.message);
+        assert!(!err.message.contains("/no/such"), "{}", err.message);
+    }
+
+    #[test]
+    fn an_unknown_template_does_not_show_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("mine.html"), "x").unwrap();
+        let templates = TemplatesDir::open(dir.path()).unwrap();
+        let env = environment(Some(&templates)).unwrap();
+        let err = check_template(&env, Some(&templates), "other.html").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NotFound);
+        assert!(err.message.contains("mine.html"), "{}", err.message);
+        let shown = dir.path().to_string_lossy().into_owned();
+        assert!(!err.message.contains(&shown), "{}", err.message);
     }
 
     #[test]

@@ -20,7 +20,8 @@
 //! library = "libexport_json.so"
 //!
 //! [plugins.json.config]
-//! root = "examples/data"   # only the jsonl loader needs it
+//! root = "examples/data"   # only the jsonl loader needs it; "/srv/exports/{user}": a folder per caller
+//! max_line_bytes = 67108864 # the default: a longer line fails the export
 //! ```
 
 mod config;

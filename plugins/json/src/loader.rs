@@ -6,9 +6,9 @@ use crate::encode::EXACT_TEXT_KEY;
 use export_plugin_api::arrow_array::builder::StringBuilder;
 use export_plugin_api::arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use export_plugin_api::arrow_schema::{DataType, Field, Schema, SchemaRef};
-use export_plugin_api::files::resolve_under_root;
+use export_plugin_api::files::resolve_for_caller;
 use export_plugin_api::json::json_field;
-use export_plugin_api::{BatchReader, JsonSchema, Limits, Loader, PluginError, Result};
+use export_plugin_api::{BatchReader, Caller, JsonSchema, Limits, Loader, PluginError, Result};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::error::Category;
@@ -18,6 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Bytes read from the file at a time.
@@ -25,8 +26,6 @@ const READ_BUFFER_BYTES: usize = 256 * 1024;
 /// A batch ends early once its lines hold this many bytes, so a file of huge
 /// values keeps memory flat and never overflows Arrow's 32-bit string offsets.
 const MAX_BATCH_BYTES: usize = 256 * 1024 * 1024;
-/// The longest line read; a longer one is refused rather than buffered whole.
-const MAX_LINE_BYTES: usize = MAX_BATCH_BYTES;
 /// Bytes per cell reserved for the first batch, before real sizes are known.
 const FIRST_BATCH_BYTES_PER_CELL: usize = 16;
 /// The UTF-8 byte order mark: an encoding marker, not data, so it is skipped.
@@ -39,9 +38,10 @@ const MAX_LISTED_COLUMNS: usize = 50;
 #[serde(deny_unknown_fields)]
 #[schemars(crate = "export_plugin_api::schemars")]
 pub struct JsonlSelector {
-    /// The file to read, relative to the plugin's configured `root`. It must
-    /// stay inside the root: `..` that climbs out, absolute paths and
-    /// symbolic links that lead outside are refused.
+    /// The file to read, relative to the plugin's configured `root` (the
+    /// caller's own folder when the root is per user). It must stay inside
+    /// the root: `..` that climbs out, absolute paths and symbolic links
+    /// that lead outside are refused.
     pub path: String,
 
     /// The keys to export as columns, in this order. Without it every key of
@@ -62,7 +62,41 @@ pub struct JsonlSelector {
 /// ([`json_field`]) holding each value's JSON text verbatim, so `1.50`,
 /// `12345678901234567890123` and `{"a": 1}` come back exactly as written.
 /// A key missing from a line is a null.
+///
+/// A root containing `{user}` is read per caller
+/// ([`export_plugin_api::files::resolve_for_caller`]); a line longer than
+/// [`JsonConfig::max_line_bytes`] fails the export naming the line.
 pub struct JsonlLoader;
+
+/// What `open` and `validate` both check, before any data is read.
+struct Checked {
+    file: PathBuf,
+    max_line: usize,
+}
+
+fn check(
+    config: &JsonConfig,
+    selector: &JsonlSelector,
+    caller: Option<&Caller>,
+) -> Result<Checked> {
+    let root = config.root()?;
+    let max_line = config.max_line_bytes()?;
+    if let Some(wanted) = &selector.columns {
+        if wanted.is_empty() {
+            return Err(PluginError::invalid_input(
+                "columns is empty: name at least one column, or leave it out to export them all",
+            ));
+        }
+        let mut unique = HashSet::new();
+        if let Some(twice) = wanted.iter().find(|name| !unique.insert(name.as_str())) {
+            return Err(PluginError::invalid_input(format!(
+                "column {twice:?} is named more than once in columns; name each column once"
+            )));
+        }
+    }
+    let file = resolve_for_caller(root, caller, &selector.path)?;
+    Ok(Checked { file, max_line })
+}
 
 impl Loader for JsonlLoader {
     type Config = JsonConfig;
@@ -77,21 +111,29 @@ impl Loader for JsonlLoader {
         selector: JsonlSelector,
         limits: &Limits,
     ) -> Result<Box<dyn BatchReader>> {
-        let root = config.root()?;
-        if let Some(wanted) = &selector.columns {
-            if wanted.is_empty() {
-                return Err(PluginError::invalid_input(
-                    "columns is empty: name at least one column, or leave it out to export them all",
-                ));
-            }
-            let mut unique = HashSet::new();
-            if let Some(twice) = wanted.iter().find(|name| !unique.insert(name.as_str())) {
-                return Err(PluginError::invalid_input(format!(
-                    "column {twice:?} is named more than once in columns; name each column once"
-                )));
-            }
-        }
-        let file_path = resolve_under_root(root, &selector.path)?;
+        self.open_for(config, selector, limits, None)
+    }
+
+    fn validate(
+        &self,
+        config: JsonConfig,
+        selector: JsonlSelector,
+        caller: Option<&Caller>,
+    ) -> Result<()> {
+        check(&config, &selector, caller).map(|_| ())
+    }
+
+    fn open_for(
+        &self,
+        config: JsonConfig,
+        selector: JsonlSelector,
+        limits: &Limits,
+        caller: Option<&Caller>,
+    ) -> Result<Box<dyn BatchReader>> {
+        let Checked {
+            file: file_path,
+            max_line,
+        } = check(&config, &selector, caller)?;
         let path = selector.path;
         let file = File::open(&file_path)
             .map_err(|err| PluginError::from(err).context(format!("cannot open {path:?}")))?;
@@ -108,6 +150,7 @@ impl Loader for JsonlLoader {
             buffer: Vec::new(),
             number: 0,
             path: path.clone(),
+            max_line,
         };
 
         let batch_size = limits.batch_size.max(1);
@@ -233,6 +276,8 @@ struct Lines {
     number: u64,
     /// The selector's path, for messages.
     path: String,
+    /// The longest line read, in bytes (its `\n` not counted).
+    max_line: usize,
 }
 
 impl Lines {
@@ -240,7 +285,9 @@ impl Lines {
     fn next(&mut self) -> Result<Option<(u64, &str)>> {
         loop {
             self.buffer.clear();
-            let limit = MAX_LINE_BYTES as u64 + 1;
+            // At most the cap, its `\n` and one byte to tell a longer line:
+            // a longer line is never held whole.
+            let limit = (self.max_line as u64).saturating_add(2);
             let read = (&mut self.reader)
                 .take(limit)
                 .read_until(b'\n', &mut self.buffer)
@@ -249,12 +296,16 @@ impl Lines {
                 return Ok(None);
             }
             self.number += 1;
-            if self.buffer.len() as u64 == limit && self.buffer.last() != Some(&b'\n') {
-                return Err(PluginError::invalid_input(format!(
-                    "{:?}, line {}: the line is longer than {} MiB; split the data into smaller objects",
+            let text = self.buffer.strip_suffix(b"\n").unwrap_or(&self.buffer);
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            if text.len() > self.max_line {
+                return Err(PluginError::limit_exceeded(format!(
+                    "{:?}, line {}: the line is longer than {}, the most one line may hold; \
+                     raise max_line_bytes in the json plugin's config, or split the data into \
+                     smaller objects",
                     self.path,
                     self.number,
-                    MAX_LINE_BYTES / (1024 * 1024)
+                    show_bytes(self.max_line)
                 )));
             }
             if self.buffer.trim_ascii().is_empty() {
@@ -270,6 +321,16 @@ impl Lines {
                 ))),
             };
         }
+    }
+}
+
+/// `bytes` for people: `64 MiB` when a whole number of MiB, else `N bytes`.
+fn show_bytes(bytes: usize) -> String {
+    const MIB: usize = 1024 * 1024;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{bytes} bytes")
     }
 }
 
@@ -1327,5 +1388,232 @@ mod tests {
             all[9_999],
             some(&["09999", "9999.50", "row 9999\nline two"])
         );
+    }
+}
+
+#[cfg(test)]
+mod caller_and_limit_tests {
+    use crate::plugin;
+    use export_plugin_api::{Caller, Credential, ErrorKind, Limits, PluginError, Result};
+    use serde_json::{json, Value};
+    use std::fs;
+
+    /// Every row as JSON text, read as `caller` with `config`.
+    fn load_as(config: &Value, selector: Value, caller: Option<&Caller>) -> Result<Vec<String>> {
+        let plugin = plugin();
+        let mut reader = plugin.open_loader_for(
+            "jsonl",
+            &config.to_string(),
+            &selector.to_string(),
+            &Limits::default(),
+            caller,
+        )?;
+        let mut writer = plugin.start_formatter("jsonl", "{}", "{}", reader.schema())?;
+        let mut out = Vec::new();
+        while let Some(batch) = reader.next_batch()? {
+            writer.write(&batch, &mut out)?;
+        }
+        writer.finish(&mut out)?;
+        Ok(String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect())
+    }
+
+    fn validate(config: &Value, selector: Value, caller: Option<&Caller>) -> Result<()> {
+        plugin().validate_loader("jsonl", &config.to_string(), &selector.to_string(), caller)
+    }
+
+    fn api_caller(user: &str) -> Caller {
+        Caller {
+            user: user.to_owned(),
+            admin: false,
+            credential: Credential::Jwt {
+                issuer: None,
+                subject: Some(user.to_owned()),
+                claims: serde_json::Map::new(),
+            },
+        }
+    }
+
+    /// `users/ada/x.jsonl` and `users/bob/x.jsonl` under a temp folder, and a
+    /// config whose root is `users/{user}`.
+    fn per_user() -> (tempfile::TempDir, Value) {
+        let dir = tempfile::tempdir().unwrap();
+        for user in ["ada", "bob"] {
+            let folder = dir.path().join("users").join(user);
+            fs::create_dir_all(&folder).unwrap();
+            fs::write(
+                folder.join("x.jsonl"),
+                format!("{{\"owner\":\"{user}\"}}\n"),
+            )
+            .unwrap();
+        }
+        let config = json!({ "root": dir.path().join("users/{user}") });
+        (dir, config)
+    }
+
+    /// Asserts that open and validate both refuse with `kind` and every needle.
+    fn assert_refused(
+        config: &Value,
+        selector: Value,
+        caller: Option<&Caller>,
+        kind: ErrorKind,
+        needles: &[&str],
+    ) {
+        let check = |err: PluginError, what: &str| {
+            assert_eq!(err.kind, kind, "{what}: {}", err.message);
+            for needle in needles {
+                assert!(err.message.contains(needle), "{what}: {}", err.message);
+            }
+        };
+        check(
+            load_as(config, selector.clone(), caller).unwrap_err(),
+            "open",
+        );
+        check(validate(config, selector, caller).unwrap_err(), "validate");
+    }
+
+    #[test]
+    fn each_caller_reads_their_own_folder() {
+        let (_dir, config) = per_user();
+        for user in ["ada", "bob"] {
+            let caller = api_caller(user);
+            let got = load_as(&config, json!({ "path": "x.jsonl" }), Some(&caller)).unwrap();
+            assert_eq!(got, [format!("{{\"owner\":\"{user}\"}}")]);
+            validate(&config, json!({ "path": "x.jsonl" }), Some(&caller)).unwrap();
+        }
+    }
+
+    #[test]
+    fn other_folders_and_missing_callers_are_refused() {
+        let (dir, config) = per_user();
+        let bob = dir.path().join("users/bob/x.jsonl");
+        std::os::unix::fs::symlink(&bob, dir.path().join("users/ada/link.jsonl")).unwrap();
+        let ada = Caller::user("ada");
+        for path in ["../bob/x.jsonl", bob.to_str().unwrap(), "link.jsonl"] {
+            assert_refused(
+                &config,
+                json!({ "path": path }),
+                Some(&ada),
+                ErrorKind::PermissionDenied,
+                &["must be inside the configured root"],
+            );
+        }
+        let selector = json!({ "path": "x.jsonl" });
+        assert_refused(
+            &config,
+            selector.clone(),
+            None,
+            ErrorKind::PermissionDenied,
+            &["needs the caller", "older than plugin-api 1.2"],
+        );
+        assert_refused(
+            &config,
+            selector.clone(),
+            Some(&Caller::operator()),
+            ErrorKind::InvalidInput,
+            &["--user"],
+        );
+        assert_refused(
+            &config,
+            selector.clone(),
+            Some(&api_caller("..")),
+            ErrorKind::PermissionDenied,
+            &["one path component"],
+        );
+        assert_refused(
+            &config,
+            selector,
+            Some(&api_caller("cy")),
+            ErrorKind::NotFound,
+            &["x.jsonl", "\"cy\""],
+        );
+    }
+
+    #[test]
+    fn validate_refuses_what_open_would_without_reading_the_data() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("bad.jsonl"), "not json\n").unwrap();
+        let config = json!({ "root": dir.path() });
+        // The data is not read: a malformed file passes validation.
+        validate(&config, json!({ "path": "bad.jsonl" }), None).unwrap();
+        let cases = [
+            (
+                json!({ "path": "missing.jsonl" }),
+                ErrorKind::NotFound,
+                "missing.jsonl",
+            ),
+            (
+                json!({ "path": "../x.jsonl" }),
+                ErrorKind::PermissionDenied,
+                "inside",
+            ),
+            (
+                json!({ "path": "bad.jsonl", "columns": [] }),
+                ErrorKind::InvalidInput,
+                "columns is empty",
+            ),
+            (
+                json!({ "path": "bad.jsonl", "columns": ["a", "a"] }),
+                ErrorKind::InvalidInput,
+                "more than once",
+            ),
+            (
+                json!({ "path": "bad.jsonl", "colums": ["a"] }),
+                ErrorKind::InvalidInput,
+                "colums",
+            ),
+        ];
+        for (selector, kind, needle) in cases {
+            assert_refused(&config, selector, None, kind, &[needle]);
+        }
+        assert_refused(
+            &json!({}),
+            json!({ "path": "bad.jsonl" }),
+            None,
+            ErrorKind::InvalidInput,
+            &["no `root` configured"],
+        );
+        assert_refused(
+            &json!({ "root": dir.path(), "max_line_bytes": 0 }),
+            json!({ "path": "bad.jsonl" }),
+            None,
+            ErrorKind::InvalidInput,
+            &["max_line_bytes"],
+        );
+    }
+
+    #[test]
+    fn a_line_over_max_line_bytes_names_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        // Line 3 holds 11 bytes; the others at most 10, one with `\r\n`.
+        let file = "{\"a\":\"1\"}\r\n\n{\"a\":\"123\"}\n{\"a\":\"12\"}\n";
+        fs::write(dir.path().join("long.jsonl"), file).unwrap();
+        let selector = json!({ "path": "long.jsonl" });
+        for cap in [9, 10] {
+            let config = json!({ "root": dir.path(), "max_line_bytes": cap });
+            let err = load_as(&config, selector.clone(), None).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::LimitExceeded, "{}", err.message);
+            for needle in [
+                "\"long.jsonl\", line 3",
+                &format!("{cap} bytes"),
+                "max_line_bytes",
+            ] {
+                assert!(err.message.contains(needle), "{needle}: {}", err.message);
+            }
+        }
+        let config = json!({ "root": dir.path(), "max_line_bytes": 11 });
+        assert_eq!(load_as(&config, selector.clone(), None).unwrap().len(), 3);
+
+        // Past the first batch, and with no final newline.
+        let mut file = "{\"a\":\"1\"}\n".repeat(20_000);
+        file.push_str("{\"a\":\"12345\"}");
+        fs::write(dir.path().join("late.jsonl"), &file).unwrap();
+        let config = json!({ "root": dir.path(), "max_line_bytes": 12 });
+        let err = load_as(&config, json!({ "path": "late.jsonl" }), None).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::LimitExceeded);
+        assert!(err.message.contains("line 20001"), "{}", err.message);
     }
 }

@@ -1,10 +1,13 @@
 //! The `markdown` formatter: a GitHub-flavoured Markdown table, bare or
 //! inside a report.
 
-use crate::escape::escape_inline;
+use crate::escape::{escape_inline, escaped};
 use crate::report::{Report, TemplateOption};
 use export_plugin_api::arrow_array::RecordBatch;
 use export_plugin_api::arrow_schema::{DataType, SchemaRef};
+use export_plugin_api::report::{
+    self as stats, format_number, Audience, ChartOption, ReportBuilder, SUMMARY_HEADERS,
+};
 use export_plugin_api::rows::{Cell, Rows};
 use export_plugin_api::{FormatWriter, Formatter, JsonSchema, NoConfig, PluginError, Result};
 use serde::{Deserialize, Serialize};
@@ -23,9 +26,25 @@ pub struct MarkdownOptions {
     pub template: Option<TemplateOption>,
 
     /// The report's title, shown by the built-in report as its heading.
-    /// Only with `template`. Default: `"Export"`.
+    /// Only with `template` or an `audience` other than `"table"`.
+    /// Default: `"Export"`.
     #[serde(default)]
     pub title: Option<String>,
+
+    /// Who the document is for: `"table"` (default: the table alone, as
+    /// without this option), `"analyst"` (the table, then a summary of
+    /// every column and the charts, computed while the rows stream by) or
+    /// `"executive"` (the title, the summary and the charts; no table).
+    /// Without `template`, a report starts with `# title`.
+    #[serde(default)]
+    pub audience: Audience,
+
+    /// Charts, each written as a table of its points:
+    /// `{"x": COLUMN, "y": COLUMN or [COLUMNS], "kind": "line" | "bar"}`,
+    /// or a list of them; see the README for `agg`, `points` and `title`.
+    /// Needs `audience` `"analyst"` or `"executive"`.
+    #[serde(default)]
+    pub chart: Option<ChartOption>,
 }
 
 /// The `markdown` formatter: one GitHub-flavoured Markdown table, a header
@@ -53,23 +72,45 @@ impl Formatter for MarkdownFormatter {
     ) -> Result<Box<dyn FormatWriter>> {
         // Refuse column types that cannot be shown as text before any output exists.
         Rows::new(&RecordBatch::new_empty(schema.clone()))?;
+        let charts = stats::check_options(options.audience, options.chart.as_ref())?;
+        let insights = if options.audience.shows_report() {
+            Some(ReportBuilder::new(&schema, &charts)?)
+        } else {
+            None
+        };
+        let heading = match (&options.template, &insights) {
+            (None, Some(_)) => Some(format!(
+                "# {}",
+                escaped(
+                    options
+                        .title
+                        .as_deref()
+                        .unwrap_or(crate::report::DEFAULT_TITLE)
+                )
+            )),
+            _ => None,
+        };
         let report = match (&options.template, options.title) {
             (Some(template), title) => Some(Report::new(template, title, &schema)?),
+            (None, Some(_)) if insights.is_some() => None,
             (None, Some(_)) => {
                 return Err(PluginError::invalid_input(
                     "option \"title\" is only used by a report: add \"template\": \"report\" \
-                     (or your own template), or leave the title out",
+                     (or your own template) or an \"audience\", or leave the title out",
                 ))
             }
             (None, None) => None,
         };
         // Rendered now so that a mistake fails the export before any output.
-        let before = match &report {
-            Some(report) => separated_before(&report.render_before()?),
-            None => String::new(),
+        let before = match (&report, heading) {
+            (Some(report), _) => separated_before(&report.render_before()?),
+            (None, Some(heading)) => separated_before(&heading),
+            (None, None) => String::new(),
         };
         Ok(Box::new(MarkdownWriter {
             schema,
+            show_table: options.audience.shows_table(),
+            insights,
             report,
             pending_start: Some(before),
             row_count: 0,
@@ -82,6 +123,10 @@ impl Formatter for MarkdownFormatter {
 /// One running Markdown export.
 struct MarkdownWriter {
     schema: SchemaRef,
+    /// Whether rows are written (not for the executive audience).
+    show_table: bool,
+    /// The summary and charts being computed, when the audience wants them.
+    insights: Option<ReportBuilder>,
     report: Option<Report>,
     /// The report's text before the table and the table's header, until the
     /// first output is written.
@@ -101,7 +146,7 @@ impl MarkdownWriter {
         };
         out.extend_from_slice(before.as_bytes());
         let fields = self.schema.fields();
-        if fields.is_empty() {
+        if fields.is_empty() || !self.show_table {
             return;
         }
         let line = &mut self.line;
@@ -129,10 +174,13 @@ impl FormatWriter for MarkdownWriter {
     fn write(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<()> {
         check_schema(&self.schema, batch)?;
         self.write_start(out);
+        if let Some(insights) = &mut self.insights {
+            insights.add(batch)?;
+        }
         let rows = Rows::new(batch)?;
         let columns = rows.num_columns();
         self.row_count += rows.len() as u64;
-        if columns == 0 {
+        if columns == 0 || !self.show_table {
             return Ok(());
         }
         for row in 0..rows.len() {
@@ -163,12 +211,20 @@ impl FormatWriter for MarkdownWriter {
 
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<()> {
         self.write_start(out);
+        let wrote_insights = self.insights.is_some();
+        if let Some(insights) = self.insights.take() {
+            // A blank line ends the table; without it the text would be a row.
+            if self.show_table && !self.schema.fields().is_empty() {
+                out.push(b'\n');
+            }
+            out.extend_from_slice(render_insights(&insights.finish()).as_bytes());
+        }
         if let Some(report) = &self.report {
             let after = report.render_after(self.row_count)?;
             let after = after.trim_start_matches(['\n', '\r']);
             if !after.is_empty() {
                 // A blank line ends the table; without it the text would be a row.
-                if !self.schema.fields().is_empty() {
+                if !self.schema.fields().is_empty() || wrote_insights {
                     out.push(b'\n');
                 }
                 out.extend_from_slice(after.as_bytes());
@@ -179,6 +235,74 @@ impl FormatWriter for MarkdownWriter {
         }
         Ok(())
     }
+}
+
+/// The summary, then each chart as a table of its points, as Markdown
+/// ending in a line break.
+fn render_insights(report: &stats::Report) -> String {
+    let mut text = String::new();
+    let summary = &report.summary;
+    let _ = write!(
+        text,
+        "## Summary\n\n{} row{}.\n",
+        summary.row_count,
+        if summary.row_count == 1 { "" } else { "s" }
+    );
+    if !summary.columns.is_empty() {
+        text.push('\n');
+        table_row(&mut text, SUMMARY_HEADERS.iter().copied());
+        text.push_str("| --- |");
+        for _ in 1..SUMMARY_HEADERS.len() {
+            text.push_str(" ---: |");
+        }
+        text.push('\n');
+        for column in &summary.columns {
+            let cells = column.cells();
+            table_row(&mut text, cells.iter().map(String::as_str));
+        }
+    }
+    for chart in &report.charts {
+        text.push_str("\n## ");
+        escape_inline(&chart.title, &mut text);
+        text.push_str("\n\n");
+        escape_inline(&chart.caption(), &mut text);
+        text.push_str(".\n\n");
+        table_row(
+            &mut text,
+            std::iter::once(chart.x.as_str()).chain(chart.series.iter().map(String::as_str)),
+        );
+        text.push_str("| --- |");
+        for _ in &chart.series {
+            text.push_str(" ---: |");
+        }
+        text.push('\n');
+        if chart.points.is_empty() {
+            text.push_str("\nNo points.\n");
+        }
+        for point in &chart.points {
+            let values: Vec<String> = point
+                .values
+                .iter()
+                .map(|v| v.map(format_number).unwrap_or_default())
+                .collect();
+            table_row(
+                &mut text,
+                std::iter::once(point.label.as_str()).chain(values.iter().map(String::as_str)),
+            );
+        }
+    }
+    text
+}
+
+/// One table row of `cells`, escaped.
+fn table_row<'c>(text: &mut String, cells: impl Iterator<Item = &'c str>) {
+    text.push('|');
+    for cell in cells {
+        text.push(' ');
+        escape_inline(cell, text);
+        text.push_str(" |");
+    }
+    text.push('\n');
 }
 
 /// The report's opening, ending in a blank line so that the table starts a
@@ -457,6 +581,69 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out, "| id |\n| --- |\n\n0\n");
+    }
+
+    #[test]
+    fn audiences_add_a_summary_and_chart_tables() {
+        let batch = text_batch(&[
+            (
+                "day",
+                vec![Some("2024-05-01"), Some("2024-05-01"), Some("2024-05-02")],
+            ),
+            ("n", vec![Some("2"), Some("3"), Some("|4")]),
+        ]);
+        let out = format_all(
+            json!({"audience": "executive", "title": "Q|2"}),
+            batch.schema(),
+            std::slice::from_ref(&batch),
+        )
+        .unwrap();
+        assert!(
+            out.starts_with("# Q\\|2\n\n## Summary\n\n3 rows.\n"),
+            "{out}"
+        );
+        assert!(!out.contains("| 2024-05-01 | 2 |"), "no table: {out}");
+        assert!(out.contains("| n | 0 |  |  |  |  | 3 |"), "{out}");
+        let numbers = text_batch(&[
+            (
+                "day",
+                vec![Some("2024-05-01"), Some("2024-05-01"), Some("2024-05-02")],
+            ),
+            ("n", vec![Some("2"), Some("3"), Some("4")]),
+        ]);
+        let out = format_all(
+            json!({"audience": "analyst", "chart": [{"x": "day", "y": "n", "kind": "bar"}]}),
+            numbers.schema(),
+            std::slice::from_ref(&numbers),
+        )
+        .unwrap();
+        assert!(out.starts_with("# Export\n\n| day | n |\n"), "{out}");
+        assert!(out.contains("| 2024-05-02 | 4 |\n\n## Summary"), "{out}");
+        assert!(out.contains("| n | 0 | 2 | 4 | 9 | 3 | 3 |"), "{out}");
+        assert!(
+            out.ends_with(
+                "## sum of n by day\n\nsum of n per day.\n\n| day | n |\n| --- | ---: |\n\
+                 | 2024-05-01 | 5 |\n| 2024-05-02 | 4 |\n"
+            ),
+            "{out}"
+        );
+        // The default audience is the table alone, byte for byte.
+        assert_eq!(
+            format_all(
+                json!({"audience": "table"}),
+                numbers.schema(),
+                std::slice::from_ref(&numbers)
+            )
+            .unwrap(),
+            format_all(json!({}), numbers.schema(), std::slice::from_ref(&numbers)).unwrap()
+        );
+        let err = format_all(
+            json!({"chart": {"x": "day", "y": "n"}}),
+            numbers.schema(),
+            &[],
+        )
+        .unwrap_err();
+        assert!(err.message.contains("audience"), "{}", err.message);
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub(crate) struct PdfFile {
     offsets: Vec<u64>,
     page_tree: Ref,
     pages: Vec<Ref>,
+    /// How many of `pages` are front pages.
+    front: usize,
 }
 
 impl PdfFile {
@@ -49,6 +51,7 @@ impl PdfFile {
             offsets: vec![UNWRITTEN],
             page_tree: Ref::new(1),
             pages: Vec::new(),
+            front: 0,
         };
         file.page_tree = file.alloc();
         file
@@ -78,6 +81,14 @@ impl PdfFile {
     /// Adds a page (already written) to the page tree, in order.
     pub(crate) fn add_page(&mut self, page: Ref) {
         self.pages.push(page);
+    }
+
+    /// Adds a page (already written) to the page tree after the front
+    /// pages added so far and before every other: a report's summary,
+    /// known only at the end, still opens the document.
+    pub(crate) fn add_front_page(&mut self, page: Ref) {
+        self.pages.insert(self.front.min(self.pages.len()), page);
+        self.front += 1;
     }
 
     /// The bytes of the objects written since the last call.

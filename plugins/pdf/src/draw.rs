@@ -17,6 +17,7 @@ use crate::document::{deflate, PdfFile, HEADER};
 use crate::embed::GlyphSet;
 use crate::fonts::{Face, Fonts};
 use crate::formatter::{Orientation, PageSize, PdfOptions};
+use crate::insights::InsightsPage;
 use crate::shape::{Placed, Shaper};
 use export_plugin_api::{PluginError, Result};
 use pdf_writer::{Content, Filter, Name, Rect, Ref, Str, TextStr};
@@ -109,30 +110,37 @@ pub(crate) struct PageFrame {
 /// One page, ready to draw.
 pub(crate) struct PageContent {
     pub(crate) number: usize,
+    /// A report page (summary and charts) instead of table rows.
+    pub(crate) insights: Option<InsightsPage>,
+    /// The page's label at the foot instead of its number (`Page i` for
+    /// report pages, which come first though they are drawn last).
+    pub(crate) label: Option<String>,
+    /// Whether the page goes before the table's pages in the page tree.
+    pub(crate) front: bool,
     pub(crate) columns: Arc<Columns>,
     pub(crate) rows: Vec<LaidRow>,
     /// A line under the header when there are no rows (`No rows.`).
     pub(crate) note: Option<&'static str>,
 }
 
-type Color = (u8, u8, u8);
-const INK: Color = (31, 35, 40);
-const MUTED: Color = (87, 96, 106);
+pub(crate) type Color = (u8, u8, u8);
+pub(crate) const INK: Color = (31, 35, 40);
+pub(crate) const MUTED: Color = (87, 96, 106);
 const HEADER_FILL: Color = (230, 234, 239);
 const STRIPE_FILL: Color = (246, 248, 250);
-const RULE_LIGHT: Color = (216, 222, 228);
-const RULE_STRONG: Color = (140, 149, 159);
+pub(crate) const RULE_LIGHT: Color = (216, 222, 228);
+pub(crate) const RULE_STRONG: Color = (140, 149, 159);
 
 /// The resource names of the faces' fonts, by [`Face::index`].
 const FONT_NAMES: [&[u8]; 3] = [b"F0", b"F1", b"F2"];
 
 /// Draws pages into content streams, noting the glyphs they use.
 pub(crate) struct Painter {
-    fonts: Fonts,
+    pub(crate) fonts: Fonts,
     shaper: Shaper,
     /// The glyphs drawn so far, by [`Face::index`].
     glyphs: [GlyphSet; 3],
-    frame: PageFrame,
+    pub(crate) frame: PageFrame,
     /// Reused for each run: its glyphs, their CIDs and their bytes.
     placed: Vec<Placed>,
     cids: Vec<u16>,
@@ -140,9 +148,9 @@ pub(crate) struct Painter {
 }
 
 /// The drawing state within one page's content stream.
-struct Canvas {
-    content: Content,
-    page_height: f32,
+pub(crate) struct Canvas {
+    pub(crate) content: Content,
+    pub(crate) page_height: f32,
     fill: Option<Color>,
     font: Option<(Face, f32)>,
     /// Which faces the page used, by [`Face::index`].
@@ -150,7 +158,7 @@ struct Canvas {
 }
 
 impl Canvas {
-    fn set_fill(&mut self, color: Color) {
+    pub(crate) fn set_fill(&mut self, color: Color) {
         if self.fill != Some(color) {
             let (r, g, b) = color;
             self.content.set_fill_rgb(
@@ -163,7 +171,7 @@ impl Canvas {
     }
 
     /// A filled rectangle with its top left at (`x`, `y`), y downwards.
-    fn fill_rect(&mut self, x: f32, y: f32, w: f32, h: f32, color: Color) {
+    pub(crate) fn fill_rect(&mut self, x: f32, y: f32, w: f32, h: f32, color: Color) {
         if w <= 0.0 || h <= 0.0 {
             return;
         }
@@ -200,6 +208,20 @@ impl Painter {
             font: None,
             used: [false; 3],
         };
+
+        if let Some(insights) = &content.insights {
+            self.insights_page(&mut canvas, insights);
+            canvas.content.begin_text();
+            canvas.set_fill(INK);
+            self.frame_text(&mut canvas, content);
+            canvas.content.end_text();
+            return Drawn::Page {
+                content: canvas.content.finish().into_vec(),
+                deflated: false,
+                used: canvas.used,
+                front: content.front,
+            };
+        }
 
         // Shapes first (the header band, stripes and rules), then the text
         // over them, in one text object.
@@ -257,26 +279,54 @@ impl Painter {
                 g.font_size,
             );
         }
-        // The page number, centred at the foot.
-        let label = format!("Page {}", content.number);
-        let size = g.font_size * 0.9;
-        let width = self.fonts.width(&label, false) * size;
-        let baseline = g.height - g.margin - size * (1.0 - ascent);
-        self.line(
-            &mut canvas,
-            &label,
-            false,
-            (g.width - width) / 2.0,
-            baseline,
-            size,
-        );
+        self.page_number(&mut canvas, content);
         canvas.content.end_text();
 
         Drawn::Page {
             content: canvas.content.finish().into_vec(),
             deflated: false,
             used: canvas.used,
+            front: content.front,
         }
+    }
+
+    /// The title and the page label, inside a text object.
+    fn frame_text(&mut self, canvas: &mut Canvas, content: &PageContent) {
+        let g = self.frame.geometry;
+        let ascent = self.fonts.ascent;
+        let title = std::mem::take(&mut self.frame.title);
+        self.line(
+            canvas,
+            &title,
+            true,
+            g.margin,
+            g.margin + g.title_size * ascent,
+            g.title_size,
+        );
+        self.frame.title = title;
+        canvas.set_fill(MUTED);
+        self.page_number(canvas, content);
+    }
+
+    /// The page number (or label), centred at the foot, inside a text object.
+    fn page_number(&mut self, canvas: &mut Canvas, content: &PageContent) {
+        let g = self.frame.geometry;
+        let ascent = self.fonts.ascent;
+        let label = content
+            .label
+            .clone()
+            .unwrap_or_else(|| format!("Page {}", content.number));
+        let size = g.font_size * 0.9;
+        let width = self.fonts.width(&label, false) * size;
+        let baseline = g.height - g.margin - size * (1.0 - ascent);
+        self.line(
+            canvas,
+            &label,
+            false,
+            (g.width - width) / 2.0,
+            baseline,
+            size,
+        );
     }
 
     /// The glyphs drawn, for the fonts.
@@ -318,7 +368,7 @@ impl Painter {
 
     /// Draws one line of text with its baseline at (`x`, `baseline`), each
     /// run in the face that covers it. Inside a text object.
-    fn line(
+    pub(crate) fn line(
         &mut self,
         canvas: &mut Canvas,
         text: &str,
@@ -517,6 +567,8 @@ pub(crate) enum Drawn {
         content: Vec<u8>,
         deflated: bool,
         used: [bool; 3],
+        /// Goes before the table's pages.
+        front: bool,
     },
     /// At the end: the glyphs drawn, by [`Face::index`].
     Glyphs(Box<[GlyphSet; 3]>),
@@ -530,10 +582,12 @@ impl Drawn {
                 content,
                 deflated: false,
                 used,
+                front,
             } => Ok(Drawn::Page {
                 content: deflate(&content)?,
                 deflated: true,
                 used,
+                front,
             }),
             other => Ok(other),
         }
@@ -642,6 +696,7 @@ impl Drawing {
                     content,
                     deflated,
                     used,
+                    front,
                 })) => {
                     self.in_flight -= 1;
                     let stream = if deflated {
@@ -649,7 +704,7 @@ impl Drawing {
                     } else {
                         deflate(&content)?
                     };
-                    self.write_page(&stream, used, out)?;
+                    self.write_page(&stream, used, front, out)?;
                 }
                 Ok(Ok(Drawn::Glyphs(_))) => {
                     return Err(PluginError::internal(
@@ -665,7 +720,13 @@ impl Drawing {
     }
 
     /// Appends a page's content stream (deflated) and page object to `out`.
-    fn write_page(&mut self, stream: &[u8], used: [bool; 3], out: &mut Vec<u8>) -> Result<()> {
+    fn write_page(
+        &mut self,
+        stream: &[u8],
+        used: [bool; 3],
+        front: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         let stream_ref = self.file.alloc();
         let page_ref = self.file.alloc();
         self.file
@@ -695,7 +756,11 @@ impl Drawing {
         drop(dict);
         drop(resources);
         drop(page);
-        self.file.add_page(page_ref);
+        if front {
+            self.file.add_front_page(page_ref);
+        } else {
+            self.file.add_page(page_ref);
+        }
         out.extend_from_slice(&self.file.take());
         Ok(())
     }

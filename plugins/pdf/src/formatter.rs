@@ -3,9 +3,11 @@
 use crate::config::PdfConfig;
 use crate::draw::{Columns, Drawing, Geometry, LaidRow, PageContent, PageFrame, HEADER_LINES};
 use crate::fonts::Fonts;
+use crate::insights::paginate;
 use crate::layout::{clean, column_widths, wrap};
 use export_plugin_api::arrow_array::RecordBatch;
 use export_plugin_api::arrow_schema::{DataType, SchemaRef};
+use export_plugin_api::report::{self, Audience, ChartOption, ReportBuilder};
 use export_plugin_api::rows::{Cell, Rows};
 use export_plugin_api::{FormatWriter, Formatter, JsonSchema, PluginError, Result};
 use serde::{Deserialize, Serialize};
@@ -69,6 +71,21 @@ pub struct PdfOptions {
     #[serde(default = "default_max_cell_lines")]
     #[schemars(range(min = 1, max = 200))]
     pub max_cell_lines: u32,
+
+    /// Who the document is for: `"table"` (default: the table alone, as
+    /// without this option), `"analyst"` (pages with a summary of every
+    /// column and the charts, numbered `i`, `ii`, ..., before the table) or
+    /// `"executive"` (the title, the summary and the charts; no table). The
+    /// summary and charts are computed while the rows stream by.
+    #[serde(default)]
+    pub audience: Audience,
+
+    /// Charts, drawn as vector graphics:
+    /// `{"x": COLUMN, "y": COLUMN or [COLUMNS], "kind": "line" | "bar"}`,
+    /// or a list of them; see the README for `agg`, `points` and `title`.
+    /// Needs `audience` `"analyst"` or `"executive"`.
+    #[serde(default)]
+    pub chart: Option<ChartOption>,
 }
 
 fn default_title() -> String {
@@ -95,6 +112,8 @@ impl Default for PdfOptions {
             orientation: default_orientation(),
             font_size: default_font_size(),
             max_cell_lines: default_max_cell_lines(),
+            audience: Audience::Table,
+            chart: None,
         }
     }
 }
@@ -144,6 +163,12 @@ impl Formatter for PdfFormatter {
                 options.max_cell_lines
             )));
         }
+        let charts = report::check_options(options.audience, options.chart.as_ref())?;
+        let insights = if options.audience.shows_report() {
+            Some(ReportBuilder::new(&schema, &charts)?)
+        } else {
+            None
+        };
         let geometry = Geometry::new(&options);
         let mut fonts = Fonts::load()?;
         let header: Vec<String> = schema.fields().iter().map(|f| clean(f.name())).collect();
@@ -174,6 +199,8 @@ impl Formatter for PdfFormatter {
             options.title.clone(),
         )?;
         Ok(Box::new(PdfWriter {
+            show_table: options.audience.shows_table(),
+            insights,
             drawing,
             fonts,
             geometry,
@@ -206,6 +233,10 @@ const SAMPLE_BYTES: usize = 4 << 20;
 /// One running PDF export: lays rows out into pages and hands each full
 /// page to the drawing thread.
 struct PdfWriter {
+    /// Whether rows are drawn (not for the executive audience).
+    show_table: bool,
+    /// The summary and charts being computed, when the audience wants them.
+    insights: Option<ReportBuilder>,
     drawing: Drawing,
     /// For measuring text while wrapping (the drawing thread has its own).
     fonts: Fonts,
@@ -330,12 +361,45 @@ impl PdfWriter {
         self.drawing.send(
             PageContent {
                 number: self.pages,
+                insights: None,
+                label: None,
+                front: false,
                 columns,
                 rows,
                 note,
             },
             out,
         )
+    }
+
+    /// Draws the summary and charts as pages numbered i, ii, ... that
+    /// open the document.
+    fn draw_insights(&mut self, builder: ReportBuilder, out: &mut Vec<u8>) -> Result<()> {
+        let report = builder.finish();
+        let pages = paginate(&report, &self.geometry, &mut self.fonts);
+        let columns = Arc::new(Columns {
+            x: Vec::new(),
+            widths: Vec::new(),
+            header: LaidRow {
+                cells: Vec::new(),
+                height: 0.0,
+            },
+        });
+        for (index, page) in pages.into_iter().enumerate() {
+            self.drawing.send(
+                PageContent {
+                    number: index + 1,
+                    insights: Some(page),
+                    label: Some(format!("Page {}", roman(index + 1))),
+                    front: true,
+                    columns: columns.clone(),
+                    rows: Vec::new(),
+                    note: None,
+                },
+                out,
+            )?;
+        }
+        Ok(())
     }
 
     /// Writes the file's header, the first time.
@@ -385,6 +449,33 @@ fn cell_text<'c>(cell: Cell<'c>, buffer: &'c mut String) -> &'c str {
     }
 }
 
+/// `n` in lowercase Roman numerals (front-matter page numbers).
+fn roman(mut n: usize) -> String {
+    const NUMERALS: [(usize, &str); 13] = [
+        (1000, "m"),
+        (900, "cm"),
+        (500, "d"),
+        (400, "cd"),
+        (100, "c"),
+        (90, "xc"),
+        (50, "l"),
+        (40, "xl"),
+        (10, "x"),
+        (9, "ix"),
+        (5, "v"),
+        (4, "iv"),
+        (1, "i"),
+    ];
+    let mut text = String::new();
+    for (value, numeral) in NUMERALS {
+        while n >= value {
+            text.push_str(numeral);
+            n -= value;
+        }
+    }
+    text
+}
+
 /// The value below which 90% of `values` lie (0 for none).
 fn percentile_90(mut values: Vec<f32>) -> f32 {
     if values.is_empty() {
@@ -411,6 +502,14 @@ fn widest_line(fonts: &mut Fonts, text: &str, bold: bool) -> f32 {
 
 impl FormatWriter for PdfWriter {
     fn write(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<()> {
+        if let Some(insights) = &mut self.insights {
+            insights.add(batch)?;
+        }
+        if !self.show_table {
+            // Only the summary and charts: nothing to lay out, no page per row.
+            self.start_file(out);
+            return Ok(());
+        }
         self.received += batch.num_rows() as u64;
         if self.received > self.max_rows {
             return Err(PluginError::limit_exceeded(format!(
@@ -445,11 +544,16 @@ impl FormatWriter for PdfWriter {
 
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<()> {
         self.start_file(out);
-        if self.columns.is_none() {
-            self.set_columns(out)?;
+        if self.show_table {
+            if self.columns.is_none() {
+                self.set_columns(out)?;
+            }
+            if !self.page.is_empty() || self.pages == 0 {
+                self.draw_page(out)?;
+            }
         }
-        if !self.page.is_empty() || self.pages == 0 {
-            self.draw_page(out)?;
+        if let Some(builder) = self.insights.take() {
+            self.draw_insights(builder, out)?;
         }
         self.drawing.finish(&self.fonts, out)
     }
@@ -541,6 +645,79 @@ mod tests {
 
     fn collapse(text: &str) -> String {
         text.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn audiences_add_summary_and_chart_pages_first() {
+        let days = 60;
+        let day: Vec<String> = (0..days)
+            .map(|d| format!("2024-{:02}-{:02}", d / 28 + 1, d % 28 + 1))
+            .collect();
+        let team: Vec<&str> = (0..days).map(|d| ["ops", "sales", "dev"][d % 3]).collect();
+        let n: Vec<i64> = (0..days as i64).map(|d| d * 7 % 23).collect();
+        let m: Vec<f64> = (0..days).map(|d| (d as f64).sqrt()).collect();
+        let batch = RecordBatch::try_from_iter([
+            ("day", Arc::new(StringArray::from(day)) as ArrayRef),
+            ("team", Arc::new(StringArray::from(team)) as ArrayRef),
+            ("n", Arc::new(Int64Array::from(n.clone())) as ArrayRef),
+            ("m", Arc::new(Float64Array::from(m)) as ArrayRef),
+        ])
+        .unwrap();
+        let options = json!({
+            "title": "Daily report",
+            "audience": "analyst",
+            "chart": [
+                {"x": "day", "y": "n", "kind": "bar"},
+                {"x": "day", "y": ["n", "m"], "kind": "line"},
+                {"x": "team", "y": "n", "agg": "mean"}
+            ]
+        });
+        let pdf = format_pdf(
+            options.clone(),
+            batch.schema(),
+            std::slice::from_ref(&batch),
+        )
+        .unwrap();
+        if let Ok(path) = std::env::var("PDF_REPORT_SAMPLE") {
+            std::fs::write(path, &pdf).unwrap();
+        }
+        let pages = pages_text(&pdf);
+        let first = collapse(&pages[0]);
+        assert!(
+            first.contains("Summary") && first.contains("60 rows."),
+            "{first}"
+        );
+        let sum: i64 = n.iter().sum();
+        assert!(
+            first.contains(&format!(" {sum} ")),
+            "the sum {sum}: {first}"
+        );
+        assert!(first.contains("Page i"), "{first}");
+        let all = collapse(&pages.join(" "));
+        assert!(
+            all.contains("sum of n by day") && all.contains("mean of n by team"),
+            "{all}"
+        );
+        // The table follows, numbered from 1.
+        let table = pages.iter().position(|p| p.contains("Page 1")).unwrap();
+        assert!(table > 0 && pages[table].contains("2024-01-01"), "{all}");
+        // Executive: no table pages.
+        let mut options = options;
+        options["audience"] = json!("executive");
+        let pdf = format_pdf(options, batch.schema(), std::slice::from_ref(&batch)).unwrap();
+        let all = collapse(&pages_text(&pdf).join(" "));
+        assert!(!all.contains("Page 1"), "{all}");
+        assert!(all.contains("60 rows."), "{all}");
+        // The default audience draws the same document as no option.
+        assert_eq!(
+            format_pdf(
+                json!({"audience": "table"}),
+                batch.schema(),
+                std::slice::from_ref(&batch)
+            )
+            .unwrap(),
+            format_pdf(json!({}), batch.schema(), std::slice::from_ref(&batch)).unwrap()
+        );
     }
 
     #[test]

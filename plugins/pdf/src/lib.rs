@@ -46,6 +46,7 @@ mod draw;
 mod embed;
 mod fonts;
 mod formatter;
+mod insights;
 mod layout;
 mod shape;
 

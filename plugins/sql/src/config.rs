@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 #[serde(deny_unknown_fields)]
 #[schemars(crate = "export_plugin_api::schemars")]
 pub struct SqlConfig {
-    /// The database the queries run against: `sqlite://PATH` (a relative
-    /// path is resolved from the working directory; the file must exist and
+    /// The database the queries run against: `sqlite://PATH` (the host
+    /// resolves a relative path against the folder of plugins.toml; the file must exist and
     /// is opened read-only), `sqlite::memory:`, or `postgres://USER@HOST/DB`
     /// (every transaction is read-only).
     pub database: String,
@@ -32,6 +32,53 @@ pub struct SqlConfig {
     /// The queries a request may run, by name. A request names one and
     /// gives its parameters; nothing else ever reaches the database.
     pub queries: BTreeMap<String, QueryDef>,
+
+    /// Runs every query as the caller, so the database's own row-level
+    /// security decides which rows they see (PostgreSQL only; a SQLite
+    /// database with this block is refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionConfig>,
+}
+
+/// `[plugins.sql.config.session]`: how a PostgreSQL query runs as the caller.
+///
+/// Each query then runs in its own read-only transaction that first does
+/// `SET LOCAL ROLE <role>` and `SELECT set_config(<claims_setting>,
+/// <the caller's claims as JSON>, true)`, both undone when the transaction
+/// ends. The claims are the caller's verified JWT claims, or for a token
+/// or operator caller `{"sub": USER, "role": "admin" | "user"}`. For
+/// Supabase-style policies that read `current_setting('request.jwt.claims')`:
+///
+/// ```toml
+/// [plugins.sql.config.session]
+/// role = "authenticated"
+/// claims_setting = "request.jwt.claims"
+/// ```
+///
+/// The connecting user must be a member of the roles (`GRANT authenticated
+/// TO exporter`), and a policy sees exactly what the caller's credential
+/// says: give the role no BYPASSRLS and force RLS on tables the connecting
+/// user owns (`ALTER TABLE ... FORCE ROW LEVEL SECURITY`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(crate = "export_plugin_api::schemars")]
+pub struct SessionConfig {
+    /// The role every query runs as (`SET LOCAL ROLE`). Leave out to keep
+    /// the connecting user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+
+    /// The role an admin caller's queries run as instead of `role` (for
+    /// example `service_role`); default: `role`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_role: Option<String>,
+
+    /// The setting that receives the caller's claims as JSON text, read by
+    /// policies with `current_setting('<setting>', true)`. A custom setting
+    /// needs a dot in its name (`request.jwt.claims`). Leave out to pass no
+    /// claims.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims_setting: Option<String>,
 }
 
 /// One named query.
@@ -108,6 +155,35 @@ pub struct ParamDef {
     /// What the parameter means, for people.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+
+    /// Where the value comes from: `"request"` (the default, the
+    /// selector's `params`) or `"caller"` (the user id of whoever asked,
+    /// as the host verified it). A caller-bound parameter must be `text`
+    /// and have no default. A non-admin caller always gets their own id
+    /// (a selector may repeat it, but any other value is refused); an
+    /// admin may set it to act for one user, and leaving it out gives
+    /// NULL (write `:p IS NULL OR ...` to mean everyone), or the admin's
+    /// own id when the parameter is `required`.
+    #[serde(default, skip_serializing_if = "ParamSource::is_request")]
+    pub from: ParamSource,
+}
+
+/// Where a parameter's value comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(crate = "export_plugin_api::schemars")]
+pub enum ParamSource {
+    /// The request's selector.
+    #[default]
+    Request,
+    /// The caller's verified user id.
+    Caller,
+}
+
+impl ParamSource {
+    fn is_request(&self) -> bool {
+        *self == ParamSource::Request
+    }
 }
 
 /// Which database a configuration points at, with the SQLite path resolved.

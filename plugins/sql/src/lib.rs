@@ -17,21 +17,53 @@
 //! database = "sqlite://examples/data/example.db"   # or postgres://user@host/db
 //!
 //! [plugins.sql.config.queries.messages]
-//! description = "One user's messages since a time"
+//! description = "The caller's messages since a time"
 //! sql = """
 //! SELECT m.id, m.content, m.created_at
 //! FROM messages m JOIN conversations c ON c.id = m.conversation_id
 //! WHERE c.user_id = :user_id AND (:since IS NULL OR m.created_at >= :since)
 //! ORDER BY m.created_at
 //! """
-//! params.user_id = { type = "text", required = true }
+//! params.user_id = { type = "text", required = true, from = "caller" }
 //! params.since = { type = "timestamp" }
 //! ```
 //!
 //! ```sh
-//! export-host export --loader sql --format csv \
-//!     --selector '{"query":"messages","params":{"user_id":"u_ada","since":"2024-05-03"}}'
+//! export-host export --loader sql --format csv --user u_ada \
+//!     --selector '{"query":"messages","params":{"since":"2024-05-03"}}'
 //! ```
+//!
+//! ## The caller
+//!
+//! The host passes the loader who asked ([`export_plugin_api::Caller`]),
+//! never anything a selector says. A parameter declared `from = "caller"`
+//! (type `text`, no default) takes the caller's user id:
+//!
+//! | caller | leaves it out (or `null`) | sets it |
+//! | --- | --- | --- |
+//! | a user | their own id | their own id: allowed; anything else: refused, naming the parameter |
+//! | an admin | NULL, or their own id if `required` | acts for that user |
+//! | none (a host older than plugin-api 1.2) | refused | refused |
+//!
+//! So `(:user_id IS NULL OR user_id = :user_id)` lets an admin export
+//! everyone's rows and each user only their own, and `user_id = :user_id`
+//! with `required = true` is always one user's rows. The one-shot CLI is an
+//! admin unless `export --user U` is given.
+//!
+//! On PostgreSQL, `[plugins.sql.config.session]` ([`SessionConfig`]) runs
+//! every query as the caller instead, so the database's row-level security
+//! decides which rows they see:
+//!
+//! ```toml
+//! [plugins.sql.config.session]
+//! role = "authenticated"                  # SET LOCAL ROLE "authenticated"
+//! claims_setting = "request.jwt.claims"   # set_config(..., <caller's claims>, true)
+//! ```
+//!
+//! Each query then runs in a read-only transaction that first sets the
+//! role and the claims (the caller's verified JWT claims, or
+//! `{"sub": USER, "role": "user" | "admin"}` for other credentials).
+//! SQLite has no row-level security: a session block there is refused.
 //!
 //! ## Types
 //!
@@ -70,7 +102,8 @@
 //! PostgreSQL client to the workspace for no gain here.)
 //!
 //! Connections are read-only: a SQLite file is opened read-only and must
-//! exist; PostgreSQL sessions run with `default_transaction_read_only`.
+//! exist; a PostgreSQL query runs in a `BEGIN READ ONLY` transaction on a
+//! session with `default_transaction_read_only`.
 
 mod columns;
 mod config;
@@ -82,7 +115,9 @@ mod sqlite;
 mod stream;
 
 pub use columns::ColumnKind;
-pub use config::{ParamDef, PerBackendSql, QueryDef, QuerySql, SqlConfig};
+pub use config::{
+    ParamDef, ParamSource, PerBackendSql, QueryDef, QuerySql, SessionConfig, SqlConfig,
+};
 pub use loader::{SqlLoader, SqlSelector};
 pub use params::ParamType;
 

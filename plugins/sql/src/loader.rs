@@ -4,11 +4,14 @@
 use crate::config::{Backend, Database, SqlConfig};
 use crate::params::{self, ParamValue};
 use crate::placeholders;
+use crate::postgres::Session;
 use crate::stream::{Output, Shape};
 use crate::{postgres, sqlite};
 use export_plugin_api::arrow_array::RecordBatch;
 use export_plugin_api::arrow_schema::SchemaRef;
-use export_plugin_api::{BatchReader, ErrorKind, JsonSchema, Limits, Loader, PluginError, Result};
+use export_plugin_api::{
+    BatchReader, Caller, ErrorKind, JsonSchema, Limits, Loader, PluginError, Result,
+};
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
@@ -48,43 +51,92 @@ impl Loader for SqlLoader {
         selector: SqlSelector,
         limits: &Limits,
     ) -> Result<Box<dyn BatchReader>> {
-        let name = selector.query;
-        let query = config.queries.get(&name).ok_or_else(|| {
-            let known: Vec<&str> = config.queries.keys().map(String::as_str).collect();
-            PluginError::not_found(if known.is_empty() {
-                format!("no query {name:?}: the sql plugin's config defines no queries")
-            } else {
-                format!(
-                    "no query {name:?} in the sql plugin's config; the queries are: {}",
-                    known.join(", ")
-                )
-            })
-        })?;
-        params::check_declarations(&name, &query.params)?;
-        let values = params::resolve(&name, &query.params, &selector.params)?;
+        self.open_for(config, selector, limits, None)
+    }
 
-        let cwd = std::env::current_dir().map_err(|err| {
-            PluginError::from(err).context("cannot resolve the SQLite path: no working directory")
-        })?;
-        let database = Database::parse(&config.database, &cwd)?;
-        let backend = database.backend();
-        let sql = query.sql_for(&name, backend)?;
-        let positional = placeholders::rewrite(sql, backend).map_err(|err| {
-            PluginError::invalid_input(format!(
-                "the {} SQL of query {name:?} in plugins.toml {err}",
-                backend.name()
-            ))
-        })?;
-        let ordered = bind_order(&name, backend, &positional.names, values)?;
-
+    fn open_for(
+        &self,
+        config: SqlConfig,
+        selector: SqlSelector,
+        limits: &Limits,
+        caller: Option<&Caller>,
+    ) -> Result<Box<dyn BatchReader>> {
+        let plan = plan(&config, selector, caller)?;
         let shape = Shape {
-            query: name,
-            declared: query.columns.clone(),
+            query: plan.query,
+            declared: plan.columns,
             batch_size: limits.batch_size.max(1),
             remaining: limits.max_rows.saturating_add(1),
         };
-        SqlBatchReader::start(database, positional.sql, ordered, shape)
+        SqlBatchReader::start(plan.database, plan.sql, plan.values, plan.session, shape)
     }
+
+    fn validate(
+        &self,
+        config: SqlConfig,
+        selector: SqlSelector,
+        caller: Option<&Caller>,
+    ) -> Result<()> {
+        plan(&config, selector, caller).map(drop)
+    }
+}
+
+/// A query ready to run: everything checked that can be without the database.
+struct Plan {
+    query: String,
+    database: Database,
+    /// The SQL with positional placeholders.
+    sql: String,
+    /// The values in placeholder order.
+    values: Vec<ParamValue>,
+    columns: std::collections::BTreeMap<String, crate::columns::ColumnKind>,
+    session: Option<Session>,
+}
+
+/// Checks a request the way `open` does before it touches the database:
+/// the query exists, its declarations and SQL agree, every parameter has a
+/// value the caller may give, and the session settings suit the database.
+fn plan(config: &SqlConfig, selector: SqlSelector, caller: Option<&Caller>) -> Result<Plan> {
+    let name = selector.query;
+    let query = config.queries.get(&name).ok_or_else(|| {
+        let known: Vec<&str> = config.queries.keys().map(String::as_str).collect();
+        PluginError::not_found(if known.is_empty() {
+            format!("no query {name:?}: the sql plugin's config defines no queries")
+        } else {
+            format!(
+                "no query {name:?} in the sql plugin's config; the queries are: {}",
+                known.join(", ")
+            )
+        })
+    })?;
+    params::check_declarations(&name, &query.params)?;
+    let values = params::resolve(&name, &query.params, &selector.params, caller)?;
+
+    let cwd = std::env::current_dir().map_err(|err| {
+        PluginError::from(err).context("cannot resolve the SQLite path: no working directory")
+    })?;
+    let database = Database::parse(&config.database, &cwd)?;
+    let backend = database.backend();
+    let session = match &config.session {
+        Some(settings) => Some(Session::new(settings, backend, &name, caller)?),
+        None => None,
+    };
+    let sql = query.sql_for(&name, backend)?;
+    let positional = placeholders::rewrite(sql, backend).map_err(|err| {
+        PluginError::invalid_input(format!(
+            "the {} SQL of query {name:?} in plugins.toml {err}",
+            backend.name()
+        ))
+    })?;
+    let values = bind_order(&name, backend, &positional.names, values)?;
+    Ok(Plan {
+        query: name,
+        database,
+        sql: positional.sql,
+        values,
+        columns: query.columns.clone(),
+        session,
+    })
 }
 
 /// The values in placeholder order; every declared parameter must be used
@@ -136,6 +188,7 @@ impl SqlBatchReader {
         database: Database,
         sql: String,
         values: Vec<ParamValue>,
+        session: Option<Session>,
         shape: Shape,
     ) -> Result<Box<dyn BatchReader>> {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -147,7 +200,15 @@ impl SqlBatchReader {
             let outcome = match database.backend() {
                 Backend::Sqlite => sqlite::run(&database, &sql, &values, shape, &mut output).await,
                 Backend::Postgres => {
-                    postgres::run(&database, &sql, &values, shape, &mut output).await
+                    postgres::run(
+                        &database,
+                        &sql,
+                        &values,
+                        session.as_ref(),
+                        shape,
+                        &mut output,
+                    )
+                    .await
                 }
             };
             if let Err(err) = outcome {
@@ -222,7 +283,7 @@ mod tests {
     use export_plugin_api::arrow_array::{Array, RecordBatch};
     use export_plugin_api::arrow_schema::{DataType, TimeUnit};
     use export_plugin_api::json::is_json_field;
-    use export_plugin_api::{ErrorKind, Limits, PluginError};
+    use export_plugin_api::{Caller, ErrorKind, Limits, PluginError};
     use serde_json::{json, Value};
 
     /// A config on an in-memory SQLite database with `queries`.
@@ -494,5 +555,265 @@ mod tests {
         .err()
         .unwrap();
         assert_eq!(err.kind, ErrorKind::InvalidInput);
+    }
+
+    /// Rows of three users, filtered by a caller-bound `user_id`: `everyone`
+    /// lets an admin leave it out, `mine` requires it.
+    fn owned() -> Value {
+        let rows = "WITH t(user_id, n) AS (VALUES ('u_ada', 1), ('u_bob', 2), ('u_ada', 3), \
+                    ('U_ADA', 4)) SELECT user_id, n FROM t";
+        json!({
+            "everyone": {
+                "sql": format!("{rows} WHERE (:user_id IS NULL OR user_id = :user_id) ORDER BY n"),
+                "params": {"user_id": {"type": "text", "from": "caller"}}
+            },
+            "mine": {
+                "sql": format!("{rows} WHERE user_id = :user_id ORDER BY n LIMIT coalesce(:limit, 100)"),
+                "params": {
+                    "user_id": {"type": "text", "from": "caller", "required": true},
+                    "limit": {"type": "integer"}
+                }
+            }
+        })
+    }
+
+    /// The `user_id` of every row `caller` gets, or the refusal; `validate`
+    /// must agree with `open_for` on every request.
+    fn owners(
+        query: &str,
+        params: Value,
+        caller: Option<&Caller>,
+    ) -> Result<Vec<String>, PluginError> {
+        let config = config(owned());
+        let selector = json!({"query": query, "params": params}).to_string();
+        let validated = plugin().validate_loader("sql", &config, &selector, caller);
+        let opened =
+            plugin().open_loader_for("sql", &config, &selector, &Limits::default(), caller);
+        let mut reader = match (validated, opened) {
+            (Ok(()), Ok(reader)) => reader,
+            (Err(checked), Err(err)) => {
+                assert_eq!(checked, err, "validate and open refuse alike");
+                return Err(err);
+            }
+            (Ok(()), Err(err)) => panic!("validate passed what open refused: {err}"),
+            (Err(err), Ok(_)) => panic!("validate refused what open accepts: {err}"),
+        };
+        let mut users = Vec::new();
+        while let Some(batch) = reader.next_batch()? {
+            let column = batch.column(0).as_string::<i32>();
+            users.extend((0..batch.num_rows()).map(|row| column.value(row).to_owned()));
+        }
+        Ok(users)
+    }
+
+    #[test]
+    fn a_user_gets_their_own_rows_whatever_the_selector_says() {
+        let ada = Caller::user("u_ada");
+        for query in ["everyone", "mine"] {
+            for params in [
+                json!({}),
+                json!({"user_id": null}),
+                json!({"user_id": "u_ada"}),
+            ] {
+                assert_eq!(
+                    owners(query, params.clone(), Some(&ada)).unwrap(),
+                    ["u_ada", "u_ada"],
+                    "{query} {params}"
+                );
+            }
+            for other in [
+                json!("u_bob"),
+                json!("U_ADA"),
+                json!("u_ada "),
+                json!(""),
+                json!(["u_ada", "u_bob"]),
+                json!(["u_ada"]),
+                json!({"$ne": "u_ada"}),
+                json!(42),
+                json!(true),
+            ] {
+                let err = owners(query, json!({"user_id": other}), Some(&ada)).unwrap_err();
+                assert_eq!(err.kind, ErrorKind::PermissionDenied, "{other}");
+                assert!(
+                    err.message.contains("parameter \"user_id\"")
+                        && err.message.contains("bound to the caller")
+                        && err.message.contains("leave it out"),
+                    "{other}: {}",
+                    err.message
+                );
+            }
+        }
+        // A parameter the query does not declare is refused as for anyone.
+        let err = owners("mine", json!({"user": "u_bob"}), Some(&ada)).unwrap_err();
+        assert!(
+            err.message
+                .contains("user_id (text, required, from the caller)"),
+            "{}",
+            err.message
+        );
+        // Other parameters still come from the request.
+        let err = owners("mine", json!({"limit": "x"}), Some(&ada)).unwrap_err();
+        assert!(err.message.contains("\"limit\""), "{}", err.message);
+    }
+
+    #[test]
+    fn an_admin_acts_for_one_user_or_for_everyone() {
+        let admin = Caller::operator();
+        assert_eq!(
+            owners("everyone", json!({}), Some(&admin)).unwrap(),
+            ["u_ada", "u_bob", "u_ada", "U_ADA"]
+        );
+        assert_eq!(
+            owners("everyone", json!({"user_id": "u_bob"}), Some(&admin)).unwrap(),
+            ["u_bob"]
+        );
+        assert_eq!(
+            owners("mine", json!({"user_id": "u_ada"}), Some(&admin)).unwrap(),
+            ["u_ada", "u_ada"]
+        );
+        // Leaving out a required caller-bound parameter means the admin's own id.
+        assert!(owners("mine", json!({}), Some(&admin)).unwrap().is_empty());
+        let ada_admin = Caller {
+            admin: true,
+            ..Caller::user("u_ada")
+        };
+        assert_eq!(
+            owners("mine", json!({}), Some(&ada_admin)).unwrap(),
+            ["u_ada", "u_ada"]
+        );
+        // An admin's value is still checked against the parameter's type.
+        let err = owners("everyone", json!({"user_id": 7}), Some(&admin)).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        assert!(
+            err.message.contains("\"user_id\"") && err.message.contains("got 7"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn without_a_caller_caller_bound_parameters_are_refused() {
+        for params in [json!({}), json!({"user_id": "u_ada"})] {
+            for query in ["everyone", "mine"] {
+                let err = owners(query, params.clone(), None).unwrap_err();
+                assert_eq!(err.kind, ErrorKind::PermissionDenied);
+                assert!(
+                    err.message.contains("\"user_id\"") && err.message.contains("passed no caller"),
+                    "{}",
+                    err.message
+                );
+            }
+        }
+        // The 1.0 entry point passes no caller either.
+        let err = open(owned(), json!({"query": "everyone"}), &Limits::default())
+            .err()
+            .unwrap();
+        assert!(err.message.contains("passed no caller"), "{}", err.message);
+    }
+
+    #[test]
+    fn validate_refuses_what_open_would_without_touching_the_database() {
+        // The database does not exist: validate never opens it.
+        let config = json!({
+            "database": "sqlite:///nonexistent/x.db",
+            "queries": owned()
+        })
+        .to_string();
+        let ada = Caller::user("u_ada");
+        let validate = |selector: Value| {
+            plugin().validate_loader("sql", &config, &selector.to_string(), Some(&ada))
+        };
+        validate(json!({"query": "mine"})).unwrap();
+        for (selector, kind, needle) in [
+            (
+                json!({"query": "nope"}),
+                ErrorKind::NotFound,
+                "no query \"nope\"",
+            ),
+            (
+                json!({"query": "mine", "params": {"user_id": "u_bob"}}),
+                ErrorKind::PermissionDenied,
+                "\"user_id\"",
+            ),
+            (
+                json!({"query": "mine", "params": {"limit": 1.5}}),
+                ErrorKind::InvalidInput,
+                "\"limit\"",
+            ),
+            (
+                json!({"query": "mine", "params": {"x": 1}}),
+                ErrorKind::InvalidInput,
+                "no parameter \"x\"",
+            ),
+            (
+                json!({"query": "mine", "sql": "SELECT 1"}),
+                ErrorKind::InvalidInput,
+                "sql",
+            ),
+        ] {
+            let err = validate(selector.clone()).unwrap_err();
+            assert_eq!(err.kind, kind, "{selector}: {}", err.message);
+            assert!(err.message.contains(needle), "{selector}: {}", err.message);
+        }
+        // The query's own faults are found too.
+        let broken = json!({"database": "sqlite::memory:", "queries": {
+            "q": {"sql": "SELECT :a, :b", "params": {"a": {"type": "text"}}}
+        }});
+        let err = plugin()
+            .validate_loader("sql", &broken.to_string(), r#"{"query":"q"}"#, Some(&ada))
+            .unwrap_err();
+        assert!(err.message.contains("uses :b"), "{}", err.message);
+    }
+
+    #[test]
+    fn caller_bound_declarations_are_checked() {
+        for (param, needle) in [
+            (
+                json!({"type": "integer", "from": "caller"}),
+                "type = \"text\"",
+            ),
+            (
+                json!({"type": "text", "from": "caller", "default": "u_ada"}),
+                "drop the default",
+            ),
+        ] {
+            let queries = json!({"q": {"sql": "SELECT :p", "params": {"p": param}}});
+            let err = open(queries, json!({"query": "q"}), &Limits::default())
+                .err()
+                .unwrap();
+            assert!(err.message.contains(needle), "{}", err.message);
+        }
+        let queries = json!({"q": {"sql": "SELECT :p",
+                                   "params": {"p": {"type": "text", "from": "token"}}}});
+        assert!(open(queries, json!({"query": "q"}), &Limits::default()).is_err());
+    }
+
+    #[test]
+    fn a_session_block_is_refused_on_sqlite() {
+        let config = json!({
+            "database": "sqlite::memory:",
+            "queries": {"q": {"sql": "SELECT 1 AS one"}},
+            "session": {"role": "authenticated", "claims_setting": "request.jwt.claims"}
+        })
+        .to_string();
+        let ada = Caller::user("u_ada");
+        let err = plugin()
+            .validate_loader("sql", &config, r#"{"query":"q"}"#, Some(&ada))
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        assert!(
+            err.message.contains("[session]")
+                && err.message.contains("SQLite has no row-level security"),
+            "{}",
+            err.message
+        );
+        let opened = plugin().open_loader_for(
+            "sql",
+            &config,
+            r#"{"query":"q"}"#,
+            &Limits::default(),
+            Some(&ada),
+        );
+        assert_eq!(opened.err().unwrap(), err);
     }
 }

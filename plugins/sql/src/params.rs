@@ -4,9 +4,9 @@
 //! A value is only ever bound as a parameter of a prepared statement, so
 //! whatever text it holds cannot change the SQL.
 
-use crate::config::ParamDef;
+use crate::config::{ParamDef, ParamSource};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
-use export_plugin_api::{JsonSchema, PluginError, Result};
+use export_plugin_api::{Caller, JsonSchema, PluginError, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
@@ -128,11 +128,13 @@ pub fn sqlite_timestamp(time: &DateTime<Utc>) -> String {
 }
 
 /// Checks a request's `params` against the query's declarations and returns
-/// a value for every declared parameter: the request's, the default, or NULL.
+/// a value for every declared parameter: the request's, the default, or NULL;
+/// for a caller-bound one, what [`caller_value`] allows `caller`.
 pub fn resolve(
     query: &str,
     declared: &BTreeMap<String, ParamDef>,
     given: &serde_json::Map<String, Json>,
+    caller: Option<&Caller>,
 ) -> Result<BTreeMap<String, ParamValue>> {
     if let Some(unknown) = given.keys().find(|name| !declared.contains_key(*name)) {
         return Err(PluginError::invalid_input(format!(
@@ -142,6 +144,11 @@ pub fn resolve(
     }
     let mut values = BTreeMap::new();
     for (name, def) in declared {
+        if def.from == ParamSource::Caller {
+            let value = caller_value(query, name, def, given.get(name), caller)?;
+            values.insert(name.clone(), value);
+            continue;
+        }
         let value = match given.get(name).filter(|value| !value.is_null()) {
             Some(value) => parse(def.kind, value).map_err(|why| {
                 PluginError::invalid_input(format!(
@@ -172,6 +179,58 @@ pub fn resolve(
     Ok(values)
 }
 
+/// The value of caller-bound parameter `name`, given `given` by the
+/// selector (absent and `null` are the same).
+///
+/// - No caller (a host older than plugin-api 1.2): refused, whatever the
+///   selector says; nobody is not everybody.
+/// - A non-admin caller: always their own user id. A selector may repeat
+///   that exact id; any other value (another id, another spelling of the
+///   same one, a number, an array) is refused, naming the parameter.
+/// - An admin: the selector's value (a string) to act for one user;
+///   left out, NULL (everyone, where the SQL allows it), or the admin's
+///   own id when the parameter is `required`.
+fn caller_value(
+    query: &str,
+    name: &str,
+    def: &ParamDef,
+    given: Option<&Json>,
+    caller: Option<&Caller>,
+) -> Result<ParamValue> {
+    let Some(caller) = caller else {
+        return Err(PluginError::permission_denied(format!(
+            "parameter {name:?} of query {query:?} is bound to the caller, but the host \
+             passed no caller (a host older than plugin-api 1.2); upgrade export-host, \
+             or declare the parameter without `from = \"caller\"`"
+        )));
+    };
+    let given = given.filter(|value| !value.is_null());
+    if !caller.admin {
+        return match given {
+            None => Ok(ParamValue::Text(caller.user.clone())),
+            Some(Json::String(value)) if *value == caller.user => {
+                Ok(ParamValue::Text(caller.user.clone()))
+            }
+            Some(other) => Err(PluginError::permission_denied(format!(
+                "parameter {name:?} of query {query:?} is bound to the caller: it is always \
+                 your own user id, so you may not set it to {}; leave it out of the \
+                 selector's params",
+                shorten(other)
+            ))),
+        };
+    }
+    match given {
+        Some(value) => parse(def.kind, value).map_err(|why| {
+            PluginError::invalid_input(format!(
+                "parameter {name:?} of query {query:?} must be {}: {why}",
+                def.kind.expected()
+            ))
+        }),
+        None if def.required => Ok(ParamValue::Text(caller.user.clone())),
+        None => Ok(ParamValue::Null(def.kind)),
+    }
+}
+
 /// Checks the declarations themselves: names usable as `:name`, required
 /// parameters without a default, defaults of the right type.
 pub fn check_declarations(query: &str, declared: &BTreeMap<String, ParamDef>) -> Result<()> {
@@ -181,6 +240,20 @@ pub fn check_declarations(query: &str, declared: &BTreeMap<String, ParamDef>) ->
                 "parameter {name:?} of query {query:?} in plugins.toml has an unusable name: \
                  use letters, digits and underscores, starting with a letter or underscore"
             )));
+        }
+        if def.from == ParamSource::Caller {
+            if def.kind != ParamType::Text {
+                return Err(PluginError::invalid_input(format!(
+                    "parameter {name:?} of query {query:?} in plugins.toml is bound to the \
+                     caller, whose user id is text: declare it type = \"text\""
+                )));
+            }
+            if def.default.is_some() {
+                return Err(PluginError::invalid_input(format!(
+                    "parameter {name:?} of query {query:?} in plugins.toml is bound to the \
+                     caller and has a default: drop the default (the caller's id is the value)"
+                )));
+            }
         }
         if def.required && def.default.is_some() {
             return Err(PluginError::invalid_input(format!(
@@ -216,7 +289,11 @@ fn list_declared(declared: &BTreeMap<String, ParamDef>) -> String {
         .iter()
         .map(|(name, def)| {
             let required = if def.required { ", required" } else { "" };
-            format!("{name} ({}{required})", def.kind.name())
+            let from = match def.from {
+                ParamSource::Caller => ", from the caller",
+                ParamSource::Request => "",
+            };
+            format!("{name} ({}{required}{from})", def.kind.name())
         })
         .collect();
     format!("it takes: {}", names.join(", "))
@@ -317,6 +394,7 @@ mod tests {
                 "ts": "2024-05-01T12:00:00+02:00", "d": "2024-05-01",
                 "ta": ["a", "b"], "ia": [1, 2.0], "na": [0.5, 3],
             })),
+            None,
         )
         .unwrap();
         assert_eq!(values["t"], ParamValue::Text("x' OR '1'='1".into()));
@@ -360,7 +438,7 @@ mod tests {
             (json!({"ids": ["c1", 2]}), vec!["\"ids\"", "item 1 is 2"]),
             (json!({"flag": "yes"}), vec!["\"flag\"", "true or false"]),
         ] {
-            let err = resolve("q", &defs, &given(params.clone())).unwrap_err();
+            let err = resolve("q", &defs, &given(params.clone()), None).unwrap_err();
             assert_eq!(err.kind, ErrorKind::InvalidInput, "{params}");
             for needle in needles {
                 assert!(err.message.contains(needle), "{params}: {}", err.message);
@@ -373,7 +451,7 @@ mod tests {
         let defs = declared(json!({
             "user_id": {"type": "text", "required": true}, "limit": {"type": "integer"},
         }));
-        let err = resolve("conversations", &defs, &given(json!({"user": "u1"}))).unwrap_err();
+        let err = resolve("conversations", &defs, &given(json!({"user": "u1"})), None).unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidInput);
         assert!(
             err.message.contains("no parameter \"user\""),
@@ -386,7 +464,7 @@ mod tests {
             "{}",
             err.message
         );
-        let err = resolve("none", &BTreeMap::new(), &given(json!({"x": 1}))).unwrap_err();
+        let err = resolve("none", &BTreeMap::new(), &given(json!({"x": 1})), None).unwrap_err();
         assert!(
             err.message.contains("takes no parameters"),
             "{}",
@@ -401,18 +479,30 @@ mod tests {
             "limit": {"type": "integer", "default": 100},
             "from": {"type": "timestamp"},
         }));
-        let err = resolve("q", &defs, &given(json!({}))).unwrap_err();
+        let err = resolve("q", &defs, &given(json!({})), None).unwrap_err();
         assert!(
             err.message.contains("\"user_id\"") && err.message.contains("required"),
             "{}",
             err.message
         );
         // null is the same as leaving it out, also for a required parameter.
-        assert!(resolve("q", &defs, &given(json!({"user_id": null}))).is_err());
-        let values = resolve("q", &defs, &given(json!({"user_id": "u1", "limit": null}))).unwrap();
+        assert!(resolve("q", &defs, &given(json!({"user_id": null})), None).is_err());
+        let values = resolve(
+            "q",
+            &defs,
+            &given(json!({"user_id": "u1", "limit": null})),
+            None,
+        )
+        .unwrap();
         assert_eq!(values["limit"], ParamValue::Integer(100));
         assert_eq!(values["from"], ParamValue::Null(ParamType::Timestamp));
-        let values = resolve("q", &defs, &given(json!({"user_id": "u1", "limit": 5}))).unwrap();
+        let values = resolve(
+            "q",
+            &defs,
+            &given(json!({"user_id": "u1", "limit": 5})),
+            None,
+        )
+        .unwrap();
         assert_eq!(values["limit"], ParamValue::Integer(5));
     }
 

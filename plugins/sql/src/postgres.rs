@@ -8,17 +8,17 @@
 //! with the cast that fixes it.
 
 use crate::columns::{ColumnType, Value};
-use crate::config::Database;
+use crate::config::{Backend, Database, SessionConfig};
 use crate::params::{ParamType, ParamValue};
 use crate::stream::{self, db_error, Output, Shape};
 use chrono::{DateTime, NaiveDate, Utc};
-use export_plugin_api::{PluginError, Result};
+use export_plugin_api::{Caller, PluginError, Result};
 use sqlx::postgres::{
     PgArguments, PgConnectOptions, PgRow, PgTypeInfo, PgTypeKind, PgValueFormat, PgValueRef,
 };
 use sqlx::{
-    Column, ConnectOptions, Decode, Executor, PgConnection, Postgres, Row, Statement, Type,
-    TypeInfo, ValueRef,
+    Column, ConnectOptions, Connection, Decode, Executor, PgConnection, Postgres, Row, Statement,
+    Type, TypeInfo, ValueRef,
 };
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -32,11 +32,128 @@ const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 /// Days from the Unix epoch to PostgreSQL's.
 const PG_EPOCH_DAYS: i32 = 10_957;
 
-/// Runs `sql` with `values` bound to `$1..$n` and streams the rows into `out`.
+/// How one query runs as its caller: `[plugins.sql.config.session]` with
+/// the caller's role and claims filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    /// The role to `SET LOCAL ROLE` to, if any.
+    role: Option<String>,
+    /// The setting that receives the claims, and the claims as JSON text.
+    claims: Option<(String, String)>,
+}
+
+impl Session {
+    /// The session of `caller` for `query`, or why the settings cannot work.
+    pub fn new(
+        settings: &SessionConfig,
+        backend: Backend,
+        query: &str,
+        caller: Option<&Caller>,
+    ) -> Result<Session> {
+        if backend != Backend::Postgres {
+            return Err(PluginError::invalid_input(
+                "the sql plugin's config has a [session] block, which runs each query under \
+                 the database's row-level security as the caller, but SQLite has no \
+                 row-level security: remove the block, or point `database` at PostgreSQL \
+                 and filter with a caller-bound parameter on SQLite \
+                 (params.user_id = { type = \"text\", from = \"caller\" })",
+            ));
+        }
+        if settings.role.is_none() && settings.claims_setting.is_none() {
+            return Err(PluginError::invalid_input(
+                "the [session] block of the sql plugin's config sets neither `role` nor \
+                 `claims_setting`: set at least one (for example role = \"authenticated\" \
+                 and claims_setting = \"request.jwt.claims\"), or remove the block",
+            ));
+        }
+        for (key, value) in [
+            ("role", &settings.role),
+            ("admin_role", &settings.admin_role),
+            ("claims_setting", &settings.claims_setting),
+        ] {
+            if let Some(value) = value {
+                if value.is_empty() || value.contains('\0') {
+                    return Err(PluginError::invalid_input(format!(
+                        "`{key}` in the [session] block of the sql plugin's config is {value:?}: \
+                         give a PostgreSQL name"
+                    )));
+                }
+            }
+        }
+        let Some(caller) = caller else {
+            return Err(PluginError::permission_denied(format!(
+                "query {query:?} runs as the caller ([session] in the sql plugin's config), \
+                 but the host passed no caller (a host older than plugin-api 1.2); upgrade \
+                 export-host"
+            )));
+        };
+        let role = match (&settings.admin_role, caller.admin) {
+            (Some(admin_role), true) => Some(admin_role.clone()),
+            _ => settings.role.clone(),
+        };
+        let claims = settings
+            .claims_setting
+            .as_ref()
+            .map(|setting| (setting.clone(), caller.claims_json().to_string()));
+        Ok(Session { role, claims })
+    }
+
+    /// Sets the role and the claims for the rest of the open transaction.
+    async fn apply(&self, connection: &mut PgConnection, query: &str) -> Result<()> {
+        if let Some(role) = &self.role {
+            // SET takes no bound parameter: the role is quoted as an identifier.
+            connection
+                .execute(format!("SET LOCAL ROLE {}", quote_identifier(role)).as_str())
+                .await
+                .map_err(|err| {
+                    PluginError::permission_denied(format!(
+                        "query {query:?} cannot run as role {role:?} ([session] in the sql \
+                         plugin's config): {}; create the role and grant it to the user in \
+                         `database` (GRANT {} TO <user>)",
+                        database_message(&err),
+                        quote_identifier(role)
+                    ))
+                })?;
+        }
+        if let Some((setting, claims)) = &self.claims {
+            sqlx::query("SELECT set_config($1, $2, true)")
+                .bind(setting)
+                .bind(claims)
+                .execute(&mut *connection)
+                .await
+                .map_err(|err| {
+                    PluginError::invalid_input(format!(
+                        "query {query:?} cannot pass the caller's claims in setting \
+                         {setting:?} ([session] in the sql plugin's config): {}; a custom \
+                         setting needs a dot in its name, such as \"request.jwt.claims\"",
+                        database_message(&err)
+                    ))
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// `name` as a PostgreSQL identifier: in double quotes, inner quotes doubled.
+fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The database's own words for an error.
+fn database_message(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// Runs `sql` with `values` bound to `$1..$n` and streams the rows into `out`,
+/// in a read-only transaction that first applies `session`.
 pub async fn run(
     database: &Database,
     sql: &str,
     values: &[ParamValue],
+    session: Option<&Session>,
     shape: Shape,
     out: &mut Output,
 ) -> Result<()> {
@@ -46,6 +163,18 @@ pub async fn run(
         ));
     };
     let mut connection = connect(url).await?;
+    // One transaction for the session settings and the query: SET LOCAL
+    // and set_config(..., true) last until it ends. It is never committed:
+    // dropping it with the connection rolls it back, also when the reader
+    // stops early at the row cap.
+    let mut transaction = connection
+        .begin_with("BEGIN READ ONLY")
+        .await
+        .map_err(|err| db_error(&shape.query, err))?;
+    let connection: &mut PgConnection = &mut transaction;
+    if let Some(session) = session {
+        session.apply(&mut *connection, &shape.query).await?;
+    }
     // The statement names the result's columns and their types before any
     // row arrives, for an empty result too.
     let types: Vec<PgTypeInfo> = values.iter().map(param_type).collect();
@@ -63,7 +192,7 @@ pub async fn run(
             )
         })
         .collect();
-    let mut rows = bind(sqlx::query(sql), values).fetch(&mut connection);
+    let mut rows = bind(sqlx::query(sql), values).fetch(&mut *connection);
     let first = stream::next_rows(&mut rows, shape.first_batch_rows(), &shape.query).await?;
     let described = shape.describe(columns, &first, value)?;
     stream::forward(rows, first, &described, out, value).await
@@ -499,5 +628,252 @@ mod tests {
         );
         assert_eq!(redacted("postgres://ada@db/app"), "postgres://ada@db/app");
         assert_eq!(redacted("postgres://db/app"), "postgres://db/app");
+    }
+}
+
+/// The session block on the real PostgreSQL of the test suite
+/// (`EXPORT_HOST_TEST_POSTGRES`, default postgres://postgres@127.0.0.1:5432),
+/// in a fresh database dropped afterwards.
+#[cfg(test)]
+mod session_tests {
+    use super::quote_identifier;
+    use crate::plugin;
+    use export_plugin_api::arrow_array::cast::AsArray;
+    use export_plugin_api::arrow_array::Array;
+    use export_plugin_api::{Caller, Credential, ErrorKind, Limits, PluginError};
+    use serde_json::{json, Value};
+    use sqlx::{Connection, Executor, PgConnection};
+
+    fn server() -> String {
+        std::env::var("EXPORT_HOST_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+    }
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(future)
+    }
+
+    async fn connect(database: &str) -> PgConnection {
+        let url = format!("{}/{database}", server());
+        PgConnection::connect(&url).await.unwrap_or_else(|err| {
+            panic!(
+                "PostgreSQL is not reachable at {url}: {err}; start it (.ci/run does) or \
+                 point EXPORT_HOST_TEST_POSTGRES at a server"
+            )
+        })
+    }
+
+    /// A fresh database with a table under forced row-level security keyed
+    /// on the `sub` claim; dropped with the value.
+    struct RlsDatabase {
+        name: String,
+    }
+
+    impl RlsDatabase {
+        fn new() -> RlsDatabase {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default();
+            let name = format!("eh_sql_rls_{}_{nanos}", std::process::id());
+            block_on(async {
+                let mut admin = connect("postgres").await;
+                admin
+                    .execute(format!("CREATE DATABASE {name}").as_str())
+                    .await
+                    .expect("create the test database");
+                let mut db = connect(&name).await;
+                // Roles belong to the whole server: create them once, and
+                // tolerate another test run creating them at the same time.
+                for role in ["authenticated", "service_role"] {
+                    db.execute(
+                        format!(
+                            "DO $$ BEGIN CREATE ROLE {role} NOLOGIN; \
+                             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; \
+                             END $$"
+                        )
+                        .as_str(),
+                    )
+                    .await
+                    .expect("create the role");
+                }
+                db.execute(
+                    "CREATE TABLE notes (id integer PRIMARY KEY, owner text NOT NULL, body text);
+                     INSERT INTO notes VALUES (1, 'u_ada', 'ada one'), (2, 'u_bob', 'bob one'),
+                                              (3, 'u_ada', 'ada two'), (4, 'u_grace', 'grace');
+                     ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+                     ALTER TABLE notes FORCE ROW LEVEL SECURITY;
+                     CREATE POLICY own_notes ON notes FOR SELECT
+                         USING (owner = current_setting('request.jwt.claims', true)::json->>'sub');
+                     GRANT USAGE ON SCHEMA public TO authenticated, service_role;
+                     GRANT SELECT ON notes TO authenticated, service_role;",
+                )
+                .await
+                .expect("set up the table");
+            });
+            RlsDatabase { name }
+        }
+
+        fn url(&self) -> String {
+            format!("{}/{}", server(), self.name)
+        }
+
+        fn config(&self, session: Value) -> String {
+            let mut config = json!({
+                "database": self.url(),
+                "queries": {
+                    "notes": {"sql": "SELECT owner, body FROM notes ORDER BY id"},
+                    "whoami": {"sql": "SELECT current_user::text AS who, \
+                               current_setting('request.jwt.claims', true) AS claims"},
+                    "writes": {"sql": "DELETE FROM notes"}
+                }
+            });
+            if !session.is_null() {
+                config["session"] = session;
+            }
+            config.to_string()
+        }
+    }
+
+    impl Drop for RlsDatabase {
+        fn drop(&mut self) {
+            let name = self.name.clone();
+            block_on(async move {
+                let mut admin = connect("postgres").await;
+                let _ = admin
+                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                    .await;
+            });
+        }
+    }
+
+    /// Every row of `query` as (first column, second column).
+    fn rows(
+        config: &str,
+        query: &str,
+        caller: Option<&Caller>,
+    ) -> Result<Vec<(String, Option<String>)>, PluginError> {
+        let selector = json!({"query": query}).to_string();
+        plugin().validate_loader("sql", config, &selector, caller)?;
+        let mut reader =
+            plugin().open_loader_for("sql", config, &selector, &Limits::default(), caller)?;
+        let mut out = Vec::new();
+        while let Some(batch) = reader.next_batch()? {
+            let first = batch.column(0).as_string::<i32>();
+            let second = batch.column(1).as_string::<i32>();
+            for row in 0..batch.num_rows() {
+                let second = (!second.is_null(row)).then(|| second.value(row).to_owned());
+                out.push((first.value(row).to_owned(), second));
+            }
+        }
+        Ok(out)
+    }
+
+    fn owners(config: &str, caller: &Caller) -> Vec<String> {
+        rows(config, "notes", Some(caller))
+            .unwrap()
+            .into_iter()
+            .map(|(owner, _)| owner)
+            .collect()
+    }
+
+    fn jwt(sub: &str) -> Caller {
+        let claims = json!({"sub": sub, "role": "authenticated", "aud": "app", "email": "x@y"});
+        Caller {
+            user: sub.to_owned(),
+            admin: false,
+            credential: Credential::Jwt {
+                issuer: Some("https://auth.example".into()),
+                subject: Some(sub.to_owned()),
+                claims: claims.as_object().cloned().unwrap_or_default(),
+            },
+        }
+    }
+
+    #[test]
+    fn each_caller_sees_only_the_rows_the_database_policy_gives_them() {
+        let db = RlsDatabase::new();
+        let session = db.config(json!({
+            "role": "authenticated",
+            "admin_role": "service_role",
+            "claims_setting": "request.jwt.claims"
+        }));
+        // The query has no WHERE clause: the policy alone filters.
+        assert_eq!(owners(&session, &Caller::user("u_ada")), ["u_ada", "u_ada"]);
+        assert_eq!(owners(&session, &Caller::user("u_bob")), ["u_bob"]);
+        assert_eq!(owners(&session, &jwt("u_grace")), ["u_grace"]);
+        assert!(owners(&session, &Caller::user("u_nobody")).is_empty());
+
+        // The role and the claims the query ran with.
+        let who = rows(&session, "whoami", Some(&Caller::user("u_ada"))).unwrap();
+        assert_eq!(who[0].0, "authenticated");
+        let claims: Value = serde_json::from_str(who[0].1.as_deref().unwrap()).unwrap();
+        assert_eq!(claims, json!({"sub": "u_ada", "role": "user"}));
+        let who = rows(&session, "whoami", Some(&jwt("u_bob"))).unwrap();
+        let claims: Value = serde_json::from_str(who[0].1.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            claims,
+            json!({"sub": "u_bob", "role": "authenticated", "aud": "app", "email": "x@y"})
+        );
+        let who = rows(&session, "whoami", Some(&Caller::operator())).unwrap();
+        assert_eq!(who[0].0, "service_role");
+
+        // Still read-only.
+        let err = rows(&session, "writes", Some(&Caller::user("u_ada"))).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::PermissionDenied, "{}", err.message);
+        assert_eq!(
+            owners(&db.config(Value::Null), &Caller::operator()).len(),
+            4,
+            "the connecting superuser bypasses the policy: without the session block the \
+             table is whole"
+        );
+
+        // No caller: refused, never run as nobody-in-particular.
+        let err = rows(&session, "notes", None).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::PermissionDenied);
+        assert!(err.message.contains("passed no caller"), "{}", err.message);
+    }
+
+    #[test]
+    fn session_mistakes_say_what_to_fix() {
+        let db = RlsDatabase::new();
+        let ada = Caller::user("u_ada");
+        let err = rows(
+            &db.config(json!({"role": "no \"such\" role"})),
+            "notes",
+            Some(&ada),
+        )
+        .unwrap_err();
+        assert!(
+            err.message.contains("no \"such\" role") && err.message.contains("GRANT"),
+            "{}",
+            err.message
+        );
+        let err = rows(
+            &db.config(json!({"claims_setting": "nodot"})),
+            "notes",
+            Some(&ada),
+        )
+        .unwrap_err();
+        assert!(err.message.contains("\"nodot\""), "{}", err.message);
+        let err = rows(&db.config(json!({})), "notes", Some(&ada)).unwrap_err();
+        assert!(
+            err.message.contains("neither `role` nor `claims_setting`"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_identifier("authenticated"), "\"authenticated\"");
+        assert_eq!(
+            quote_identifier("a\"; DROP TABLE x; --"),
+            "\"a\"\"; DROP TABLE x; --\""
+        );
     }
 }

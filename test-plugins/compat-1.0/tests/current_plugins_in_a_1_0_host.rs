@@ -54,3 +54,22 @@ fn a_1_0_host_gets_the_whole_xlsx_file_from_finish() {
         "a complete zip"
     );
 }
+
+#[test]
+fn a_1_2_loader_in_a_1_0_host_gets_no_caller() {
+    use export_plugin_api::arrow_array::cast::AsArray;
+    use export_plugin_api::Limits;
+    // SAFETY: a library of this workspace's own build.
+    let library = unsafe { PluginLibrary::load(&built("libexport_test_whoami.so")) }.unwrap();
+    let mut stream = library
+        .open_loader("whoami", "{}", "{}", &Limits::default())
+        .unwrap();
+    let batch = stream.next().expect("one batch").unwrap();
+    let credential = batch
+        .column_by_name("credential")
+        .expect("a credential column")
+        .as_string::<i32>()
+        .value(0);
+    assert_eq!(credential, "none", "an older host passes no caller");
+    assert!(batch.column_by_name("user").unwrap().is_null(0));
+}

@@ -25,8 +25,8 @@ use crate::server::auth::{authenticate, Caller, LinkCheck};
 use crate::server::error::ApiError;
 use crate::server::AppState;
 use crate::storage::{DownloadHeaders, StorageError, StorageKey};
-use axum::body::Body;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -314,7 +314,11 @@ pub struct LinkRequest {
 }
 
 /// `POST /v1/exports/{id}/link`: a signed download URL usable without a
-/// token until it expires.
+/// token until it expires. No body means the default lifetime; a body must
+/// be JSON (`Content-Type: application/json`, else 415), so a `ttl` sent
+/// as a form is never silently ignored. The URL starts with `PUBLIC_URL`
+/// (else `http://` and `LISTEN`), never with the request's `Host` header,
+/// which the client chooses.
 #[utoipa::path(post, path = "/v1/exports/{id}/link", tag = "downloads",
     params(("id" = String, Path, description = "Export id")),
     request_body(content = Option<LinkRequest>, description = "`ttl` in seconds, 1 to 604800 (default 3600)"),
@@ -323,6 +327,7 @@ pub struct LinkRequest {
         (status = 400, description = "Bad ttl", body = crate::server::error::ErrorBody),
         (status = 401, description = "No valid token", body = crate::server::error::ErrorBody),
         (status = 404, description = "No such export, or not the caller's", body = crate::server::error::ErrorBody),
+        (status = 415, description = "A body without `Content-Type: application/json`", body = crate::server::error::ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn link(
@@ -330,17 +335,12 @@ pub async fn link(
     caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Result<Json<LinkRequest>, JsonRejection>,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = export_id(&id)?;
     // The export must be the caller's (404 otherwise, like a missing one).
     state.service.get(&caller.scope(), &id).await?;
-    let request = match body {
-        Ok(Json(request)) => request,
-        // No body at all: the default lifetime.
-        Err(JsonRejection::MissingJsonContentType(_)) => LinkRequest::default(),
-        Err(err) => return Err(err.into()),
-    };
+    let request = link_request(&headers, &body)?;
     let ttl = request.ttl.unwrap_or(DEFAULT_LINK_TTL);
     if ttl == 0 || ttl > MAX_LINK_TTL {
         return Err(ApiError::bad_request(format!(
@@ -353,13 +353,41 @@ pub async fn link(
         .ok_or_else(|| ApiError::bad_request("ttl is too long"))?;
     let expires = expires_at.timestamp();
     let sig = state.signer.sign(id.as_str(), expires);
-    let path = format!("/v1/exports/{id}/download?expires={expires}&sig={sig}");
-    let url = match header_text(&headers, header::HOST) {
-        Some(host) if !host.is_empty() => format!("http://{host}{path}"),
-        _ => path,
-    };
+    let url = format!(
+        "{}/v1/exports/{id}/download?expires={expires}&sig={sig}",
+        state.public_url
+    );
     let expires_at = DateTime::<Utc>::from_timestamp(expires, 0).unwrap_or(expires_at);
     Ok(Json(LinkAnswer { url, expires_at }).into_response())
+}
+
+/// The link request of a body: none (or only whitespace) is the default;
+/// anything else must be declared JSON and parse as a [`LinkRequest`].
+fn link_request(headers: &HeaderMap, body: &[u8]) -> Result<LinkRequest, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(LinkRequest::default());
+    }
+    let json = header_text(headers, header::CONTENT_TYPE).is_some_and(is_json_type);
+    if !json {
+        return Err(ApiError::unsupported_media_type(
+            "the link request has a body but no `Content-Type: application/json`; \
+             send `{\"ttl\": SECONDS}` as JSON, or no body for the default lifetime",
+        ));
+    }
+    serde_json::from_slice(body)
+        .map_err(|err| ApiError::bad_request(format!("the request body: {err}")))
+}
+
+/// `application/json` or `application/<something>+json`, any parameters.
+fn is_json_type(value: &str) -> bool {
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// A signed download link.
@@ -410,6 +438,30 @@ mod tests {
         assert_eq!(parse_range("bytes=0-1,5-6", 100), RangeAsk::Whole);
         assert_eq!(parse_range("bytes=9-1", 100), RangeAsk::Whole);
         assert_eq!(parse_range("items=0-1", 100), RangeAsk::Whole);
+    }
+
+    #[test]
+    fn link_bodies_must_be_declared_json() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(link_request(&headers, b"").unwrap().ttl, None);
+        assert_eq!(link_request(&headers, b" \n").unwrap().ttl, None);
+        let err = link_request(&headers, br#"{"ttl": 60}"#).unwrap_err();
+        assert_eq!(err.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        let err = link_request(&headers, b"ttl=60").unwrap_err();
+        assert_eq!(err.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        assert_eq!(
+            link_request(&headers, br#"{"ttl": 60}"#).unwrap().ttl,
+            Some(60)
+        );
+        let err = link_request(&headers, br#"{"ttl": "x"}"#).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert!(is_json_type("application/vnd.api+json"));
+        assert!(!is_json_type("text/json-ish"));
     }
 
     #[test]

@@ -46,6 +46,7 @@ fn record_response(record: ExportRecord) -> Response {
         (status = 200, description = "Ended within `wait` (or reused from the cache)", body = ExportRecord),
         (status = 400, description = "Bad request: unknown loader or format, schema failure", body = crate::server::error::ErrorBody),
         (status = 401, description = "No valid token", body = crate::server::error::ErrorBody),
+        (status = 403, description = "Outside the token's scope (read-only, or another loader, query or format)", body = crate::server::error::ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = crate::server::error::ErrorBody),
         (status = 429, description = "MAX_PER_USER active exports already", body = crate::server::error::ErrorBody),
     ),
@@ -58,6 +59,8 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
     let Json(request) = body?;
+    // A scoped token answers 403 before anything is checked or recorded.
+    caller.may_create(&state.service.plugins().current(), &request)?;
     let wait = match query.wait {
         None => None,
         Some(seconds) if seconds.is_finite() && seconds >= 0.0 => {
@@ -71,7 +74,10 @@ pub async fn create(
             )))
         }
     };
-    let record = state.service.create(&caller.0.user, &request).await?;
+    let record = state
+        .service
+        .create_for(&caller.0.caller(), &request)
+        .await?;
     state.signals.new_work.notify_one();
     let record = match wait {
         Some(wait) if record.status.is_active() => {
@@ -179,6 +185,7 @@ pub async fn list(
         (status = 200, description = "Cancelled", body = ExportRecord),
         (status = 204, description = "Deleted with its file"),
         (status = 401, description = "No valid token", body = crate::server::error::ErrorBody),
+        (status = 403, description = "A read-only token", body = crate::server::error::ErrorBody),
         (status = 404, description = "No such export, or not the caller's", body = crate::server::error::ErrorBody),
         (status = 409, description = "It changed state meanwhile", body = crate::server::error::ErrorBody),
     ),
@@ -188,6 +195,7 @@ pub async fn remove(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    caller.may_delete()?;
     let id = export_id(&id)?;
     let scope = caller.scope();
     let record = state.service.get(&scope, &id).await?;

@@ -12,6 +12,9 @@ use std::sync::Arc;
 /// disabled plugins and load failures. A loaded plugin's `status` is
 /// `loaded` or `quarantined` (its isolated workers kept crashing; see
 /// `quarantined_until`), and `last_fault` is its most recent worker fault.
+/// `reload_failed` (`{at, cause, reason}`, else null) says the latest reload
+/// could not load its new file or table, so the instance listed (loaded
+/// before) keeps serving.
 #[utoipa::path(get, path = "/v1/plugins", tag = "plugins",
     responses(
         (status = 200, description = "`{plugins, disabled, failed}`: each loaded plugin with its loaders and formatters and their schemas", body = Object),
@@ -32,6 +35,13 @@ pub async fn list(State(state): State<Arc<AppState>>, _caller: Caller) -> Json<V
                 }
                 PluginState::Loaded => None,
             };
+            let reload_failed = registry.reload_failure(&plugin.name).map(|failure| {
+                json!({
+                    "at": humantime::format_rfc3339_seconds(failure.at).to_string(),
+                    "cause": failure.cause.as_str(),
+                    "reason": failure.reason,
+                })
+            });
             let last_fault = plugin.last_fault().map(|fault| {
                 json!({
                     "at": humantime::format_rfc3339_seconds(fault.at).to_string(),
@@ -45,10 +55,12 @@ pub async fn list(State(state): State<Arc<AppState>>, _caller: Caller) -> Json<V
                 "api_version": manifest.api_version,
                 "description": manifest.description,
                 "isolation": plugin.isolation.as_str(),
+                "sandbox": crate::isolation::sandbox::for_plugin(plugin.isolation).map(|s| s.to_json()),
                 "sha256": plugin.sha256,
                 "status": status.as_str(),
                 "quarantined_until": quarantined_until,
                 "last_fault": last_fault,
+                "reload_failed": reload_failed,
                 "loaders": manifest.loaders,
                 "formatters": manifest.formatters,
             })

@@ -12,6 +12,12 @@
 //! after a closing quote, a record longer than the read buffer, the end of
 //! the file, the first record with its possible byte order mark) goes to
 //! `csv-core`, whose line count this reader keeps in step with.
+//!
+//! Two things `csv-core` accepts are refused here: a file that ends inside a
+//! quoted field (`csv-core` ends the record there, so a truncated file
+//! would read as a success whose last value swallowed the rest), and a
+//! field longer than the configured cap (`csv-core` would have it held in
+//! memory whole, however large).
 
 use csv_core::ReadRecordResult;
 use memchr::memchr;
@@ -26,6 +32,104 @@ const CORE_OUTPUT_BYTES: usize = 4 * 1024;
 const CORE_ENDS: usize = 64;
 /// Bytes in a UTF-8 byte order mark.
 const UTF8_BOM_LEN: usize = 3;
+
+/// Why a record could not be read.
+#[derive(Debug)]
+pub(super) enum ReadError {
+    /// Reading the source failed.
+    Io(io::Error),
+    /// The input ends inside a quoted field: field `field` (from 0) of the
+    /// current record, whose opening quote is on line `line`.
+    UnterminatedQuote { line: u64, field: usize },
+    /// Field `field` (from 0) of the current record is longer than the cap.
+    FieldTooLarge { field: usize },
+}
+
+impl From<io::Error> for ReadError {
+    fn from(err: io::Error) -> Self {
+        ReadError::Io(err)
+    }
+}
+
+/// Where a byte stands in CSV's quoting, as `csv-core` (with its default
+/// settings) decides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quoting {
+    /// Before the first byte of a field.
+    FieldStart,
+    /// In a field that did not start with a quote (quotes there are text).
+    Unquoted,
+    /// Inside a quoted field.
+    Quoted,
+    /// Just after a quote inside a quoted field: the field's end, or the
+    /// first half of a `""`.
+    QuoteInQuoted,
+}
+
+/// Follows the quoting of the bytes `csv-core` consumes for one record, so
+/// that a record ended by the end of the input inside a quoted field is
+/// told from a complete one, and the opening quote's line can be named.
+struct QuoteTracker {
+    state: Quoting,
+    /// The line of the next byte.
+    line: u64,
+    /// The field of the next byte, from 0.
+    field: usize,
+    /// Where the last quoted field opened: its line and field.
+    opened: (u64, usize),
+}
+
+impl QuoteTracker {
+    fn new(line: u64) -> Self {
+        Self {
+            state: Quoting::FieldStart,
+            line,
+            field: 0,
+            opened: (line, 0),
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8], delimiter: u8) {
+        let mut at = 0;
+        while at < bytes.len() {
+            if self.state == Quoting::Quoted {
+                // Only a quote ends this state: jump to it.
+                let rest = &bytes[at..];
+                match memchr(b'"', rest) {
+                    None => {
+                        self.line += count_newlines(rest);
+                        return;
+                    }
+                    Some(offset) => {
+                        self.line += count_newlines(&rest[..offset]);
+                        at += offset + 1;
+                        self.state = Quoting::QuoteInQuoted;
+                    }
+                }
+                continue;
+            }
+            let byte = bytes[at];
+            at += 1;
+            self.state = match (self.state, byte) {
+                (_, byte) if byte == delimiter => {
+                    self.field += 1;
+                    Quoting::FieldStart
+                }
+                (_, b'\n' | b'\r') => {
+                    self.line += u64::from(byte == b'\n');
+                    self.field = 0;
+                    Quoting::FieldStart
+                }
+                (Quoting::FieldStart, b'"') => {
+                    self.opened = (self.line, self.field);
+                    Quoting::Quoted
+                }
+                (Quoting::QuoteInQuoted, b'"') => Quoting::Quoted,
+                _ => Quoting::Unquoted,
+            };
+        }
+    }
+}
 
 /// Finds the bytes that end a run of field text: the first delimiter, `\n`
 /// or `\r` (the end of an unquoted field), or the first quote (in a quoted one).
@@ -79,8 +183,10 @@ impl FieldEndFinder {
 enum Span {
     /// Verbatim in the read buffer.
     Input(usize, usize),
-    /// In `scratch` (unescaped quotes, or a record parsed by `csv-core`).
+    /// In `scratch` (a field with `""` escapes, from the fast path).
     Scratch(usize, usize),
+    /// In `core_out` (a record parsed by `csv-core`).
+    Core(usize, usize),
 }
 
 /// What the fast path made of the bytes at the read position.
@@ -118,10 +224,13 @@ pub(super) struct RecordReader<R> {
     /// Bytes the current record took in the input (or in fields, for
     /// records `csv-core` parsed).
     record_bytes: usize,
+    /// The longest field read; a longer one is a [`ReadError::FieldTooLarge`].
+    max_field: usize,
 }
 
 impl<R: Read> RecordReader<R> {
-    pub(super) fn new(source: R, delimiter: u8) -> Self {
+    /// A reader of `source` whose fields hold at most `max_field` bytes.
+    pub(super) fn new(source: R, delimiter: u8, max_field: usize) -> Self {
         Self {
             source,
             buf: vec![0; READ_BUFFER_BYTES],
@@ -139,11 +248,12 @@ impl<R: Read> RecordReader<R> {
             scratch: Vec::new(),
             fields: Vec::new(),
             record_bytes: 0,
+            max_field,
         }
     }
 
     /// Reads the next record; `false` at the end of the input.
-    pub(super) fn read_record(&mut self) -> io::Result<bool> {
+    pub(super) fn read_record(&mut self) -> Result<bool, ReadError> {
         self.record_line = self.line;
         if !self.core_started {
             self.core_started = true;
@@ -153,15 +263,26 @@ impl<R: Read> RecordReader<R> {
             while self.end - self.pos <= UTF8_BOM_LEN && !self.eof {
                 self.refill_keeping_unparsed()?;
             }
-            return self.read_with_core();
+            let bom = self.buf[self.pos..self.end].starts_with(&[0xEF, 0xBB, 0xBF]);
+            return self.read_with_core(if bom { UTF8_BOM_LEN } else { 0 });
         }
         loop {
             match self.read_fast() {
-                Fast::Record => return Ok(true),
-                Fast::Fallback => return self.read_with_core(),
+                Fast::Record => {
+                    // Fast-path fields lie within the record's input bytes.
+                    if self.record_bytes > self.max_field {
+                        if let Some(field) =
+                            (0..self.len()).find(|&i| self.field(i).len() > self.max_field)
+                        {
+                            return Err(ReadError::FieldTooLarge { field });
+                        }
+                    }
+                    return Ok(true);
+                }
+                Fast::Fallback => return self.read_with_core(0),
                 Fast::NeedInput => {
                     if self.eof || !self.refill_keeping_unparsed()? {
-                        return self.read_with_core();
+                        return self.read_with_core(0);
                     }
                 }
             }
@@ -179,6 +300,7 @@ impl<R: Read> RecordReader<R> {
         match self.fields[index] {
             Span::Input(start, end) => &self.buf[start..end],
             Span::Scratch(start, end) => &self.scratch[start..end],
+            Span::Core(start, end) => &self.core_out[start..end],
         }
     }
 
@@ -274,11 +396,13 @@ impl<R: Read> RecordReader<R> {
         }
     }
 
-    /// Parses one record with `csv-core`, reading more input as it needs.
-    fn read_with_core(&mut self) -> io::Result<bool> {
+    /// Parses one record with `csv-core`, reading more input as it needs;
+    /// `bom` is the length of a byte order mark `csv-core` strips first.
+    fn read_with_core(&mut self, mut bom: usize) -> Result<bool, ReadError> {
         self.fields.clear();
         self.scratch.clear();
         self.core.set_line(self.line);
+        let mut quoting = QuoteTracker::new(self.line);
         let (mut out_len, mut ends_len) = (0, 0);
         loop {
             if self.pos == self.end && !self.eof {
@@ -289,13 +413,43 @@ impl<R: Read> RecordReader<R> {
                 &mut self.core_out[out_len..],
                 &mut self.core_ends[ends_len..],
             );
+            let skipped = bom.min(read);
+            bom -= skipped;
+            quoting.feed(
+                &self.buf[self.pos + skipped..self.pos + read],
+                self.delimiter,
+            );
             self.pos += read;
+            // Every field ended by this call, and the one still open, must
+            // fit the cap.
+            let mut field_start = match ends_len {
+                0 => 0,
+                n => self.core_ends[n - 1],
+            };
+            for (index, &end) in self.core_ends[ends_len..ends_len + ended]
+                .iter()
+                .enumerate()
+            {
+                if end - field_start > self.max_field {
+                    return Err(ReadError::FieldTooLarge {
+                        field: ends_len + index,
+                    });
+                }
+                field_start = end;
+            }
             out_len += written;
             ends_len += ended;
+            if out_len - field_start > self.max_field {
+                return Err(ReadError::FieldTooLarge { field: ends_len });
+            }
             match result {
                 ReadRecordResult::InputEmpty => {}
                 ReadRecordResult::OutputFull => {
-                    let grown = self.core_out.len() * 2;
+                    // Room for one byte past the cap at most, so an
+                    // oversized field is refused before it is held whole.
+                    let len = self.core_out.len();
+                    let limit = field_start.saturating_add(self.max_field).saturating_add(1);
+                    let grown = len.saturating_mul(2).min(limit).max(len + 1);
                     self.core_out.resize(grown, 0);
                 }
                 ReadRecordResult::OutputEndsFull => {
@@ -303,12 +457,16 @@ impl<R: Read> RecordReader<R> {
                     self.core_ends.resize(grown, 0);
                 }
                 ReadRecordResult::Record => {
+                    if quoting.state == Quoting::Quoted {
+                        // Only the end of the input ends a record inside quotes.
+                        let (line, field) = quoting.opened;
+                        return Err(ReadError::UnterminatedQuote { line, field });
+                    }
                     self.line = self.core.line();
                     self.record_bytes = out_len;
-                    self.scratch.extend_from_slice(&self.core_out[..out_len]);
                     let mut start = 0;
                     for &end in &self.core_ends[..ends_len] {
-                        self.fields.push(Span::Scratch(start, end));
+                        self.fields.push(Span::Core(start, end));
                         start = end;
                     }
                     return Ok(true);
@@ -375,25 +533,48 @@ mod tests {
         }
     }
 
-    /// Every record as this reader splits `input`, read `chunk` bytes at a time.
-    fn ours(input: &[u8], delimiter: u8, chunk: usize) -> Vec<(u64, Vec<Vec<u8>>)> {
-        struct Trickle<'a>(&'a [u8], usize);
-        impl Read for Trickle<'_> {
-            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-                let n = self.0.len().min(self.1).min(out.len());
-                out[..n].copy_from_slice(&self.0[..n]);
-                self.0 = &self.0[n..];
-                Ok(n)
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(self.1).min(out.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    type Records = Vec<(u64, Vec<Vec<u8>>)>;
+
+    /// Every record this reader reads from `input` (`chunk` bytes at a
+    /// time, fields of at most `max_field` bytes) up to the end or the
+    /// first error, and that error with the line of the record it stopped at.
+    fn read_all(
+        input: &[u8],
+        delimiter: u8,
+        chunk: usize,
+        max_field: usize,
+    ) -> (Records, Option<(u64, ReadError)>) {
+        let mut reader = RecordReader::new(Trickle(input, chunk), delimiter, max_field);
+        let mut records = Vec::new();
+        loop {
+            match reader.read_record() {
+                Ok(false) => return (records, None),
+                Ok(true) => {
+                    let fields = (0..reader.len())
+                        .map(|i| reader.field(i).to_vec())
+                        .collect();
+                    records.push((reader.record_line(), fields));
+                }
+                Err(err) => return (records, Some((reader.record_line(), err))),
             }
         }
-        let mut reader = RecordReader::new(Trickle(input, chunk), delimiter);
-        let mut records = Vec::new();
-        while reader.read_record().unwrap() {
-            let fields = (0..reader.len())
-                .map(|i| reader.field(i).to_vec())
-                .collect();
-            records.push((reader.record_line(), fields));
-        }
+    }
+
+    /// Every record as this reader splits `input`, read `chunk` bytes at a time.
+    fn ours(input: &[u8], delimiter: u8, chunk: usize) -> Records {
+        let (records, err) = read_all(input, delimiter, chunk, usize::MAX);
+        assert!(err.is_none(), "{err:?}");
         records
     }
 
@@ -409,7 +590,6 @@ mod tests {
         b"a,b\n\"x\ny\",2\n3\n",
         b"\"\",\"\"\"\",\"a\"\"b\"\"\"\n,,\n",
         b"\"ab\"cd,e\n\"x\"\r\ny,\"z\"\n",
-        b"a\"b,c\"\n\"open at end",
         b"\"lone\ronly\",\"crlf\r\ninside\"\n x , y \n",
         b"1,2,\n,\n,,,,\n\"\"\n",
         b"last,\"no final newline\"",
@@ -431,6 +611,93 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The line and field of the quote a file ends inside, read every way.
+    fn unterminated(input: &[u8]) -> (u64, usize) {
+        let mut seen = None;
+        for chunk in [1, 2, 3, 7, 1 << 20] {
+            let (records, err) = read_all(input, b',', chunk, usize::MAX);
+            // Every record before the open quote's is read as csv-core reads it.
+            let mut want = reference(input, b',');
+            want.pop();
+            assert_eq!(records, want, "{:?}", String::from_utf8_lossy(input));
+            match err {
+                Some((_, ReadError::UnterminatedQuote { line, field })) => {
+                    assert!(seen.is_none_or(|seen| seen == (line, field)));
+                    seen = Some((line, field));
+                }
+                other => panic!("{:?}: {other:?}", String::from_utf8_lossy(input)),
+            }
+        }
+        seen.unwrap()
+    }
+
+    #[test]
+    fn a_file_ending_inside_quotes_names_the_opening_line() {
+        assert_eq!(unterminated(b"a,b\n1,\"unterminated\n2,3\n"), (2, 1));
+        assert_eq!(unterminated(b"\"open"), (1, 0));
+        assert_eq!(unterminated(b"a\"b,c\"\n\"open at end"), (2, 0));
+        assert_eq!(unterminated(b"\xEF\xBB\xBF\"x"), (1, 0));
+        assert_eq!(unterminated(b"a,b\r\n\n\"x\ny\",\"\"\"q\nr\n"), (4, 1));
+        let long = "x".repeat(READ_BUFFER_BYTES * 2);
+        let file = format!("a\n\n{long}\n\"{long}\n{long}");
+        assert_eq!(unterminated(file.as_bytes()), (4, 0));
+        // Closed quotes, quotes inside unquoted text, a quote closed at the
+        // very end: complete files.
+        for complete in [&b"a,\"b\""[..], b"a\"b,\"c\"\"\"", b"\"x\"y\"z\n", b"\"\""] {
+            assert_eq!(ours(complete, b',', 1), reference(complete, b','));
+        }
+    }
+
+    #[test]
+    fn a_field_over_the_cap_is_refused_with_its_place() {
+        let cases: &[(&[u8], usize, u64, usize)] = &[
+            // (input, cap, line of the record, field)
+            (b"a,b\n1,12345\n", 4, 2, 1),
+            (b"a,b\n1,\"12\"\"45\"\n", 4, 2, 1),
+            (b"a,b\n1,\"12\n45\"\n", 4, 2, 1),
+            (b"abcde,b\n", 4, 1, 0),
+            // The blank line is counted with the previous record, as the csv
+            // crate reports lines.
+            (b"a,b\n\n1,2,\"1234\"x\n", 4, 2, 2),
+        ];
+        for &(input, cap, line, field) in cases {
+            for chunk in [1, 3, 1 << 20] {
+                let (_, err) = read_all(input, b',', chunk, cap);
+                match err {
+                    Some((at, ReadError::FieldTooLarge { field: got })) => {
+                        assert_eq!((at, got), (line, field), "{input:?} by {chunk}")
+                    }
+                    other => panic!("{input:?} by {chunk}: {other:?}"),
+                }
+            }
+            // One byte more of room reads it all.
+            let (records, err) = read_all(input, b',', 2, cap + 1);
+            assert!(err.is_none(), "{err:?}");
+            assert_eq!(records, reference(input, b','));
+        }
+    }
+
+    #[test]
+    fn a_huge_field_is_refused_without_holding_it() {
+        let cap = 1024 * 1024;
+        let mut file = b"a,b\n1,\"".to_vec();
+        file.resize(file.len() + 16 * cap, b'x');
+        file.extend_from_slice(b"\"\n");
+        let mut reader = RecordReader::new(&file[..], b',', cap);
+        assert!(reader.read_record().unwrap());
+        match reader.read_record() {
+            Err(ReadError::FieldTooLarge { field: 1 }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            // The field's bytes up to one past the cap, after the first
+            // field's one byte.
+            reader.core_out.len() <= cap + 2,
+            "held {} bytes",
+            reader.core_out.len()
+        );
     }
 
     #[test]
