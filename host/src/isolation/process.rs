@@ -343,22 +343,29 @@ impl Drop for WorkerProcess {
         // within a moment is killed. Either way it is reaped here.
         let _ = self.socket.shutdown(std::net::Shutdown::Both);
         let until = Instant::now() + Duration::from_millis(200);
-        let mut child = self
-            .killer
-            .child
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        loop {
-            match child.try_wait() {
-                Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(2)),
-                Ok(None) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
+        {
+            let mut child = self
+                .killer
+                .child
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            loop {
+                match child.try_wait() {
+                    Ok(None) if Instant::now() < until => {
+                        std::thread::sleep(Duration::from_millis(2))
+                    }
+                    Ok(None) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    _ => break,
                 }
-                _ => break,
             }
         }
+        // What it wrote last (its drop's words) reaches the log before the
+        // host goes on, or exits; bounded, and immediate once forwarded.
+        let _ = self.stderr_done.recv_timeout(Duration::from_millis(500));
         tracing::debug!(plugin = %self.plugin, pid = self.pid, "plugin worker ended");
     }
 }
