@@ -16,6 +16,18 @@ CREATE TABLE users (
     created_at  TIMESTAMP NOT NULL
 );
 
+-- One visit to a page with the embedded chat widget; its conversations
+-- point at it.
+CREATE TABLE widget_sessions (
+    id          TEXT PRIMARY KEY,
+    user_id     TEXT NOT NULL REFERENCES users (id),
+    widget_id   TEXT NOT NULL,
+    origin      TEXT NOT NULL,
+    started_at  TIMESTAMP NOT NULL,
+    ended_at    TIMESTAMP NOT NULL
+);
+CREATE INDEX widget_sessions_by_user ON widget_sessions (user_id, started_at);
+
 CREATE TABLE conversations (
     id          TEXT PRIMARY KEY,
     user_id     TEXT NOT NULL REFERENCES users (id),
@@ -23,9 +35,12 @@ CREATE TABLE conversations (
     model       TEXT NOT NULL,
     created_at  TIMESTAMP NOT NULL,
     updated_at  TIMESTAMP NOT NULL,
-    metadata    JSON NOT NULL
+    metadata    JSON NOT NULL,
+    -- Set when the conversation came from a chat widget embedded in a page.
+    widget_session_id  TEXT REFERENCES widget_sessions (id)
 );
 CREATE INDEX conversations_by_user ON conversations (user_id, created_at);
+CREATE INDEX conversations_by_widget_session ON conversations (widget_session_id);
 
 CREATE TABLE messages (
     id               TEXT PRIMARY KEY,
@@ -47,7 +62,7 @@ CREATE TABLE analytics_events (
     user_id          TEXT NOT NULL REFERENCES users (id),
     conversation_id  TEXT REFERENCES conversations (id),
     message_id       TEXT REFERENCES messages (id),
-    -- llm.completion | conversation.created | feedback
+    -- llm.completion | llm.error (a failed call) | conversation.created | feedback
     event_type       TEXT NOT NULL,
     model            TEXT,
     provider         TEXT,
@@ -56,9 +71,23 @@ CREATE TABLE analytics_events (
     latency_ms       INTEGER,
     cost_micros      INTEGER,
     properties       JSON NOT NULL,
-    created_at       TIMESTAMP NOT NULL
+    created_at       TIMESTAMP NOT NULL,
+    -- llm.error only: rate_limit | timeout | server_error | context_length
+    error_type       TEXT
 );
 CREATE INDEX analytics_events_by_time ON analytics_events (event_type, created_at);
+
+-- A thumbs up (1) or down (-1) on an assistant message, by the
+-- conversation's user.
+CREATE TABLE message_feedback (
+    id          INTEGER PRIMARY KEY,
+    message_id  TEXT NOT NULL REFERENCES messages (id),
+    user_id     TEXT NOT NULL REFERENCES users (id),
+    rating      INTEGER NOT NULL CHECK (rating IN (-1, 1)),
+    comment     TEXT,
+    created_at  TIMESTAMP NOT NULL
+);
+CREATE INDEX message_feedback_by_time ON message_feedback (created_at);
 
 CREATE TABLE trace_spans (
     trace_id         TEXT NOT NULL,

@@ -13,10 +13,14 @@
 //! a cleanup pass expires and purges them. [`config`] resolves the host
 //! settings. [`server`] is the daemon: the HTTP API, tokens, signed download
 //! links and the worker pool.
+//!
+//! docs/architecture.md describes the layers, the path of an export with the
+//! file that owns each step, and what each module may import.
 
 pub mod config;
 pub mod conformance;
 pub mod isolation;
+pub mod library;
 pub mod pipeline;
 pub mod plugins;
 pub mod records;

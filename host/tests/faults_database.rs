@@ -1,6 +1,6 @@
 //! Database and disk faults against the real daemon: a full disk (a real
-//! tmpfs), descriptor exhaustion (a real RLIMIT_NOFILE), a deleted database
-//! file, and a PostgreSQL database that lost its tables. Each asserts the
+//! tmpfs), descriptor exhaustion (a real RLIMIT_NOFILE), a deleted or
+//! read-only database file, and a PostgreSQL database that lost its tables. Each asserts the
 //! fault is reported (an error answer, a failed export, `/readyz`), and that the daemon recovers by itself once the
 //! fault is gone (same process, no restart) where that is possible.
 
@@ -231,4 +231,43 @@ fn a_postgres_database_that_lost_its_tables_is_named_and_migrate_recovers_it() {
     let token = daemon.token("ada", false);
     assert_completes(&daemon, &token);
     assert_eq!(daemon.pid(), pid);
+}
+
+#[test]
+fn a_read_only_database_stops_start_up_naming_it_and_a_writable_one_starts() {
+    let tmpfs = Tmpfs::mount(30);
+    let database = format!("sqlite://{}", tmpfs.path().join("exports.db").display());
+    let mut daemon = csv_daemon(&[("EXPORT_HOST_DATABASE_URL", &database)]);
+    let token = daemon.token("ada", false);
+    assert_completes(&daemon, &token);
+    daemon.stop_with("TERM", Duration::from_secs(30));
+
+    // A daemon that cannot write its records must not look ready: it stops
+    // at once (systemd restarts it) with a line naming the file and the fix.
+    tmpfs.set_read_only(true);
+    let mut serve = daemon
+        .command()
+        .arg("serve")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting export-host serve");
+    let mut status = None;
+    wait_until(Duration::from_secs(20), "serve exits", || {
+        status = serve.try_wait().expect("waiting for serve");
+        status.is_some()
+    });
+    let output = serve.wait_with_output().expect("reading serve's output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("exports.db"), "{stderr}");
+    assert!(stderr.contains("Read-only file system"), "{stderr}");
+    assert!(stderr.contains("make that folder writable"), "{stderr}");
+
+    // Writable again: the next start serves and the records are all there.
+    tmpfs.set_read_only(false);
+    daemon.restart();
+    assert_eq!(readyz(&daemon).0, 200, "{}", daemon.log());
+    assert_completes(&daemon, &token);
 }

@@ -1,4 +1,4 @@
-//! The lifecycle of SPEC section 6: every transition from every status,
+//! The export lifecycle: every transition from every status,
 //! allowed or refused with a typed error, on SQLite and PostgreSQL.
 
 #[macro_use]
@@ -9,7 +9,7 @@ use export_host::records::{ExportId, ExportRecord, RecordError, Records, Scope, 
 use records_common::*;
 use serde_json::json;
 
-/// The whole graph, as the SPEC draws it: exactly these 8 edges exist.
+/// The whole graph, as `records::lifecycle` draws it: exactly these 8 edges exist.
 #[test]
 fn state_machine_has_exactly_the_spec_edges() {
     use Status::*;

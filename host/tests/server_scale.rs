@@ -1,4 +1,4 @@
-//! Scale-out (SPEC section 11): several `export-host serve` processes on one
+//! Scale-out (README.md, "Several daemons"): several `export-host serve` processes on one
 //! PostgreSQL database and one S3 bucket.
 //!
 //! - 200 exports submitted across three daemons each complete exactly once:

@@ -93,6 +93,24 @@ fn every_flag_parses_and_flags_work_after_the_subcommand() {
         "sub",
         "--jwt-admin",
         "role=service_role",
+        "--header-read-timeout",
+        "11",
+        "--idle-timeout",
+        "12s",
+        "--max-connections",
+        "13",
+        "--max-selector-bytes",
+        "14000",
+        "--max-options-bytes",
+        "15000",
+        "--max-stored-per-user",
+        "16",
+        "--lease-seconds",
+        "17",
+        "--shutdown-grace",
+        "18",
+        "--jwks-refresh-seconds",
+        "19",
         "--config",
         "/c.toml",
     ])
@@ -120,6 +138,27 @@ fn every_flag_parses_and_flags_work_after_the_subcommand() {
         (8, 9, 10)
     );
     assert!(s.signing_key.is_some());
+    let g = &s.guards;
+    assert_eq!(
+        (g.header_read_timeout, g.idle_timeout, g.max_connections),
+        (Duration::from_secs(11), Duration::from_secs(12), Some(13))
+    );
+    assert_eq!(
+        (
+            g.max_selector_bytes,
+            g.max_options_bytes,
+            g.max_stored_per_user
+        ),
+        (14_000, 15_000, 16)
+    );
+    assert_eq!(
+        (g.lease, g.shutdown_grace, s.jwt.jwks_refresh),
+        (
+            Duration::from_secs(17),
+            Duration::from_secs(18),
+            Duration::from_secs(19)
+        )
+    );
     for setting in Setting::ALL {
         assert_eq!(s.origin(setting), &Origin::Flag(setting.flag()));
     }

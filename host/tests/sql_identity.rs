@@ -11,18 +11,19 @@
 //! security.
 
 mod common;
+mod example_db;
 mod server_common;
 
 use common::*;
+use example_db::{block_on, connect, make_example_db, Backend, Database};
 use serde_json::{json, Map, Value};
 use server_common::Daemon;
-use sqlx::{Connection, Executor, PgConnection};
+use sqlx::Executor;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 const SQL_LIB: &str = "libexport_sql.so";
-const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
 
 /// The example database's users (see `make-example-db`).
 const USERS: [&str; 5] = ["u_ada", "u_grace", "u_alan", "u_edsger", "u_barbara"];
@@ -32,108 +33,6 @@ const SPANS: usize = 188;
 const MODEL_CALLS: i64 = 79;
 
 type Row = Map<String, Value>;
-
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// The test's database; a PostgreSQL one is dropped with it.
-enum Database {
-    Sqlite(PathBuf),
-    Postgres { name: String },
-}
-
-impl Database {
-    fn url(&self) -> String {
-        match self {
-            Database::Sqlite(path) => format!("sqlite://{}", path.display()),
-            Database::Postgres { name } => format!("{}/{name}", postgres_base()),
-        }
-    }
-
-    /// A fresh, empty PostgreSQL database.
-    fn new_postgres() -> Database {
-        let name = format!("eh_{:032x}", rand::random::<u128>());
-        block_on(async {
-            admin_connection()
-                .await
-                .execute(format!("CREATE DATABASE {name}").as_str())
-                .await
-                .expect("create the test database");
-        });
-        Database::Postgres { name }
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        if let Database::Postgres { name } = self {
-            let name = name.clone();
-            block_on(async move {
-                admin_connection()
-                    .await
-                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                    .await
-                    .expect("drop the test database");
-            });
-        }
-    }
-}
-
-fn postgres_base() -> String {
-    std::env::var("EXPORT_HOST_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned())
-}
-
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime")
-        .block_on(future)
-}
-
-async fn connect(url: &str) -> PgConnection {
-    match tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        PgConnection::connect(url),
-    )
-    .await
-    {
-        Ok(Ok(connection)) => connection,
-        Ok(Err(err)) => panic!(
-            "PostgreSQL is not reachable at {url}: {err}; start it with \
-             `pg_ctlcluster <version> main start` (.ci/run does this) or point \
-             EXPORT_HOST_TEST_POSTGRES at a server"
-        ),
-        Err(_) => panic!("PostgreSQL is not reachable at {url}: no answer within 10 s"),
-    }
-}
-
-/// The server's maintenance database.
-async fn admin_connection() -> PgConnection {
-    connect(&format!("{}/postgres", postgres_base())).await
-}
-
-/// Fills `target` (a SQLite path or a PostgreSQL URL) with the example data.
-fn make_example_db(target: &str) {
-    let tool = target_dir().join("make-example-db");
-    assert!(
-        tool.is_file(),
-        "{} is missing: build it first: cargo build --release --workspace",
-        tool.display()
-    );
-    let output = Command::new(&tool)
-        .arg(target)
-        .output()
-        .expect("running make-example-db");
-    assert!(
-        output.status.success(),
-        "make-example-db {target} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 /// The shipped presets' `[plugins.sql.config]` on `database`, plus `calls`:
 /// every model call with its user, to recompute a user's analytics.
@@ -187,18 +86,7 @@ impl Presets {
     /// The presets with `isolation = ISOLATION` ("in-process" or "process").
     fn with_isolation(backend: Backend, isolation: &str) -> Presets {
         let sandbox = Sandbox::empty();
-        let database = match backend {
-            Backend::Sqlite => {
-                let path = sandbox.path().join("example.db");
-                make_example_db(path.to_str().expect("UTF-8 temp path"));
-                Database::Sqlite(path)
-            }
-            Backend::Postgres => {
-                let database = Database::new_postgres();
-                make_example_db(&database.url());
-                database
-            }
-        };
+        let database = Database::example(backend, sandbox.path());
         let sql = Entry::new("sql", SQL_LIB)
             .set("isolation", isolation)
             .set("config", presets_config(&database.url()));

@@ -7,112 +7,25 @@
 //! `database` pointed at the test's database.
 
 mod common;
+mod example_db;
 
 use common::*;
+use example_db::{Backend, Database};
 use serde_json::{json, Value};
-use sqlx::{Connection, Executor, PgConnection};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 const SQL_LIB: &str = "libexport_sql.so";
-const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
 
 /// Rows the example database holds (see `make-example-db`).
 const ADA_MESSAGES: usize = 58;
 const SPANS: usize = 188;
-
-/// Which database a test runs on.
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
 
 /// A sandbox with the sql plugin (the shipped presets plus two test
 /// queries) over a fresh example database, and the json and csv plugins.
 struct SqlSandbox {
     sandbox: Sandbox,
     database: Database,
-}
-
-/// The test's database; a PostgreSQL one is dropped with it.
-enum Database {
-    Sqlite(PathBuf),
-    Postgres { name: String },
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        if let Database::Postgres { name } = self {
-            let name = name.clone();
-            block_on(async move {
-                let mut admin = admin_connection().await;
-                admin
-                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                    .await
-                    .expect("drop the test database");
-            });
-        }
-    }
-}
-
-impl Database {
-    fn url(&self) -> String {
-        match self {
-            Database::Sqlite(path) => format!("sqlite://{}", path.display()),
-            Database::Postgres { name } => format!("{}/{name}", postgres_base()),
-        }
-    }
-}
-
-fn postgres_base() -> String {
-    std::env::var("EXPORT_HOST_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned())
-}
-
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime")
-        .block_on(future)
-}
-
-/// The server's maintenance database, or a failure saying how to start it.
-async fn admin_connection() -> PgConnection {
-    let url = format!("{}/postgres", postgres_base());
-    match tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        PgConnection::connect(&url),
-    )
-    .await
-    {
-        Ok(Ok(connection)) => connection,
-        Ok(Err(err)) => panic!(
-            "PostgreSQL is not reachable at {url}: {err}; start it with \
-             `pg_ctlcluster <version> main start` (.ci/run does this) or point \
-             EXPORT_HOST_TEST_POSTGRES at a server"
-        ),
-        Err(_) => panic!("PostgreSQL is not reachable at {url}: no answer within 10 s"),
-    }
-}
-
-/// Fills `target` (a SQLite path or a PostgreSQL URL) with the example data.
-fn make_example_db(target: &str) {
-    let tool = target_dir().join("make-example-db");
-    assert!(
-        tool.is_file(),
-        "{} is missing: build it first: cargo build --release --workspace",
-        tool.display()
-    );
-    let output = Command::new(&tool)
-        .arg(target)
-        .output()
-        .expect("running make-example-db");
-    assert!(
-        output.status.success(),
-        "make-example-db {target} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// The `[plugins.sql.config]` table of the shipped presets, on `database`,
@@ -182,33 +95,14 @@ fn config(database: &str) -> toml::Table {
 impl SqlSandbox {
     fn new(backend: Backend) -> SqlSandbox {
         let sandbox = Sandbox::empty();
-        let database = match backend {
-            Backend::Sqlite => {
-                let path = sandbox.path().join("example.db");
-                make_example_db(path.to_str().expect("UTF-8 temp path"));
-                Database::Sqlite(path)
-            }
-            Backend::Postgres => {
-                let name = format!("eh_{:032x}", rand::random::<u128>());
-                block_on(async {
-                    let mut admin = admin_connection().await;
-                    admin
-                        .execute(format!("CREATE DATABASE {name}").as_str())
-                        .await
-                        .expect("create the test database");
-                });
-                let database = Database::Postgres { name };
-                make_example_db(&database.url());
-                database
-            }
-        };
+        let database = Database::example(backend, sandbox.path());
         let sql = Entry::new("sql", SQL_LIB).set("config", config(&database.url()));
         sandbox.register(&[sql, sandbox.json(), sandbox.csv()]);
         SqlSandbox { sandbox, database }
     }
 
     fn is_postgres(&self) -> bool {
-        matches!(self.database, Database::Postgres { .. })
+        self.database.is_postgres()
     }
 
     /// `export-host export --loader sql --format jsonl` of `query` with `params`.
@@ -635,7 +529,9 @@ fn bad_requests_are_refused_naming_what_is_wrong(backend: Backend) {
         Exit::Input,
         &[
             "no query \"conversation\"",
-            "analytics, calls, calls_pg, conversations, generated, pg_interval, pg_types, traces, writes",
+            "analytics, analytics_costs, analytics_engagement, analytics_errors, \
+             analytics_feedback, analytics_latency, analytics_models, analytics_usage, calls, \
+             calls_pg, conversations, generated, pg_interval, pg_types, traces, writes",
         ],
     );
     // user_id is bound to the caller: the operator (an admin) who leaves

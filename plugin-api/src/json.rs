@@ -83,7 +83,7 @@ enum Spelling {
 }
 
 /// Decides the common cases of [`is_number_spelling`] from the digits alone,
-/// which is several times faster than parsing and formatting the value.
+/// which is much cheaper than parsing and formatting the value.
 ///
 /// Integers: `itoa` writes an `i64` without a plus sign or leading zeros.
 /// Decimals without an exponent: a decimal of at most 15 significant digits

@@ -8,7 +8,11 @@
 //! Data moves as Apache Arrow record batches ([`arrow_array`] is re-exported,
 //! so you build against the same version the SDK uses). A loader returns a
 //! [`BatchReader`]; a formatter turns each batch into bytes. Formatter authors
-//! who prefer rows use [`rows::Rows`].
+//! who prefer rows use [`rows::Rows`], and [`rows::RowWriter`] makes a
+//! text formatter out of header, row and footer hooks. Plain-Rust helpers
+//! (outside the ABI) cover what formats share: [`escape`] (XML/HTML,
+//! Markdown), [`json`], [`time_zone`] (the `time_zone` option) and
+//! [`NoOptions`] for components that take none.
 //!
 //! Every entry point is wrapped in `catch_unwind`: a panic in your code fails
 //! the export with the panic message instead of aborting the host. Build
@@ -235,16 +239,19 @@
 mod abi;
 mod caller;
 mod error;
+pub mod escape;
 pub mod files;
 mod formatter;
 pub mod json;
 mod loader;
 mod manifest;
+mod no_options;
 mod plugin;
 pub mod report;
 pub mod rows;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod time_zone;
 
 pub use arrow_array;
 pub use arrow_schema;
@@ -253,6 +260,7 @@ pub use error::{ErrorKind, PluginError, Result};
 pub use formatter::{FormatWriter, Formatter};
 pub use loader::{BatchReader, IterReader, Limits, Loader};
 pub use manifest::{FormatterManifest, LoaderManifest, Manifest};
+pub use no_options::NoOptions;
 pub use plugin::{Plugin, PluginBuilder, API_VERSION};
 pub use schemars::{self, JsonSchema};
 
@@ -263,7 +271,10 @@ pub mod host {
     };
 }
 
-/// Config type for components that read no plugin configuration.
+/// Config type for components that read no plugin configuration. It
+/// accepts any table and ignores it: the config is the plugin's, shared by
+/// all its components, so the keys another component reads must not fail
+/// this one. For request inputs that take nothing, see [`NoOptions`].
 pub type NoConfig = serde::de::IgnoredAny;
 
 #[doc(hidden)]

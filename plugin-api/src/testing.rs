@@ -12,7 +12,9 @@
 //! selector and options that a real export does:
 //!
 //! - [`text_batch`] and [`nullable_text_batch`] build batches from rows of strings;
-//! - [`run_formatter`] runs a formatter over batches and collects the bytes;
+//! - [`text_columns`] builds one from columns of strings;
+//! - [`run_formatter`] runs a formatter over batches and collects the bytes
+//!   ([`run_formatter_text`] as a `String`, [`run_formatter_parts`] call by call);
 //! - [`run_loader`] runs a loader and collects its batches (checking that each
 //!   batch has the declared schema, as the host does), and [`text_rows`] turns
 //!   them back into rows of strings for easy assertions;
@@ -116,6 +118,26 @@ pub fn nullable_text_batch(header: &[&str], rows: &[&[Option<&str>]]) -> RecordB
         .unwrap_or_else(|err| panic!("building a text batch: {err}"))
 }
 
+/// A batch of `Utf8` columns given column by column, `None` for a null. As
+/// with `RecordBatch::try_from_iter`, a column is nullable when it holds a
+/// null. Panics when the columns differ in length.
+///
+/// ```
+/// use export_plugin_api::testing::text_columns;
+/// let batch = text_columns(&[("id", vec![Some("1"), Some("2")]), ("name", vec![Some("ada"), None])]);
+/// assert_eq!((batch.num_rows(), batch.num_columns()), (2, 2));
+/// assert!(!batch.schema().field(0).is_nullable());
+/// ```
+pub fn text_columns(columns: &[(&str, Vec<Option<&str>>)]) -> RecordBatch {
+    RecordBatch::try_from_iter(columns.iter().map(|(name, values)| {
+        (
+            *name,
+            Arc::new(StringArray::from(values.clone())) as ArrayRef,
+        )
+    }))
+    .unwrap_or_else(|err| panic!("building a batch of text columns: {err}"))
+}
+
 /// Runs formatter `name` of `plugin` over `batches` (all of `schema`), with
 /// `config` and `options` as JSON text, and returns every byte it wrote:
 /// what `start`, each `write`, `finish` and `finish_more` produced, in order.
@@ -135,6 +157,53 @@ pub fn run_formatter(
     writer.finish(&mut out)?;
     while writer.finish_more(&mut out)? {}
     Ok(out)
+}
+
+/// Like [`run_formatter`], with what each call wrote kept apart: one entry
+/// per `write` (one per batch), then one for `finish`, then one per
+/// `finish_more` that answered `true`. For tests of when bytes are handed
+/// over (a streaming format writes as it goes, a zip only at the end).
+pub fn run_formatter_parts(
+    plugin: &Plugin,
+    name: &str,
+    config: &str,
+    options: &str,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<Vec<Vec<u8>>> {
+    let mut writer = plugin.start_formatter(name, config, options, schema)?;
+    let mut parts = Vec::with_capacity(batches.len() + 1);
+    for batch in batches {
+        let mut out = Vec::new();
+        writer.write(batch, &mut out)?;
+        parts.push(out);
+    }
+    let mut out = Vec::new();
+    writer.finish(&mut out)?;
+    parts.push(out);
+    loop {
+        let mut out = Vec::new();
+        if !writer.finish_more(&mut out)? {
+            break;
+        }
+        parts.push(out);
+    }
+    Ok(parts)
+}
+
+/// [`run_formatter`] for text formats: the output as a `String`. Panics
+/// when the output is not UTF-8.
+pub fn run_formatter_text(
+    plugin: &Plugin,
+    name: &str,
+    config: &str,
+    options: &str,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<String> {
+    let out = run_formatter(plugin, name, config, options, schema, batches)?;
+    Ok(String::from_utf8(out)
+        .unwrap_or_else(|err| panic!("formatter {name:?} wrote invalid UTF-8: {err}")))
 }
 
 /// Runs loader `name` of `plugin` with `config` and `selector` as JSON text
@@ -540,6 +609,24 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidInput);
         assert!(err.message.contains("pnic"), "{}", err.message);
+    }
+
+    #[test]
+    fn parts_come_call_by_call() {
+        let batch = text_columns(&[("word", vec![Some("a"), Some("b")])]);
+        let parts = run_formatter_parts(
+            &plugin(),
+            "lines",
+            "{}",
+            "{}",
+            batch.schema(),
+            &[batch.clone(), batch.clone()],
+        )
+        .unwrap();
+        assert_eq!(parts, [b"a\nb\n".to_vec(), b"a\nb\n".to_vec(), Vec::new()]);
+        let text =
+            run_formatter_text(&plugin(), "lines", "{}", "{}", batch.schema(), &[batch]).unwrap();
+        assert_eq!(text, "a\nb\n");
     }
 
     #[test]

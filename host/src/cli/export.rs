@@ -208,7 +208,7 @@ fn one_shot(
     let registry = load_registry_for(settings, &[&request.loader, &request.format])?;
     // Plugins that failed to load were already reported, one log line each.
     let prepared = pipeline::prepare(&registry, request, Some(caller))?;
-    let limits = settings.run_limits();
+    let limits = export_host::service::ServiceSettings::from_host(settings).run_limits();
     let progress = progress_bar();
     let started = std::time::Instant::now();
     let mut report = |rows: u64, bytes: u64| {

@@ -1,5 +1,8 @@
-//! `export-host exports list|show|cancel|delete`: recorded exports, as an
-//! operator sees them (every user's, unless `--user` narrows it).
+//! `export-host exports list|show|download|cancel|delete`: recorded
+//! exports, as an operator sees them (every user's, unless `--user`
+//! narrows it).
+
+mod download;
 
 use super::{open_service, runtime, InputError};
 use clap::Subcommand;
@@ -7,6 +10,7 @@ use export_host::config::HostSettings;
 use export_host::plugins::Registry;
 use export_host::records::{ExportId, ExportRecord, ListFilter, Scope, Status};
 use export_host::service::ExportService;
+use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
 pub enum ExportsCommand {
@@ -45,6 +49,20 @@ pub enum ExportsCommand {
         /// Print JSON instead of `field: value` lines.
         #[arg(long)]
         json: bool,
+    },
+    /// Copy a completed export's file. An interrupted download is resumed
+    /// from where it stopped (`FILE.part`); the file is named FILE only once
+    /// its size and SHA-256 match the record.
+    Download {
+        /// The export id.
+        id: String,
+        /// Where to write it; `-` is standard output [default: the export's
+        /// file name, in the current folder].
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Look only among this user's exports.
+        #[arg(long)]
+        user: Option<String>,
     },
     /// Cancel a pending or processing export.
     Cancel {
@@ -138,6 +156,9 @@ async fn dispatch(service: &ExportService, command: ExportsCommand) -> anyhow::R
                 print_record(&record)?;
             }
             Ok(())
+        }
+        ExportsCommand::Download { id, output, user } => {
+            download::run(service, &scope(user), &export_id(&id)?, output).await
         }
         ExportsCommand::Cancel { id, user } => {
             let record = service.cancel(&scope(user), &export_id(&id)?).await?;

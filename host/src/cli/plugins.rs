@@ -5,11 +5,14 @@ use clap::Subcommand;
 use export_host::config::HostSettings;
 use export_host::conformance::{self, Inputs, Outcome, Report};
 use export_host::plugins::registry::{open_verified, Probe};
+use export_host::plugins::Registry;
+use export_host::records::QuarantineState;
 use export_host::scaffold::{self, ApiSource, Kind, ScaffoldError};
+use export_host::service::quarantine_policy;
 use export_plugin_api::host::host_api_version;
 use export_plugin_api::Manifest;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +102,8 @@ struct Line {
     /// The workers' sandbox (`-` in-process).
     sandbox: String,
     status: String,
+    /// The quarantine as recorded in the database, for `--json`.
+    quarantine: Option<serde_json::Value>,
 }
 
 fn components(manifest: &Manifest) -> String {
@@ -125,12 +130,156 @@ fn sandbox_of(isolation: export_host::plugins::Isolation) -> String {
         .unwrap_or_else(|| "-".to_owned())
 }
 
+/// Each loaded plugin's quarantine, read from `DATABASE_URL`, the database
+/// the daemons record faults in; `None` (with a warning) when it cannot be
+/// read, so the listing still shows what loaded.
+fn quarantines(
+    settings: &HostSettings,
+    registry: &Registry,
+) -> Option<HashMap<String, QuarantineState>> {
+    // No database yet means no fault was ever recorded; listing plugins
+    // should not create one.
+    if sqlite_file_missing(&settings.database_url) {
+        return Some(HashMap::new());
+    }
+    let read = || -> anyhow::Result<HashMap<String, QuarantineState>> {
+        super::runtime()?.block_on(async {
+            let records = super::connect(settings).await?;
+            let now = chrono::Utc::now();
+            let mut states = HashMap::new();
+            for plugin in registry.plugins() {
+                let policy = quarantine_policy(plugin);
+                let state = records
+                    .plugin_quarantine(&plugin.name, Some(&plugin.sha256), &policy, now)
+                    .await?;
+                states.insert(plugin.name.clone(), state);
+            }
+            records.close().await;
+            Ok(states)
+        })
+    };
+    match read() {
+        Ok(states) => Some(states),
+        Err(err) => {
+            eprintln!("warning: cannot read plugin quarantines from the database: {err:#}; the STATUS column leaves them out");
+            None
+        }
+    }
+}
+
+/// Whether `url` names an SQLite file that does not exist.
+fn sqlite_file_missing(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return false;
+    };
+    let path = rest.split('?').next().unwrap_or(rest);
+    !path.is_empty() && !path.contains(":memory:") && !Path::new(path).exists()
+}
+
+fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// `quarantined for every user until T (3 users, 5 faults)`, or
+/// `quarantined for 1 user: ada until T`; `None` when nobody is held.
+fn quarantine_status(state: &QuarantineState) -> Option<String> {
+    if let Some(global) = &state.global {
+        return Some(format!(
+            "quarantined for every user until {} ({} users, {} faults)",
+            rfc3339(global.until),
+            global.users,
+            global.faults
+        ));
+    }
+    if state.users_held.is_empty() {
+        return None;
+    }
+    let shown: Vec<String> = state
+        .users_held
+        .iter()
+        .take(3)
+        .map(|hold| format!("{} until {}", hold.user_id, rfc3339(hold.until)))
+        .collect();
+    let more = state.users_held.len().saturating_sub(shown.len());
+    let count = state.users_held.len();
+    Some(format!(
+        "quarantined for {count} user{}: {}{}",
+        if count == 1 { "" } else { "s" },
+        shown.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    ))
+}
+
+fn quarantine_json(state: &QuarantineState) -> serde_json::Value {
+    serde_json::json!({
+        "global": state.global.as_ref().map(|hold| serde_json::json!({
+            "until": rfc3339(hold.until), "users": hold.users, "faults": hold.faults,
+        })),
+        "users_held": state.users_held.len(),
+        "users": state.users_held.iter().map(|hold| serde_json::json!({
+            "user": hold.user_id, "faults": hold.faults, "until": rfc3339(hold.until),
+        })).collect::<Vec<_>>(),
+        "faults": state.faults,
+        "last_fault": state.last.as_ref().map(|fault| serde_json::json!({
+            "at": rfc3339(fault.at), "kind": fault.cause, "message": fault.message,
+            "user": fault.user_id, "export_id": fault.export_id,
+        })),
+    })
+}
+
+/// The named queries a plugin's config defines (`queries.NAME`, as the sql
+/// plugin's do): what a request may run, with which parameters, and at most
+/// how many rows. The rest of the config (a database URL may hold a
+/// password) stays out.
+fn queries_of(config: &Value) -> Option<Value> {
+    let queries = config.get("queries")?.as_object()?;
+    let field =
+        |query: &Value, key: &str, default: Value| query.get(key).cloned().unwrap_or(default);
+    Some(Value::Array(
+        queries
+            .iter()
+            .map(|(name, query)| {
+                serde_json::json!({
+                    "name": name,
+                    "description": field(query, "description", Value::from("")),
+                    "params": field(query, "params", serde_json::json!({})),
+                    "max_rows": field(query, "max_rows", Value::Null),
+                    "on_max_rows": field(query, "on_max_rows", Value::from("fail")),
+                })
+            })
+            .collect(),
+    ))
+}
+
 fn list(settings: &HostSettings, json: bool) -> anyhow::Result<()> {
     let registry = load_registry(settings)?;
+    let quarantines = quarantines(settings, &registry);
     let mut lines = Vec::new();
+    // Each loaded plugin's named queries (the sql loader's), for `--json`.
+    let mut queries: HashMap<String, Value> = HashMap::new();
     for plugin in registry.plugins() {
         let manifest = plugin.manifest();
+        if let Some(listed) = queries_of(&plugin.entry().config) {
+            queries.insert(plugin.name.clone(), listed);
+        }
+        let quarantine = quarantines
+            .as_ref()
+            .and_then(|states| states.get(&plugin.name));
+        let held = quarantine.and_then(quarantine_status);
+        let base = match (&held, quarantine.and_then(|q| q.global.as_ref())) {
+            (Some(held), Some(_)) => held.clone(),
+            (Some(held), None) => format!("{}; {held}", plugin.status().as_str()),
+            (None, _) => plugin.status().as_str().to_owned(),
+        };
         lines.push(Line {
+            quarantine: quarantine.map(quarantine_json),
             plugin: plugin.name.clone(),
             version: manifest.version.clone(),
             api: manifest.api_version.clone(),
@@ -139,12 +288,11 @@ fn list(settings: &HostSettings, json: bool) -> anyhow::Result<()> {
             sandbox: sandbox_of(plugin.isolation),
             status: match registry.reload_failure(&plugin.name) {
                 Some(failure) => format!(
-                    "{}, reload_failed ({}): {}",
-                    plugin.status().as_str(),
+                    "{base}, reload_failed ({}): {}",
                     failure.cause.as_str(),
                     failure.reason
                 ),
-                None => plugin.status().as_str().to_owned(),
+                None => base,
             },
         });
     }
@@ -157,6 +305,7 @@ fn list(settings: &HostSettings, json: bool) -> anyhow::Result<()> {
             isolation: entry.isolation.as_str().to_owned(),
             sandbox: "-".into(),
             status: "disabled".to_owned(),
+            quarantine: None,
         });
     }
     for failure in registry.failures() {
@@ -168,17 +317,22 @@ fn list(settings: &HostSettings, json: bool) -> anyhow::Result<()> {
             isolation: "-".into(),
             sandbox: "-".into(),
             status: format!("failed ({}): {}", failure.cause.as_str(), failure.reason),
+            quarantine: None,
         });
     }
     if json {
         let rows: Vec<serde_json::Value> = lines
             .iter()
             .map(|l| {
-                serde_json::json!({
+                let mut row = serde_json::json!({
                     "plugin": l.plugin, "version": l.version, "api_version": l.api,
                     "components": l.components, "isolation": l.isolation, "sandbox": l.sandbox,
-                    "status": l.status,
-                })
+                    "status": l.status, "quarantine": l.quarantine,
+                });
+                if let Some(listed) = queries.get(&l.plugin) {
+                    row["queries"] = listed.clone();
+                }
+                row
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -192,6 +346,7 @@ fn list(settings: &HostSettings, json: bool) -> anyhow::Result<()> {
         isolation: "ISOLATION".into(),
         sandbox: "SANDBOX".into(),
         status: "STATUS".into(),
+        quarantine: None,
     };
     let all: Vec<&Line> = std::iter::once(&header).chain(lines.iter()).collect();
     let width = |f: fn(&Line) -> &str| all.iter().map(|l| f(l).chars().count()).max().unwrap_or(0);

@@ -1,4 +1,4 @@
-//! Host settings (SPEC section 5).
+//! Host settings: the list in README.md's "Settings" section.
 //!
 //! Precedence, highest first: command-line flag (`--max-rows 5`) >
 //! environment (`EXPORT_HOST_MAX_ROWS=5`) > config file (`--config FILE` or
@@ -83,11 +83,29 @@ pub enum Setting {
     JwtUserClaim,
     /// `JWT_ADMIN`
     JwtAdmin,
+    /// `HEADER_READ_TIMEOUT`
+    HeaderReadTimeout,
+    /// `IDLE_TIMEOUT`
+    IdleTimeout,
+    /// `MAX_CONNECTIONS`
+    MaxConnections,
+    /// `MAX_SELECTOR_BYTES`
+    MaxSelectorBytes,
+    /// `MAX_OPTIONS_BYTES`
+    MaxOptionsBytes,
+    /// `MAX_STORED_PER_USER`
+    MaxStoredPerUser,
+    /// `LEASE_SECONDS`
+    LeaseSeconds,
+    /// `SHUTDOWN_GRACE`
+    ShutdownGrace,
+    /// `JWKS_REFRESH_SECONDS`
+    JwksRefreshSeconds,
 }
 
 impl Setting {
     /// Every setting, in table order.
-    pub const ALL: [Setting; 24] = [
+    pub const ALL: [Setting; 33] = [
         Setting::DataDir,
         Setting::DatabaseUrl,
         Setting::Storage,
@@ -112,9 +130,18 @@ impl Setting {
         Setting::JwtAudience,
         Setting::JwtUserClaim,
         Setting::JwtAdmin,
+        Setting::HeaderReadTimeout,
+        Setting::IdleTimeout,
+        Setting::MaxConnections,
+        Setting::MaxSelectorBytes,
+        Setting::MaxOptionsBytes,
+        Setting::MaxStoredPerUser,
+        Setting::LeaseSeconds,
+        Setting::ShutdownGrace,
+        Setting::JwksRefreshSeconds,
     ];
 
-    /// The name, as in the SPEC table: `MAX_ROWS`.
+    /// The name, as README.md and `--help` spell it: `MAX_ROWS`.
     pub fn name(self) -> &'static str {
         match self {
             Setting::DataDir => "DATA_DIR",
@@ -141,6 +168,15 @@ impl Setting {
             Setting::JwtAudience => "JWT_AUDIENCE",
             Setting::JwtUserClaim => "JWT_USER_CLAIM",
             Setting::JwtAdmin => "JWT_ADMIN",
+            Setting::HeaderReadTimeout => "HEADER_READ_TIMEOUT",
+            Setting::IdleTimeout => "IDLE_TIMEOUT",
+            Setting::MaxConnections => "MAX_CONNECTIONS",
+            Setting::MaxSelectorBytes => "MAX_SELECTOR_BYTES",
+            Setting::MaxOptionsBytes => "MAX_OPTIONS_BYTES",
+            Setting::MaxStoredPerUser => "MAX_STORED_PER_USER",
+            Setting::LeaseSeconds => "LEASE_SECONDS",
+            Setting::ShutdownGrace => "SHUTDOWN_GRACE",
+            Setting::JwksRefreshSeconds => "JWKS_REFRESH_SECONDS",
         }
     }
 
@@ -220,6 +256,15 @@ impl Setting {
             Setting::JwtAdmin => {
                 "expected claim=value naming admins, e.g. role=service_role; needs JWT_SECRET or JWT_JWKS"
             }
+            Setting::HeaderReadTimeout => "expected a duration from 1s to 1day (a bare number is seconds), e.g. 10s",
+            Setting::IdleTimeout => "expected a duration from 1s to 1day (a bare number is seconds), longer than the longest ?wait=, e.g. 330s",
+            Setting::MaxConnections => "expected a whole number of connections from 1 to 1000000, e.g. 4096 (default: from the open-file limit)",
+            Setting::MaxSelectorBytes => "expected a whole number of bytes from 1024 to 16777216, e.g. 65536",
+            Setting::MaxOptionsBytes => "expected a whole number of bytes from 1024 to 16777216, e.g. 65536",
+            Setting::MaxStoredPerUser => "expected a whole number of records per user from 1 to 100000000, e.g. 10000",
+            Setting::LeaseSeconds => "expected a whole number of seconds from 2 to 3600, e.g. 60",
+            Setting::ShutdownGrace => "expected a duration from 0s to 1day (a bare number is seconds), e.g. 30s",
+            Setting::JwksRefreshSeconds => "expected a whole number of seconds from 1 to 86400 between two fetches of JWT_JWKS, e.g. 60",
         }
     }
 
@@ -257,6 +302,15 @@ impl Setting {
             Setting::JwtAudience => args.jwt_audience.as_ref(),
             Setting::JwtUserClaim => args.jwt_user_claim.as_ref(),
             Setting::JwtAdmin => args.jwt_admin.as_ref(),
+            Setting::HeaderReadTimeout => args.header_read_timeout.as_ref(),
+            Setting::IdleTimeout => args.idle_timeout.as_ref(),
+            Setting::MaxConnections => args.max_connections.as_ref(),
+            Setting::MaxSelectorBytes => args.max_selector_bytes.as_ref(),
+            Setting::MaxOptionsBytes => args.max_options_bytes.as_ref(),
+            Setting::MaxStoredPerUser => args.max_stored_per_user.as_ref(),
+            Setting::LeaseSeconds => args.lease_seconds.as_ref(),
+            Setting::ShutdownGrace => args.shutdown_grace.as_ref(),
+            Setting::JwksRefreshSeconds => args.jwks_refresh_seconds.as_ref(),
         }
     }
 }
@@ -416,6 +470,8 @@ pub struct HostSettings {
     pub signing_key_previous: Option<SigningKey>,
     /// `JWT_*`: JWT bearer tokens, off unless a key is set.
     pub jwt: JwtSettings,
+    /// The limits that keep one client or user from starving the rest.
+    pub guards: Guards,
     origins: BTreeMap<Setting, Origin>,
 }
 
@@ -510,19 +566,22 @@ impl HostSettings {
                         .admin
                         .as_ref()
                         .map_or_else(|| "-".to_owned(), |(c, v)| format!("{c}={v}")),
+                    Setting::HeaderReadTimeout => seconds(self.guards.header_read_timeout),
+                    Setting::IdleTimeout => seconds(self.guards.idle_timeout),
+                    Setting::MaxConnections => self.guards.max_connections.map_or_else(
+                        || "<from the open-file limit>".to_owned(),
+                        |n| n.to_string(),
+                    ),
+                    Setting::MaxSelectorBytes => self.guards.max_selector_bytes.to_string(),
+                    Setting::MaxOptionsBytes => self.guards.max_options_bytes.to_string(),
+                    Setting::MaxStoredPerUser => self.guards.max_stored_per_user.to_string(),
+                    Setting::LeaseSeconds => self.guards.lease.as_secs().to_string(),
+                    Setting::ShutdownGrace => seconds(self.guards.shutdown_grace),
+                    Setting::JwksRefreshSeconds => self.jwt.jwks_refresh.as_secs().to_string(),
                 };
                 (setting, value, self.origin(setting))
             })
             .collect()
-    }
-
-    /// The caps one export runs under.
-    pub fn run_limits(&self) -> crate::pipeline::RunLimits {
-        crate::pipeline::RunLimits {
-            max_rows: self.max_rows,
-            max_bytes: self.max_file_bytes(),
-            batch_size: self.batch_size,
-        }
     }
 
     /// `MAX_FILE_SIZE_MB` in bytes.
@@ -566,6 +625,10 @@ impl HostSettings {
     }
 }
 
+fn seconds(duration: Duration) -> String {
+    humantime::format_duration(duration).to_string()
+}
+
 fn redacted(set: bool) -> String {
     if set { "<redacted>" } else { "-" }.to_owned()
 }
@@ -604,6 +667,10 @@ pub struct JwtSettings {
     pub user_claim: String,
     /// `JWT_ADMIN`: a claim and the value that makes the caller an admin.
     pub admin: Option<(String, String)>,
+    /// `JWKS_REFRESH_SECONDS`: the shortest time between two fetches of a
+    /// JWKS URL, so tokens with made-up key ids cannot make it hammer the
+    /// auth server.
+    pub jwks_refresh: Duration,
 }
 
 impl Default for JwtSettings {
@@ -615,6 +682,7 @@ impl Default for JwtSettings {
             audience: Vec::new(),
             user_claim: "sub".to_owned(),
             admin: None,
+            jwks_refresh: Duration::from_secs(60),
         }
     }
 }
@@ -623,6 +691,47 @@ impl JwtSettings {
     /// Whether JWTs are accepted at all (a key is configured).
     pub fn enabled(&self) -> bool {
         self.secret.is_some() || self.jwks.is_some()
+    }
+}
+
+/// Limits that keep one client, user or stuck export from starving the
+/// rest: connection timeouts and cap, request sizes, records per user, the
+/// lease and the shutdown grace. docs/operations.md says when to change them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guards {
+    /// `HEADER_READ_TIMEOUT`: time a client has to send a request head;
+    /// also how long a kept-alive connection may wait for the next one.
+    pub header_read_timeout: Duration,
+    /// `IDLE_TIMEOUT`: time a connection may move no byte either way.
+    pub idle_timeout: Duration,
+    /// `MAX_CONNECTIONS`: connections served at once; `None` derives it
+    /// from the open-file limit.
+    pub max_connections: Option<usize>,
+    /// `MAX_SELECTOR_BYTES`: largest request selector, as JSON.
+    pub max_selector_bytes: usize,
+    /// `MAX_OPTIONS_BYTES`: largest request options, as JSON.
+    pub max_options_bytes: usize,
+    /// `MAX_STORED_PER_USER`: most records (any status) kept per user.
+    pub max_stored_per_user: u64,
+    /// `LEASE_SECONDS`: how long a claimed export lasts without a heartbeat.
+    pub lease: Duration,
+    /// `SHUTDOWN_GRACE`: how long running exports may finish on SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Guards {
+    fn default() -> Self {
+        Guards {
+            header_read_timeout: Duration::from_secs(10),
+            // Longer than the longest `?wait=` a status request may hold.
+            idle_timeout: Duration::from_secs(330),
+            max_connections: None,
+            max_selector_bytes: 64 * 1024,
+            max_options_bytes: 64 * 1024,
+            max_stored_per_user: 10_000,
+            lease: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(30),
+        }
     }
 }
 
@@ -706,6 +815,33 @@ pub struct SettingsArgs {
     /// A JWT whose claim has this value is an admin, e.g. role=service_role (an array claim may contain it). [env: EXPORT_HOST_JWT_ADMIN]
     #[arg(long, value_name = "CLAIM=VALUE", global = true)]
     pub jwt_admin: Option<String>,
+    /// Time a client has to send a request head, and that a kept-alive connection may wait for the next. [env: EXPORT_HOST_HEADER_READ_TIMEOUT] [default: 10s]
+    #[arg(long, value_name = "SECONDS", global = true)]
+    pub header_read_timeout: Option<String>,
+    /// Time a connection may move no byte either way before it is closed. [env: EXPORT_HOST_IDLE_TIMEOUT] [default: 330s]
+    #[arg(long, value_name = "SECONDS", global = true)]
+    pub idle_timeout: Option<String>,
+    /// Connections served at once; past it new ones wait or get 503. [env: EXPORT_HOST_MAX_CONNECTIONS] [default: from the open-file limit]
+    #[arg(long, value_name = "N", global = true)]
+    pub max_connections: Option<String>,
+    /// Largest request selector, as JSON. [env: EXPORT_HOST_MAX_SELECTOR_BYTES] [default: 65536]
+    #[arg(long, value_name = "BYTES", global = true)]
+    pub max_selector_bytes: Option<String>,
+    /// Largest request options, as JSON. [env: EXPORT_HOST_MAX_OPTIONS_BYTES] [default: 65536]
+    #[arg(long, value_name = "BYTES", global = true)]
+    pub max_options_bytes: Option<String>,
+    /// Most export records (failed ones included) kept per user. [env: EXPORT_HOST_MAX_STORED_PER_USER] [default: 10000]
+    #[arg(long, value_name = "N", global = true)]
+    pub max_stored_per_user: Option<String>,
+    /// How long a claimed export lasts without a heartbeat before another daemon may take it. [env: EXPORT_HOST_LEASE_SECONDS] [default: 60]
+    #[arg(long, value_name = "SECONDS", global = true)]
+    pub lease_seconds: Option<String>,
+    /// How long running exports may finish on SIGTERM before they go back to the queue. [env: EXPORT_HOST_SHUTDOWN_GRACE] [default: 30s]
+    #[arg(long, value_name = "SECONDS", global = true)]
+    pub shutdown_grace: Option<String>,
+    /// Shortest time between two fetches of a JWT_JWKS URL. [env: EXPORT_HOST_JWKS_REFRESH_SECONDS] [default: 60]
+    #[arg(long, value_name = "SECONDS", global = true)]
+    pub jwks_refresh_seconds: Option<String>,
 }
 
 /// The config file to read, if any, and where its name came from:
@@ -885,6 +1021,16 @@ fn duration(text: &str) -> Option<Duration> {
         .filter(|d| *d >= Duration::from_secs(1) && *d <= Duration::from_secs(7 * 86_400))
 }
 
+/// A duration from `min` to one day: humantime text (`10s`, `5m`) or a
+/// bare number of seconds.
+fn timeout(text: &str, min: Duration) -> Option<Duration> {
+    let text = text.trim();
+    whole_number(text)
+        .map(Duration::from_secs)
+        .or_else(|| humantime::parse_duration(text).ok())
+        .filter(|d| *d >= min && *d <= Duration::from_secs(86_400))
+}
+
 /// `http(s)://host[:port][/prefix]`, kept without a trailing slash.
 fn public_url(text: &str) -> Option<String> {
     let text = text.trim().trim_end_matches('/');
@@ -1009,7 +1155,7 @@ fn check_keys(table: &toml::Table, file: &str) -> Result<(), SettingError> {
         let guess = valid.iter().find(|v| v.as_str() == lower).or_else(|| {
             valid
                 .iter()
-                .map(|v| (edit_distance(v, lower), v))
+                .map(|v| (strsim::levenshtein(v, lower), v))
                 .filter(|(d, _)| *d <= 2)
                 .min_by_key(|(d, _)| *d)
                 .map(|(_, v)| v)
@@ -1024,25 +1170,6 @@ fn check_keys(table: &toml::Table, file: &str) -> Result<(), SettingError> {
         });
     }
     Ok(())
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                prev
-            } else {
-                1 + prev.min(cur).min(row[j])
-            };
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 /// Resolves the settings from flags (`args`), the environment (`env`, given
@@ -1145,6 +1272,31 @@ pub fn resolve(
         audience: get!(Setting::JwtAudience, audiences).unwrap_or_default(),
         user_claim: get!(Setting::JwtUserClaim, claim_name).unwrap_or_else(|| "sub".to_owned()),
         admin: get!(Setting::JwtAdmin, admin_claim),
+        jwks_refresh: get!(Setting::JwksRefreshSeconds, |t| in_range(t, 1, 86_400))
+            .map_or(Duration::from_secs(60), Duration::from_secs),
+    };
+    let defaults = Guards::default();
+    let bytes = |t: &str| in_range(t, 1024, 16 * 1024 * 1024).and_then(|n| usize::try_from(n).ok());
+    let guards = Guards {
+        header_read_timeout: get!(Setting::HeaderReadTimeout, |t| timeout(
+            t,
+            Duration::from_secs(1)
+        ))
+        .unwrap_or(defaults.header_read_timeout),
+        idle_timeout: get!(Setting::IdleTimeout, |t| timeout(t, Duration::from_secs(1)))
+            .unwrap_or(defaults.idle_timeout),
+        max_connections: get!(Setting::MaxConnections, |t| in_range(t, 1, 1_000_000)
+            .and_then(|n| usize::try_from(n).ok())),
+        max_selector_bytes: get!(Setting::MaxSelectorBytes, bytes)
+            .unwrap_or(defaults.max_selector_bytes),
+        max_options_bytes: get!(Setting::MaxOptionsBytes, bytes)
+            .unwrap_or(defaults.max_options_bytes),
+        max_stored_per_user: get!(Setting::MaxStoredPerUser, |t| in_range(t, 1, 100_000_000))
+            .unwrap_or(defaults.max_stored_per_user),
+        lease: get!(Setting::LeaseSeconds, |t| in_range(t, 2, 3600))
+            .map_or(defaults.lease, Duration::from_secs),
+        shutdown_grace: get!(Setting::ShutdownGrace, |t| timeout(t, Duration::ZERO))
+            .unwrap_or(defaults.shutdown_grace),
     };
     if !jwt.enabled() {
         // A check that would never run is a mistake, not a default.
@@ -1181,6 +1333,7 @@ pub fn resolve(
         public_url,
         signing_key_previous,
         jwt,
+        guards,
         origins,
     })
 }

@@ -27,6 +27,45 @@ fn error(
     err
 }
 
+/// Sets the flag of `setting` to `v`, as clap would.
+fn set_flag(args: &mut SettingsArgs, setting: Setting, v: Option<String>) {
+    match setting {
+        Setting::DataDir => args.data_dir = v,
+        Setting::DatabaseUrl => args.database_url = v,
+        Setting::Storage => args.storage = v,
+        Setting::Listen => args.listen = v,
+        Setting::Plugins => args.plugins = v,
+        Setting::ExpirationHours => args.expiration_hours = v,
+        Setting::MaxRows => args.max_rows = v,
+        Setting::MaxFileSizeMb => args.max_file_size_mb = v,
+        Setting::MaxPerUser => args.max_per_user = v,
+        Setting::Workers => args.workers = v,
+        Setting::CleanupInterval => args.cleanup_interval = v,
+        Setting::RetentionDays => args.retention_days = v,
+        Setting::CacheTtlMinutes => args.cache_ttl_minutes = v,
+        Setting::SigningKey => args.signing_key = v,
+        Setting::BatchSize => args.batch_size = v,
+        Setting::DownloadRedirect => args.download_redirect = v,
+        Setting::PublicUrl => args.public_url = v,
+        Setting::SigningKeyPrevious => args.signing_key_previous = v,
+        Setting::JwtSecret => args.jwt_secret = v,
+        Setting::JwtJwks => args.jwt_jwks = v,
+        Setting::JwtIssuer => args.jwt_issuer = v,
+        Setting::JwtAudience => args.jwt_audience = v,
+        Setting::JwtUserClaim => args.jwt_user_claim = v,
+        Setting::JwtAdmin => args.jwt_admin = v,
+        Setting::HeaderReadTimeout => args.header_read_timeout = v,
+        Setting::IdleTimeout => args.idle_timeout = v,
+        Setting::MaxConnections => args.max_connections = v,
+        Setting::MaxSelectorBytes => args.max_selector_bytes = v,
+        Setting::MaxOptionsBytes => args.max_options_bytes = v,
+        Setting::MaxStoredPerUser => args.max_stored_per_user = v,
+        Setting::LeaseSeconds => args.lease_seconds = v,
+        Setting::ShutdownGrace => args.shutdown_grace = v,
+        Setting::JwksRefreshSeconds => args.jwks_refresh_seconds = v,
+    }
+}
+
 #[test]
 fn defaults_without_state_directory() {
     let s = resolve(&SettingsArgs::default(), &no_env, None).unwrap();
@@ -51,10 +90,8 @@ fn defaults_without_state_directory() {
     assert_eq!(s.batch_size, 8192);
     assert_eq!(s.origin(Setting::DataDir), &Origin::Default);
     assert_eq!(s.origin(Setting::MaxRows), &Origin::Default);
-    let limits = s.run_limits();
-    assert_eq!(limits.max_rows, 10_000_000);
-    assert_eq!(limits.max_bytes, 1024 * 1024 * 1024);
-    assert_eq!(limits.batch_size, 8192);
+    assert_eq!(s.max_rows, 10_000_000);
+    assert_eq!(s.max_file_bytes(), 1024 * 1024 * 1024);
     assert_eq!(s.expiration(), Duration::from_secs(24 * 3600));
     assert_eq!(s.retention(), Duration::from_secs(7 * 86_400));
 }
@@ -164,6 +201,15 @@ fn every_setting_reads_from_each_level() {
         (Setting::JwtAudience, "authenticated, api"),
         (Setting::JwtUserClaim, "user_id"),
         (Setting::JwtAdmin, "role=service_role"),
+        (Setting::HeaderReadTimeout, "3"),
+        (Setting::IdleTimeout, "2m"),
+        (Setting::MaxConnections, "500"),
+        (Setting::MaxSelectorBytes, "2048"),
+        (Setting::MaxOptionsBytes, "4096"),
+        (Setting::MaxStoredPerUser, "50"),
+        (Setting::LeaseSeconds, "4"),
+        (Setting::ShutdownGrace, "0"),
+        (Setting::JwksRefreshSeconds, "5"),
     ];
     let check = |s: &HostSettings| {
         assert_eq!(s.data_dir, PathBuf::from("/d"));
@@ -207,37 +253,26 @@ fn every_setting_reads_from_each_level() {
             s.jwt.admin,
             Some(("role".to_owned(), "service_role".to_owned()))
         );
+        assert_eq!(
+            s.guards,
+            Guards {
+                header_read_timeout: Duration::from_secs(3),
+                idle_timeout: Duration::from_secs(120),
+                max_connections: Some(500),
+                max_selector_bytes: 2048,
+                max_options_bytes: 4096,
+                max_stored_per_user: 50,
+                lease: Duration::from_secs(4),
+                shutdown_grace: Duration::ZERO,
+            }
+        );
+        assert_eq!(s.jwt.jwks_refresh, Duration::from_secs(5));
     };
     // Flags.
     let mut args = SettingsArgs::default();
     for (setting, value) in values {
         let v = Some((*value).to_owned());
-        match setting {
-            Setting::DataDir => args.data_dir = v,
-            Setting::DatabaseUrl => args.database_url = v,
-            Setting::Storage => args.storage = v,
-            Setting::Listen => args.listen = v,
-            Setting::Plugins => args.plugins = v,
-            Setting::ExpirationHours => args.expiration_hours = v,
-            Setting::MaxRows => args.max_rows = v,
-            Setting::MaxFileSizeMb => args.max_file_size_mb = v,
-            Setting::MaxPerUser => args.max_per_user = v,
-            Setting::Workers => args.workers = v,
-            Setting::CleanupInterval => args.cleanup_interval = v,
-            Setting::RetentionDays => args.retention_days = v,
-            Setting::CacheTtlMinutes => args.cache_ttl_minutes = v,
-            Setting::SigningKey => args.signing_key = v,
-            Setting::BatchSize => args.batch_size = v,
-            Setting::DownloadRedirect => args.download_redirect = v,
-            Setting::PublicUrl => args.public_url = v,
-            Setting::SigningKeyPrevious => args.signing_key_previous = v,
-            Setting::JwtSecret => args.jwt_secret = v,
-            Setting::JwtJwks => args.jwt_jwks = v,
-            Setting::JwtIssuer => args.jwt_issuer = v,
-            Setting::JwtAudience => args.jwt_audience = v,
-            Setting::JwtUserClaim => args.jwt_user_claim = v,
-            Setting::JwtAdmin => args.jwt_admin = v,
-        }
+        set_flag(&mut args, *setting, v);
     }
     let s = resolve(&args, &no_env, None).unwrap();
     check(&s);
@@ -329,6 +364,16 @@ fn bad_values_name_setting_value_origin_and_what_is_accepted() {
         (Setting::BatchSize, "1048577"),
         (Setting::MaxRows, "_1"),
         (Setting::DownloadRedirect, "maybe"),
+        (Setting::HeaderReadTimeout, "0"),
+        (Setting::HeaderReadTimeout, "2days"),
+        (Setting::IdleTimeout, "soon"),
+        (Setting::MaxConnections, "0"),
+        (Setting::MaxSelectorBytes, "1023"),
+        (Setting::MaxOptionsBytes, "16777217"),
+        (Setting::MaxStoredPerUser, "0"),
+        (Setting::LeaseSeconds, "1"),
+        (Setting::ShutdownGrace, "-1"),
+        (Setting::JwksRefreshSeconds, "0"),
         // On needs an S3 bucket to redirect to; the default STORAGE is local.
         (Setting::DownloadRedirect, "on"),
         (Setting::PublicUrl, "exports.example.com"),
@@ -344,32 +389,7 @@ fn bad_values_name_setting_value_origin_and_what_is_accepted() {
         // As a flag (env-empty values would be "unset", so use flags).
         let mut args = SettingsArgs::default();
         let v = Some((*value).to_owned());
-        match setting {
-            Setting::DataDir => args.data_dir = v,
-            Setting::DatabaseUrl => args.database_url = v,
-            Setting::Storage => args.storage = v,
-            Setting::Listen => args.listen = v,
-            Setting::Plugins => args.plugins = v,
-            Setting::ExpirationHours => args.expiration_hours = v,
-            Setting::MaxRows => args.max_rows = v,
-            Setting::MaxFileSizeMb => args.max_file_size_mb = v,
-            Setting::MaxPerUser => args.max_per_user = v,
-            Setting::Workers => args.workers = v,
-            Setting::CleanupInterval => args.cleanup_interval = v,
-            Setting::RetentionDays => args.retention_days = v,
-            Setting::CacheTtlMinutes => args.cache_ttl_minutes = v,
-            Setting::SigningKey => args.signing_key = v,
-            Setting::BatchSize => args.batch_size = v,
-            Setting::DownloadRedirect => args.download_redirect = v,
-            Setting::PublicUrl => args.public_url = v,
-            Setting::SigningKeyPrevious => args.signing_key_previous = v,
-            Setting::JwtSecret => args.jwt_secret = v,
-            Setting::JwtJwks => args.jwt_jwks = v,
-            Setting::JwtIssuer => args.jwt_issuer = v,
-            Setting::JwtAudience => args.jwt_audience = v,
-            Setting::JwtUserClaim => args.jwt_user_claim = v,
-            Setting::JwtAdmin => args.jwt_admin = v,
-        }
+        set_flag(&mut args, *setting, v);
         let err = error(&args, &no_env, None);
         let prefix = format!("invalid setting {}=", setting.name());
         assert!(err.starts_with(&prefix), "{setting} {value:?}: {err}");
@@ -459,7 +479,10 @@ fn unknown_file_keys_are_refused_with_the_valid_ones() {
         err.starts_with("unknown setting \"max_row\" in config file /etc/eh.toml (did you mean \"max_rows\"?); valid settings: data_dir, database_url, storage,"),
         "{err}"
     );
-    assert!(err.ends_with("jwt_user_claim, jwt_admin"), "{err}");
+    assert!(
+        err.ends_with("shutdown_grace, jwks_refresh_seconds"),
+        "{err}"
+    );
     let err = error(&args, &no_env, Some(&table("MAX_ROWS = 5")));
     assert!(err.contains("(did you mean \"max_rows\"?)"), "{err}");
     let err = error(&args, &no_env, Some(&table("[server]\nlisten = \"x\"")));

@@ -423,7 +423,7 @@ fn well_formed(
 /// Writes `inputs.stream_rows` rows and watches the host's resident memory.
 fn flat_memory(target: &Target<'_>, inputs: &Inputs, label: String) -> Check {
     let Some(start_rss) = resident_bytes() else {
-        return Check::not_applicable(label, "cannot measure memory here (no /proc/self/status)");
+        return Check::not_applicable(label, "cannot measure this process's resident memory here");
     };
     let schema = stream_schema();
     let mut session =

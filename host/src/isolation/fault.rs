@@ -44,15 +44,21 @@ pub enum Fault {
     /// plugin is not to blame.
     #[error("its worker process was ended because the export stopped")]
     Abandoned,
-    /// Refused before any worker ran.
-    #[error("is quarantined: {0}")]
-    Quarantined(String),
 }
 
 impl Fault {
-    /// Whether it counts towards quarantine (the plugin's worker failed).
+    /// Whether the plugin's worker failed (as opposed to being ended
+    /// because its export stopped).
     pub fn is_crash(&self) -> bool {
-        !matches!(self, Fault::Abandoned | Fault::Quarantined(_))
+        !matches!(self, Fault::Abandoned)
+    }
+
+    /// Whether it counts towards the plugin's quarantine: the call itself
+    /// took the worker down. A worker that could not start says nothing
+    /// about the export's request (resources, a replaced library), so it
+    /// does not count.
+    pub fn counts_towards_quarantine(&self) -> bool {
+        self.is_crash() && !matches!(self, Fault::Start(_))
     }
 
     /// A short lowercase label for logs and the API.
@@ -65,7 +71,6 @@ impl Fault {
             Fault::Protocol(_) => "protocol",
             Fault::Start(_) => "start",
             Fault::Abandoned => "abandoned",
-            Fault::Quarantined(_) => "quarantined",
         }
     }
 
@@ -138,7 +143,8 @@ mod tests {
             256 << 20,
         );
         assert!(oom.to_string().contains("256.0 MiB"), "{oom}");
-        assert!(oom.is_crash());
+        assert!(oom.is_crash() && oom.counts_towards_quarantine());
         assert!(!Fault::Abandoned.is_crash());
+        assert!(!Fault::Start("no memory".into()).counts_towards_quarantine());
     }
 }

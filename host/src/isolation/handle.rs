@@ -141,13 +141,11 @@ impl PluginHandle {
         }
     }
 
-    /// Loaded, or quarantined (only isolated plugins are ever quarantined:
-    /// an in-process crash takes the host with it).
+    /// Always `Loaded`: a handle serves whoever calls it. Quarantine is
+    /// decided per user from the faults in the database
+    /// (`Records::quarantine_for`) before an export calls in.
     pub fn state(&self) -> PluginState {
-        match self {
-            PluginHandle::InProcess(_) => PluginState::Loaded,
-            PluginHandle::Process(pool) => pool.state(),
-        }
+        PluginState::Loaded
     }
 
     /// The most recent worker fault.

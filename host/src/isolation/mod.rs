@@ -11,7 +11,9 @@
 //! protocol fails only the export it served, with a [`Fault`] saying which,
 //! and a plugin whose workers keep failing is quarantined.
 //!
-//! The pipeline sees neither: it calls a [`PluginHandle`].
+//! The pipeline sees neither: it calls a [`PluginHandle`]. How this fits
+//! with plugin checks, loading and reload: docs/architecture.md, "Plugins:
+//! checked, loaded, run".
 
 pub mod fault;
 pub mod handle;
@@ -20,12 +22,14 @@ pub mod probe;
 pub mod process;
 pub mod protocol;
 pub mod sandbox;
+pub mod settings;
 pub mod worker;
 
 pub use fault::Fault;
 pub use handle::{Batch, BatchSource, CallError, FormatSession, Formatted, PluginHandle};
 pub use pool::{LastFault, PluginState, WorkerPool};
 pub use process::{Deadline, Killer};
+pub use settings::{Isolation, SandboxGrants, WorkerSettings};
 pub use worker::WorkerArgs;
 
 use std::path::PathBuf;

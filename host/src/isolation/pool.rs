@@ -1,28 +1,31 @@
 //! The worker processes of one isolated plugin: reused across exports,
-//! started on demand up to `max_workers`, ended when idle, and counted when
-//! they crash so a plugin that keeps crashing is quarantined.
+//! started on demand up to `max_workers`, ended when idle. A worker that
+//! fails is ended and its fault kept as the plugin's last one; whether the
+//! plugin is quarantined is decided from the faults recorded in the
+//! database (`records::quarantine`), which every daemon shares, not here.
 
 use super::fault::Fault;
 use super::process::{Deadline, WorkerProcess};
 use super::protocol::{Refusal, Reply, Request, PROTOCOL_VERSION};
-use crate::plugins::config::WorkerSettings;
-use crate::plugins::FailureCause;
+use super::settings::WorkerSettings;
+use crate::library::FailureCause;
 use export_plugin_api::Manifest;
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
-/// Whether a plugin takes work.
+/// Whether a plugin takes work. A loaded plugin's handle is always
+/// `Loaded`; `Quarantined` is what a listing reports from the faults in
+/// the database (`Records::plugin_quarantine`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PluginState {
     /// Loaded and serving.
     Loaded,
-    /// Its workers crashed too often: refused until `until`.
+    /// Its calls failed too often: refused until `until`.
     Quarantined {
-        /// When the quarantine lifts (unless it crashes again first).
+        /// When the quarantine lifts (unless it faults again first).
         until: SystemTime,
-        /// Crashes within the window.
+        /// Faults within the window.
         crashes: usize,
     },
 }
@@ -55,7 +58,6 @@ struct PoolState {
     live: usize,
     /// Pids of the live workers that have started.
     pids: Vec<u32>,
-    crashes: VecDeque<Instant>,
     last_fault: Option<LastFault>,
 }
 
@@ -68,6 +70,8 @@ pub struct WorkerPool {
     sha256: String,
     manifest: Manifest,
     settings: WorkerSettings,
+    /// How long a new worker may take to load the library.
+    load_timeout: Duration,
     state: Mutex<PoolState>,
     freed: Condvar,
 }
@@ -83,24 +87,26 @@ impl std::fmt::Debug for WorkerPool {
 
 impl WorkerPool {
     /// Starts the plugin's first worker, which runs the trust checks on
-    /// `library` (and `sha256` when pinned), loads it and reads its manifest;
-    /// the host itself never opens the library. The worker stays, idle, for
-    /// the first export.
+    /// `library` (and `sha256` when pinned), loads it and reads its manifest
+    /// within `load_timeout`; the host itself never opens the library. The
+    /// worker stays, idle, for the first export.
     pub fn start(
         plugin: &str,
         library: &Path,
         sha256: Option<&str>,
         settings: &WorkerSettings,
+        load_timeout: Duration,
     ) -> Result<Arc<WorkerPool>, (FailureCause, String)> {
         let mut worker = WorkerProcess::spawn(plugin, settings)
             .map_err(|fault| (FailureCause::Load, fault.to_string()))?;
-        let (manifest, sha256) = hello(&mut worker, library, sha256)?;
+        let (manifest, sha256) = hello(&mut worker, library, sha256, load_timeout)?;
         let pool = Arc::new(WorkerPool {
             plugin: plugin.to_owned(),
             library: library.to_owned(),
             sha256,
             manifest,
             settings: settings.clone(),
+            load_timeout,
             state: Mutex::new(PoolState {
                 live: 1,
                 pids: vec![worker.pid()],
@@ -123,12 +129,6 @@ impl WorkerPool {
         &self.sha256
     }
 
-    /// Loaded, or quarantined.
-    pub fn state(&self) -> PluginState {
-        let mut state = self.lock();
-        self.quarantine(&mut state)
-    }
-
     /// The most recent worker fault, if any.
     pub fn last_fault(&self) -> Option<LastFault> {
         self.lock().last_fault.clone()
@@ -143,47 +143,11 @@ impl WorkerPool {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Drops crashes older than the window and says whether the rest quarantine.
-    fn quarantine(&self, state: &mut PoolState) -> PluginState {
-        let window = self.settings.quarantine_window;
-        let now = Instant::now();
-        while state
-            .crashes
-            .front()
-            .is_some_and(|at| now.duration_since(*at) >= window)
-        {
-            state.crashes.pop_front();
-        }
-        let threshold = self.settings.quarantine_after as usize;
-        if state.crashes.len() < threshold {
-            return PluginState::Loaded;
-        }
-        // It lifts when enough of the crashes have aged out of the window.
-        let deciding = state.crashes[state.crashes.len() - threshold];
-        let left = (deciding + window).saturating_duration_since(now);
-        PluginState::Quarantined {
-            until: SystemTime::now() + left,
-            crashes: state.crashes.len(),
-        }
-    }
-
     /// A worker for one conversation: an idle one, or a new one while fewer
     /// than `max_workers` live; otherwise waits for one to come back.
     pub(crate) fn checkout(&self, deadline: Option<&Deadline>) -> Result<WorkerProcess, Fault> {
         let mut state = self.lock();
         loop {
-            if let PluginState::Quarantined { until, crashes } = self.quarantine(&mut state) {
-                let last = state
-                    .last_fault
-                    .as_ref()
-                    .map(|f| f.message.clone())
-                    .unwrap_or_default();
-                return Err(Fault::Quarantined(format!(
-                    "its workers failed {crashes} times within {} (the last one {last}); exports that need it are refused until {} or until the plugin is reloaded",
-                    humantime::format_duration(self.settings.quarantine_window),
-                    humantime::format_rfc3339_seconds(until),
-                )));
-            }
             while let Some((mut worker, _)) = state.idle.pop() {
                 if worker.is_usable() {
                     return Ok(worker);
@@ -219,7 +183,12 @@ impl WorkerPool {
 
     fn start_worker(&self) -> Result<WorkerProcess, Fault> {
         let started = WorkerProcess::spawn(&self.plugin, &self.settings).and_then(|mut worker| {
-            match hello(&mut worker, &self.library, Some(&self.sha256)) {
+            match hello(
+                &mut worker,
+                &self.library,
+                Some(&self.sha256),
+                self.load_timeout,
+            ) {
                 Ok(_) => Ok(worker),
                 Err((_, message)) => Err(Fault::Start(message)),
             }
@@ -249,8 +218,8 @@ impl WorkerPool {
         self.freed.notify_one();
     }
 
-    /// Ends a worker that failed (counting `fault` towards quarantine) or
-    /// whose conversation could not end cleanly.
+    /// Ends a worker that failed (keeping `fault` as the last one) or whose
+    /// conversation could not end cleanly.
     pub(crate) fn discard(&self, worker: WorkerProcess, fault: Option<&Fault>) {
         let pid = worker.pid();
         drop(worker);
@@ -267,24 +236,12 @@ impl WorkerPool {
         if !fault.is_crash() {
             return;
         }
-        let before = self.quarantine(state);
-        state.crashes.push_back(Instant::now());
         state.last_fault = Some(LastFault {
             at: SystemTime::now(),
             kind: fault.label(),
             message: fault.to_string(),
         });
         tracing::warn!(plugin = %self.plugin, fault = fault.label(), "plugin worker failed: {fault}");
-        if before == PluginState::Loaded {
-            if let PluginState::Quarantined { until, crashes } = self.quarantine(state) {
-                tracing::error!(
-                    plugin = %self.plugin,
-                    crashes,
-                    until = %humantime::format_rfc3339_seconds(until),
-                    "plugin quarantined: its workers keep failing; exports that need it are refused"
-                );
-            }
-        }
     }
 
     /// Ends the workers idle for longer than `idle_timeout`.
@@ -317,15 +274,16 @@ fn hello(
     worker: &mut WorkerProcess,
     library: &Path,
     sha256: Option<&str>,
+    load_timeout: Duration,
 ) -> Result<(Manifest, String), (FailureCause, String)> {
     let request = Request::Hello {
         protocol: PROTOCOL_VERSION,
         library: library.to_owned(),
         sha256: sha256.map(str::to_owned),
     };
-    // Loading runs the plugin's initialisers: a minute is plenty, and a
-    // library that hangs there must not hang the host.
-    let deadline = Deadline::after(Instant::now(), Duration::from_secs(60));
+    // Loading runs the plugin's initialisers: a library that hangs there
+    // must not hang the host, and its worker is killed at the limit.
+    let deadline = Deadline::after(Instant::now(), load_timeout);
     let reply = worker
         .call(&request, &[], Some(&deadline))
         .map_err(|fault| (FailureCause::Load, format!("its worker process {fault}")))?;

@@ -4,8 +4,8 @@
 use super::fault::Fault;
 use super::protocol::{self, FrameError, Reply, Request};
 use super::sandbox::{Policy, Support};
+use super::settings::WorkerSettings;
 use super::worker_executable;
-use crate::plugins::config::WorkerSettings;
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::OwnedFd;

@@ -23,7 +23,7 @@ const MAX_HEADER_BYTES: u32 = 16 << 20;
 
 /// The payload bound of [`read_frame`]: the default of a plugin's
 /// `max_frame` (plugins.toml).
-pub const DEFAULT_MAX_PAYLOAD_BYTES: u64 = crate::plugins::config::DEFAULT_MAX_FRAME;
+pub const DEFAULT_MAX_PAYLOAD_BYTES: u64 = super::settings::DEFAULT_MAX_FRAME;
 
 /// What the host asks of a worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

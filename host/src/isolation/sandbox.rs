@@ -123,10 +123,10 @@ impl Support {
 
 /// The sandbox a plugin's workers get, for listings (`plugins list`,
 /// `/v1/plugins`): `None` for a plugin that runs in the host.
-pub fn for_plugin(isolation: crate::plugins::Isolation) -> Option<Support> {
+pub fn for_plugin(isolation: super::settings::Isolation) -> Option<Support> {
     match isolation {
-        crate::plugins::Isolation::Process => Some(Support::detect()),
-        crate::plugins::Isolation::InProcess => None,
+        super::settings::Isolation::Process => Some(Support::detect()),
+        super::settings::Isolation::InProcess => None,
     }
 }
 
@@ -203,11 +203,7 @@ pub struct Policy {
 
 impl Policy {
     /// The policy of a worker of a plugin whose table grants `grants`.
-    pub fn new(
-        grants: &crate::plugins::config::SandboxGrants,
-        tmp: &Path,
-        support: &Support,
-    ) -> Policy {
+    pub fn new(grants: &super::settings::SandboxGrants, tmp: &Path, support: &Support) -> Policy {
         let mut connect: Vec<u16> = grants
             .network
             .iter()
@@ -543,7 +539,7 @@ mod tests {
 
     #[test]
     fn grants_become_ports() {
-        let grants = crate::plugins::config::SandboxGrants {
+        let grants = crate::isolation::settings::SandboxGrants {
             network: vec![
                 "db.internal:5432".into(),
                 "127.0.0.1:5432".into(),

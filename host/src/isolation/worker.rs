@@ -12,8 +12,7 @@
 use super::handle::Formatted;
 use super::protocol::{self, Refusal, Reply, Request, PROTOCOL_VERSION};
 use super::sandbox::{self, Policy};
-use crate::plugins::registry::open_verified;
-use crate::plugins::{trust, FailureCause};
+use crate::library::{open_verified, trust, FailureCause};
 use anyhow::Context;
 use export_plugin_api::host::{FormatterSession, LoaderStream, PluginLibrary};
 use export_plugin_api::PluginError;
@@ -153,7 +152,7 @@ fn open_sandboxed(
     sandbox: Option<&Policy>,
 ) -> Result<(PluginLibrary, String), (FailureCause, String)> {
     let Some(policy) = sandbox else {
-        return open_verified(library, sha256, None);
+        return open_verified(library, sha256, &|_| Ok(()));
     };
     let verified = trust::verify(library, sha256)
         .map_err(|err: trust::TrustError| (FailureCause::Trust, err.to_string()))?;

@@ -30,25 +30,24 @@ use std::thread::JoinHandle;
 const BLOCK: usize = 1024 * 1024;
 
 /// Raw blocks the formatter may run ahead of the compressor. Loader,
-/// formatter and compressor each need about a third of the CPU of a gzip
-/// export on two cores, and each runs in bursts; a short queue left a core
-/// idle whenever one of them was descheduled. Measured on the benchmark's
-/// CSV -> JSONL with igzip (median of 5): 1 MiB queued 0.74 s, 4 MiB 0.65 s,
-/// 12 MiB 0.60-0.62 s, 40 MiB no better, against 0.39 s uncompressed.
+/// formatter and compressor share the CPU of a gzip export about equally,
+/// and each runs in bursts; a short queue left a core idle whenever one of
+/// them was descheduled, and a longer one than this gained nothing (the
+/// measurements are in bench/README.md, "Results, 2026-12-02 14:00 UTC").
 const QUEUED_BLOCKS: usize = 12;
 
 /// The same for zstd, whose workers already hold several
-/// [`ZSTD_JOB_BYTES`] jobs of their own; the 12 blocks above brought
-/// parquet + zstd to 119 MiB at peak.
+/// [`ZSTD_JOB_BYTES`] jobs of their own; with as many blocks as gzip queues,
+/// parquet + zstd came close to the peak-memory target (bench/README.md,
+/// "Results, 2026-12-02 15:05 UTC").
 const ZSTD_QUEUED_BLOCKS: usize = 4;
 
 /// gzip's level on zlib-rs. Without igzip, deflate is the slowest stage of
-/// a gzip export by far: on the benchmark's 165 MB CSV zlib-rs takes 0.79 s
-/// at level 1, 1.24 s at level 2 and 2.14 s at zlib's default 6, against
-/// 0.46 s for the whole uncompressed export. Level 1, on
-/// [`compression_threads`] threads, keeps a gzip export near 2x the plain
-/// one; its files are larger (80 MB there, 54 MB at level 6; igzip's level
-/// 1 gives 59 MB in 0.29 s), and zstd is the choice for small files fast.
+/// a gzip export by far, and its cost climbs steeply with the level, to
+/// well above the whole uncompressed export at zlib's default 6. Level 1, on
+/// [`compression_threads`] threads, keeps a gzip export within the target
+/// of bench/README.md; its files are larger than level 6's (igzip's level 1
+/// is both smaller and faster), and zstd is the choice for small files fast.
 pub const GZIP_LEVEL: u32 = 1;
 
 /// The deflate a gzip stream runs on.
@@ -88,7 +87,8 @@ fn zstd_encoder() -> io::Result<zstd::stream::write::Encoder<'static, Vec<u8>>> 
     let workers = u32::try_from(compression_threads()).unwrap_or(1);
     encoder.multithread(workers)?;
     // zstd's own job size at level 3 is several MiB per worker, which put a
-    // JSONL export's peak RSS at 125 MiB; 2 MiB jobs keep it near the plain one.
+    // JSONL export's peak RSS near the memory target (bench/README.md);
+    // 2 MiB jobs keep it near the plain export's.
     encoder.set_parameter(zstd::zstd_safe::CParameter::JobSize(ZSTD_JOB_BYTES))?;
     Ok(encoder)
 }

@@ -1,28 +1,47 @@
 //! gzip through ISA-L's igzip, when the system has it.
 //!
-//! igzip deflates the benchmark's 165 MB CSV in 0.29 s of CPU at its level 1
-//! (59 MB out), where zlib-rs needs 0.79 s at level 1 (80 MB): with it a
-//! gzip export costs little more than the plain one. ISA-L is a C library
+//! igzip deflates at its level 1 both faster and smaller than zlib-rs at
+//! level 1 (bench/README.md has the figures): with it a gzip export costs
+//! little more than the plain one. ISA-L is a C library
 //! built with nasm, so instead of linking it (which would make every build
 //! need it) the host opens `libisal.so.2` at run time, the way it opens
 //! plugins, and falls back to zlib-rs where it is missing (`apt install
 //! libisal2`). Either way the output is one standard gzip member.
 //!
-//! Only the stable front of `struct isal_zstream` (`igzip_lib.h`, the same
-//! since ISA-L 2.0 under the `libisal.so.2` soname) is spelled out here; the
-//! library's internal state lives in an opaque tail sized with room to spare,
-//! which `isal_deflate_init` fills in.
+//! `struct isal_zstream` is declared here by hand: its public front field by
+//! field, the library's internal state (which `isal_deflate_init` fills in)
+//! as an opaque tail. The soname does not pin that layout (2.23 and 2.24
+//! differ under the same `libisal.so.2`), and ISA-L exports no version
+//! function, so the library is used only when the name of the file it was
+//! loaded from (`libisal.so.2.0.30`, the version libtool puts there; CMake
+//! builds write `libisal.so.2.32.1`) says it is a release the layout was
+//! checked against ([`CHECKED_MINORS`]). Any other version is refused with
+//! a log line and gzip runs on zlib-rs.
+//!
+//! A binding crate does not fit: `isal-sys` builds ISA-L from its bundled
+//! source (nasm, autotools) or links the system's at build time, where this
+//! module must build without the library and open whichever one the
+//! machine has; the layout a binding was generated for would still need
+//! this check against the library found at run time.
 
-use std::ffi::c_int;
+use std::ffi::{c_int, c_void, CStr, OsStr};
 use std::io::{self, Write};
+use std::ops::RangeInclusive;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// The soname of ISA-L 2.x.
 const LIBRARY: &str = "libisal.so.2";
 
-/// Bytes reserved for `struct isal_zstream`: 82,384 in ISA-L 2.30, so a
-/// later version may grow its internal state by half before this is short.
-const STREAM_BYTES: usize = 128 * 1024;
+/// The ISA-L 2.x releases whose `igzip_lib.h` this module's layout and
+/// constants were checked against: 2.24.0 (which added `hist_bits`) through
+/// 2.32.1 all give the same `struct isal_zstream`, [`STREAM_BYTES`] long
+/// with the offsets asserted below.
+const CHECKED_MINORS: RangeInclusive<u32> = 24..=32;
+
+/// `sizeof(struct isal_zstream)` in every release of [`CHECKED_MINORS`].
+const STREAM_BYTES: usize = 82_384;
 
 /// `ISAL_DEF_LVL1_DEFAULT`: the working memory level 1 asks for.
 const LEVEL_BUF_BYTES: usize = 282_624;
@@ -37,11 +56,12 @@ const ZSTATE_END: u32 = 11;
 const OUT_STEP: usize = 128 * 1024;
 
 /// igzip's level: its fastest that still looks for matches (0 only
-/// Huffman-codes literals and runs at about the same speed, 27% larger).
+/// Huffman-codes literals: no faster, and its files are clearly larger).
 const LEVEL: u32 = 1;
 
 /// `struct isal_zstream`, its public fields as the header declares them,
-/// then `internal_state`, of which only `state` is read.
+/// then `internal_state`, of which only `state` is read. (The C struct is
+/// 8-aligned; 64 only rounds the allocation up to a cache line.)
 #[repr(C, align(64))]
 struct Stream {
     next_in: *const u8,
@@ -69,7 +89,8 @@ const _: () = {
     assert!(std::mem::offset_of!(Stream, hist_bits) == 62);
     assert!(std::mem::offset_of!(Stream, state_front) == 64);
     assert!(std::mem::offset_of!(Stream, state) == 84);
-    assert!(std::mem::size_of::<Stream>() == STREAM_BYTES);
+    assert!(std::mem::size_of::<Stream>() >= STREAM_BYTES);
+    assert!(std::mem::size_of::<Stream>() < STREAM_BYTES + 64);
 };
 
 type DeflateInit = unsafe extern "C" fn(*mut Stream);
@@ -80,39 +101,136 @@ type Deflate = unsafe extern "C" fn(*mut Stream) -> c_int;
 struct Isal {
     deflate_init: DeflateInit,
     deflate: Deflate,
+    /// The file the library was loaded from, symlinks resolved.
+    path: PathBuf,
+    /// Its minor version (2.x).
+    minor: u32,
     _library: libloading::Library,
+}
+
+/// Why igzip is not used.
+#[derive(Debug, thiserror::Error)]
+enum Unusable {
+    #[error(
+        "{LIBRARY} could not be opened ({0}); installing ISA-L \
+         (apt install libisal2) makes gzip exports about 2.5x cheaper"
+    )]
+    Missing(#[from] libloading::Error),
+    #[error(
+        "{} is ISA-L {major}.{minor}, whose `struct isal_zstream` this build \
+         was not checked against (2.{}.0 to 2.{}.x are); report the version to \
+         have it checked",
+        path.display(),
+        CHECKED_MINORS.start(),
+        CHECKED_MINORS.end()
+    )]
+    Unchecked {
+        path: PathBuf,
+        major: u32,
+        minor: u32,
+    },
+    #[error(
+        "the ISA-L version of {} cannot be told from its file name \
+         (libisal.so.2.0.N or libisal.so.2.N.P expected)",
+        path.display()
+    )]
+    UnknownVersion { path: PathBuf },
 }
 
 fn isal() -> Option<&'static Isal> {
     static ISAL: OnceLock<Option<Isal>> = OnceLock::new();
-    ISAL.get_or_init(|| match open() {
-        Ok(isal) => {
-            tracing::debug!(library = LIBRARY, "gzip through ISA-L igzip");
-            Some(isal)
-        }
-        Err(err) => {
-            tracing::info!(
-                "gzip through zlib-rs: {LIBRARY} could not be opened ({err}); \
-                 installing ISA-L (apt install libisal2) makes gzip exports about 2.5x cheaper"
-            );
-            None
-        }
-    })
-    .as_ref()
+    ISAL.get_or_init(|| usable(open(Path::new(LIBRARY))))
+        .as_ref()
 }
 
-fn open() -> Result<Isal, libloading::Error> {
+/// The opened library, or `None` with a log line saying why gzip runs on
+/// zlib-rs instead.
+fn usable(opened: Result<Isal, Unusable>) -> Option<Isal> {
+    match opened {
+        Ok(isal) => {
+            tracing::debug!(
+                library = %isal.path.display(),
+                version = format_args!("2.{}", isal.minor),
+                "gzip through ISA-L igzip"
+            );
+            Some(isal)
+        }
+        Err(err @ Unusable::Missing(_)) => {
+            tracing::info!("gzip through zlib-rs: {err}");
+            None
+        }
+        Err(err) => {
+            tracing::warn!("gzip through zlib-rs: {err}");
+            None
+        }
+    }
+}
+
+/// Opens `name` (a soname, or a path) and checks its version before
+/// anything is called in it.
+fn open(name: &Path) -> Result<Isal, Unusable> {
     // SAFETY: ISA-L's initialisers only set up its CPU dispatch tables; the
-    // symbols' types are those of igzip_lib.h.
-    unsafe {
-        let library = libloading::Library::new(LIBRARY)?;
+    // symbols' types are those of igzip_lib.h, and neither is called before
+    // the version check below.
+    let (library, deflate_init, deflate) = unsafe {
+        let library = libloading::Library::new(name.as_os_str())?;
         let deflate_init = *library.get::<DeflateInit>(b"isal_deflate_init\0")?;
         let deflate = *library.get::<Deflate>(b"isal_deflate\0")?;
-        Ok(Isal {
-            deflate_init,
-            deflate,
-            _library: library,
-        })
+        (library, deflate_init, deflate)
+    };
+    let path = loaded_from(deflate as *const c_void).ok_or_else(|| Unusable::UnknownVersion {
+        path: name.to_path_buf(),
+    })?;
+    let (major, minor) = path
+        .file_name()
+        .and_then(OsStr::to_str)
+        .and_then(version_of_file)
+        .ok_or_else(|| Unusable::UnknownVersion { path: path.clone() })?;
+    if major != 2 || !CHECKED_MINORS.contains(&minor) {
+        return Err(Unusable::Unchecked { path, major, minor });
+    }
+    Ok(Isal {
+        deflate_init,
+        deflate,
+        path,
+        minor,
+        _library: library,
+    })
+}
+
+/// The file the shared object holding `address` was loaded from, with
+/// symlinks resolved (`libisal.so.2` is one to the versioned file).
+fn loaded_from(address: *const c_void) -> Option<PathBuf> {
+    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
+    // SAFETY: dladdr reads nothing at `address` (it looks it up in the
+    // loader's tables) and fills `info`; dli_fname, when set, is the loaded
+    // object's name, valid while it stays loaded (it is, for this call).
+    let name = unsafe {
+        if libc::dladdr(address, info.as_mut_ptr()) == 0 {
+            return None;
+        }
+        let info = info.assume_init();
+        if info.dli_fname.is_null() {
+            return None;
+        }
+        CStr::from_ptr(info.dli_fname)
+    };
+    std::fs::canonicalize(OsStr::from_bytes(name.to_bytes())).ok()
+}
+
+/// `(major, minor)` from the name of an ISA-L library file: libtool names
+/// it `libisal.so.2.0.<minor>` (its revision is the release's minor
+/// version), CMake and Makefile.unx `libisal.so.2.<minor>.<patch>`.
+fn version_of_file(name: &str) -> Option<(u32, u32)> {
+    let numbers: Vec<u32> = name
+        .strip_prefix("libisal.so.")?
+        .split('.')
+        .map(|part| part.parse().ok())
+        .collect::<Option<_>>()?;
+    match numbers[..] {
+        [major, 0, minor] => Some((major, minor)),
+        [major, minor, _patch] => Some((major, minor)),
+        _ => None,
     }
 }
 
@@ -136,7 +254,8 @@ pub struct Encoder {
 unsafe impl Send for Encoder {}
 
 impl Encoder {
-    /// A new stream, or `None` where ISA-L is not installed.
+    /// A new stream, or `None` where ISA-L is not installed or is a version
+    /// this module was not checked against.
     pub fn new() -> Option<Self> {
         let isal = isal()?;
         let mut stream = zeroed_stream();
@@ -259,7 +378,7 @@ impl Stall {
     }
 }
 
-/// A zeroed `Stream` on the heap (128 KiB would be a large stack frame).
+/// A zeroed `Stream` on the heap (80 KiB would be a large stack frame).
 fn zeroed_stream() -> Box<Stream> {
     let layout = std::alloc::Layout::new::<Stream>();
     // SAFETY: the layout is `Stream`'s (not zero-sized); all-zero bytes are a
@@ -315,6 +434,76 @@ mod tests {
             })
             .collect();
         assert_eq!(gunzip(&gzip(&noise, noise.len())), noise);
+    }
+
+    #[test]
+    fn versions_are_read_from_the_library_file_name() {
+        assert_eq!(version_of_file("libisal.so.2.0.30"), Some((2, 30)));
+        assert_eq!(version_of_file("libisal.so.2.32.1"), Some((2, 32)));
+        assert_eq!(version_of_file("libisal.so.3.0.1"), Some((3, 1)));
+        for name in [
+            "libisal.so.2",
+            "libisal.so.2.0",
+            "libisal.so.2.0.x",
+            "libisal.so.2.0.30.1",
+            "libz.so.1.3.1",
+        ] {
+            assert_eq!(version_of_file(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_installed_library_is_a_checked_version() {
+        let isal = open(Path::new(LIBRARY)).map_err(|err| err.to_string());
+        let isal = isal.expect("ISA-L 2.24 to 2.32 (apt install libisal2) for the tests");
+        assert!(CHECKED_MINORS.contains(&isal.minor), "{}", isal.minor);
+        assert!(isal.path.is_absolute(), "{}", isal.path.display());
+    }
+
+    /// The real library under the file names other releases have: only the
+    /// checked versions are used, the others are refused before anything in
+    /// them is called, and gzip falls back to zlib-rs.
+    #[test]
+    fn a_library_of_an_unchecked_version_is_refused() {
+        let installed = match open(Path::new(LIBRARY)) {
+            Ok(isal) => isal.path.clone(),
+            Err(err) => panic!("{err}"),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        for (name, minor) in [
+            ("libisal.so.2.0.23", 23),
+            ("libisal.so.2.0.33", 33),
+            ("libisal.so.2.40.0", 40),
+            ("libisal.so.3.0.30", 30),
+        ] {
+            // A copy, not a link: the loader treats another inode as another
+            // library and names it by this path.
+            let copy = dir.path().join(name);
+            std::fs::copy(&installed, &copy).unwrap();
+            let err = match open(&copy) {
+                Ok(_) => panic!("{name} was used"),
+                Err(err) => err,
+            };
+            assert!(
+                matches!(&err, Unusable::Unchecked { path, minor: m, .. } if *m == minor && path.ends_with(name)),
+                "{name}: {err}"
+            );
+            let message = err.to_string();
+            assert!(message.contains(&format!(".{minor}, ")), "{message}");
+            assert!(message.contains("2.24.0 to 2.32.x"), "{message}");
+            assert!(usable(Err(err)).is_none(), "{name}");
+        }
+        let unnamed = dir.path().join("libisal.so.2");
+        std::fs::copy(&installed, &unnamed).unwrap();
+        assert!(matches!(
+            open(&unnamed),
+            Err(Unusable::UnknownVersion { .. })
+        ));
+        let checked = dir.path().join("libisal.so.2.0.30");
+        std::fs::copy(&installed, &checked).unwrap();
+        let isal = usable(open(&checked)).expect("a checked version is used");
+        assert!(isal.path.ends_with("libisal.so.2.0.30"));
+        assert!(usable(open(&dir.path().join("libisal.so.9"))).is_none());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! ([`request`]), then streamed loader -> formatter -> [`sink`] ([`run`]),
 //! which compresses on its own thread ([`compress`]) when asked; callers
 //! put their output writer on a thread of its own too ([`write_behind`]).
+//! Where these steps sit in an export: docs/architecture.md.
 
 pub mod compress;
 pub mod igzip;

@@ -24,11 +24,11 @@ pub struct ExportRequest {
     pub format: String,
     /// The loader's selector.
     #[serde(default = "empty_object")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = HashMap<String, Value>)]
     pub selector: Value,
     /// Formatter options plus the host's `compression` and `file_name`.
     #[serde(default = "empty_object")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = HashMap<String, Value>)]
     pub options: Value,
 }
 

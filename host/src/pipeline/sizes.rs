@@ -6,11 +6,6 @@
 use super::request::{ExportRequest, RequestError};
 use serde_json::Value;
 
-/// Environment variable: most bytes of a request's `selector` as JSON.
-pub const MAX_SELECTOR_BYTES_ENV: &str = "EXPORT_HOST_MAX_SELECTOR_BYTES";
-/// Environment variable: most bytes of a request's `options` as JSON.
-pub const MAX_OPTIONS_BYTES_ENV: &str = "EXPORT_HOST_MAX_OPTIONS_BYTES";
-
 /// How large a request's parts may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SizeLimits {
@@ -29,31 +24,15 @@ impl SizeLimits {
     /// The file name limit.
     pub const FILE_NAME_BYTES: usize = 255;
 
-    /// The defaults, overridden by [`MAX_SELECTOR_BYTES_ENV`] and
-    /// [`MAX_OPTIONS_BYTES_ENV`] (whole bytes, 1 KiB to 16 MiB). A value
-    /// that is not such a number is an error naming the variable.
-    pub fn from_env() -> Result<SizeLimits, String> {
-        let read = |name: &str| -> Result<usize, String> {
-            match std::env::var(name) {
-                Ok(text) if !text.trim().is_empty() => text
-                    .trim()
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1024..=16 * 1024 * 1024).contains(n))
-                    .ok_or_else(|| {
-                        format!(
-                            "invalid {name}={text:?}: expected a whole number of bytes from 1024 \
-                             to 16777216, e.g. 65536"
-                        )
-                    }),
-                _ => Ok(Self::DEFAULT_DOCUMENT_BYTES),
-            }
-        };
-        Ok(SizeLimits {
-            max_selector_bytes: read(MAX_SELECTOR_BYTES_ENV)?,
-            max_options_bytes: read(MAX_OPTIONS_BYTES_ENV)?,
+    /// Limits of `max_selector_bytes` and `max_options_bytes`
+    /// (`MAX_SELECTOR_BYTES`, `MAX_OPTIONS_BYTES`) and the fixed file name
+    /// limit.
+    pub fn new(max_selector_bytes: usize, max_options_bytes: usize) -> SizeLimits {
+        SizeLimits {
+            max_selector_bytes,
+            max_options_bytes,
             max_file_name_bytes: Self::FILE_NAME_BYTES,
-        })
+        }
     }
 }
 
@@ -85,13 +64,13 @@ pub fn check_sizes(request: &ExportRequest, limits: &SizeLimits) -> Result<(), R
             "selector",
             &request.selector,
             limits.max_selector_bytes,
-            MAX_SELECTOR_BYTES_ENV,
+            "MAX_SELECTOR_BYTES",
         ),
         (
             "options",
             &request.options,
             limits.max_options_bytes,
-            MAX_OPTIONS_BYTES_ENV,
+            "MAX_OPTIONS_BYTES",
         ),
     ] {
         let size = json_size(value);

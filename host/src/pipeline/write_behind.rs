@@ -1,8 +1,8 @@
 //! Output writes on a thread of their own.
 //!
-//! Copying the formatted bytes into the page cache (or a socket) is a third
-//! of the formatter thread's time on a plain JSONL export (perf: the
-//! kernel's `copy_folio_from_iter_atomic`), time the formatter could spend
+//! Copying the formatted bytes into the page cache (or a socket) is a large
+//! share of the formatter thread's time on a plain JSONL export (perf: the
+//! kernel's `copy_folio_from_iter_atomic`; bench/README.md), time the formatter could spend
 //! formatting. [`WriteBehind`] gathers the bytes into blocks and a writer
 //! thread writes them, so formatting and writing overlap on two cores.
 //!

@@ -1,33 +1,11 @@
 //! `plugins.toml`: which plugin libraries to load and how.
 
 pub use crate::isolation::sandbox::SandboxLevel;
+pub use crate::isolation::settings::{Isolation, SandboxGrants, WorkerSettings, DEFAULT_MAX_FRAME};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// How a plugin runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Isolation {
-    /// Loaded into the host process: fastest; a crash takes the host down,
-    /// and the plugin reaches everything the host can. An explicit choice.
-    InProcess,
-    /// In sandboxed child worker processes (the default: a plugin is
-    /// untrusted code until its table says otherwise).
-    #[default]
-    Process,
-}
-
-impl Isolation {
-    /// The spelling used in plugins.toml.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Isolation::InProcess => "in-process",
-            Isolation::Process => "process",
-        }
-    }
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +35,7 @@ struct RawEntry {
     idle_timeout: Option<String>,
     quarantine_after: Option<u32>,
     quarantine_window: Option<String>,
+    quarantine_users: Option<u32>,
     max_frame: Option<String>,
     #[serde(default)]
     network: Vec<String>,
@@ -102,63 +81,6 @@ pub struct PluginEntry {
     /// The `[config]` table as JSON.
     pub config: serde_json::Value,
 }
-
-/// The keys of a `[plugins.NAME]` table that shape its worker processes
-/// (they apply with `isolation = "process"` only).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkerSettings {
-    /// `memory_limit`: the address-space cap (RLIMIT_AS) of each worker, in bytes.
-    pub memory_limit: u64,
-    /// `max_workers`: the most workers of the plugin alive at once.
-    pub max_workers: usize,
-    /// `idle_timeout`: a worker unused this long is ended.
-    pub idle_timeout: Duration,
-    /// `quarantine_after`: this many worker crashes within `quarantine_window`
-    /// quarantine the plugin.
-    pub quarantine_after: u32,
-    /// `quarantine_window`: how far back crashes count, and so how long a
-    /// quarantine lasts after the last of them.
-    pub quarantine_window: Duration,
-    /// `max_frame`: the largest message a worker may send (or be sent), in
-    /// bytes; a bigger one is a protocol fault, refused before any allocation.
-    pub max_frame: u64,
-    /// What the worker's sandbox lets it reach.
-    pub sandbox: SandboxGrants,
-}
-
-/// What an isolated plugin's table grants its workers beyond the sandbox's
-/// defaults (README, "Process isolation").
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SandboxGrants {
-    /// `network`: `host:port` addresses it may connect to over TCP (the
-    /// sandbox enforces the ports); empty means no network at all.
-    pub network: Vec<String>,
-    /// `env`: names of the host's environment variables passed on.
-    pub env: Vec<String>,
-    /// Paths its `[config]` names (`root`, `templates_dir`, `fonts_dir`, a
-    /// `sqlite://` database): readable, nothing else of the host's files is.
-    pub read: Vec<PathBuf>,
-    /// plugins.toml's `sandbox_minimum`: refuse to start a worker whose
-    /// sandbox would be weaker.
-    pub minimum: SandboxLevel,
-}
-
-impl Default for WorkerSettings {
-    fn default() -> Self {
-        WorkerSettings {
-            memory_limit: 2 << 30,
-            max_workers: 4,
-            idle_timeout: Duration::from_secs(60),
-            quarantine_after: 3,
-            quarantine_window: Duration::from_secs(600),
-            max_frame: DEFAULT_MAX_FRAME,
-            sandbox: SandboxGrants::default(),
-        }
-    }
-}
-
-/// `max_frame` unless a table sets it.
-pub const DEFAULT_MAX_FRAME: u64 = 256 << 20;
 
 impl WorkerSettings {
     /// Reads the worker keys of `[plugins.NAME]`; the error names the key.
@@ -211,6 +133,11 @@ impl WorkerSettings {
                 &raw.quarantine_window,
                 defaults.quarantine_window,
             )?,
+            quarantine_users: positive(
+                "quarantine_users",
+                raw.quarantine_users.map(u64::from),
+                u64::from(defaults.quarantine_users),
+            )? as u32,
             max_frame: match &raw.max_frame {
                 None => defaults.max_frame,
                 Some(text) => text
@@ -642,6 +569,7 @@ mod tests {
                 idle_timeout: Duration::from_secs(5),
                 quarantine_after: 5,
                 quarantine_window: Duration::from_secs(3600),
+                quarantine_users: 3,
                 max_frame: DEFAULT_MAX_FRAME,
                 sandbox: SandboxGrants::default(),
             }

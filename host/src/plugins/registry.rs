@@ -2,16 +2,16 @@
 
 use super::config::{Isolation, PluginEntry, PluginsConfig};
 use super::schema::DocumentSchema;
-use super::trust::{self, TrustError};
 use crate::isolation::probe::{self, ProbeError};
 use crate::isolation::{LastFault, PluginHandle, PluginState, WorkerPool};
-use export_plugin_api::host::{LoadError, PluginLibrary};
+use crate::library::{self, FailureCause};
+use export_plugin_api::host::PluginLibrary;
 use export_plugin_api::{FormatterManifest, LoaderManifest, Manifest};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant, SystemTime};
 
 /// A plugin that loaded and whose config passed its schema.
 pub struct LoadedPlugin {
@@ -66,58 +66,6 @@ impl LoadedPlugin {
     }
 }
 
-/// What went wrong loading a plugin, by cause (for reports and metrics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureCause {
-    /// The file is missing, not a shared object, writable by others, or its checksum differs.
-    Trust,
-    /// dlopen, the ABI check or the plugin's own start failed.
-    Load,
-    /// The plugin's `[config]` failed its schema, or it declares invalid schemas.
-    Config,
-    /// Something plugins.toml asks for that this host cannot do.
-    Unsupported,
-}
-
-/// Plugin loads refused since the process started, by [`FailureCause`]
-/// (a failed reload that kept the serving instance counts too).
-static REFUSALS: [AtomicU64; 4] = [
-    AtomicU64::new(0),
-    AtomicU64::new(0),
-    AtomicU64::new(0),
-    AtomicU64::new(0),
-];
-
-impl FailureCause {
-    /// Every cause, in a fixed order.
-    pub const ALL: [FailureCause; 4] = [
-        FailureCause::Trust,
-        FailureCause::Load,
-        FailureCause::Config,
-        FailureCause::Unsupported,
-    ];
-
-    /// How many loads this process refused for this cause since it started
-    /// (for `/metrics`).
-    pub fn refusals(self) -> u64 {
-        REFUSALS[self as usize].load(Ordering::Relaxed)
-    }
-
-    fn count_refusal(self) {
-        REFUSALS[self as usize].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// A short lowercase label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureCause::Trust => "trust",
-            FailureCause::Load => "load",
-            FailureCause::Config => "config",
-            FailureCause::Unsupported => "unsupported",
-        }
-    }
-}
-
 /// A plugin that did not load, and why.
 #[derive(Debug, Clone)]
 pub struct LoadFailure {
@@ -142,6 +90,85 @@ impl std::fmt::Display for LoadFailure {
             self.path.display(),
             self.reason
         )
+    }
+}
+
+/// Tells the loads apart: a reload that replaces or drops an entry whose
+/// load is still running makes that load's outcome stale.
+static TICKETS: AtomicU64 = AtomicU64::new(1);
+
+/// A plugin whose load runs in the background (the daemon's start): the
+/// requests that need it are answered "loading" until it is loaded or has
+/// failed, which takes at most its `load_timeout` per step.
+#[derive(Debug, Clone)]
+pub struct LoadingPlugin {
+    /// Its name in plugins.toml (or the file name, for discovered files).
+    pub name: String,
+    /// The library file.
+    pub path: PathBuf,
+    /// How it will run.
+    pub isolation: Isolation,
+    /// Its `load_timeout`.
+    pub load_timeout: Duration,
+    /// When its load began.
+    pub since: SystemTime,
+    entry: PluginEntry,
+    /// The file's size and modification time when the load began: a
+    /// reload that finds them changed loads the file again.
+    stamp: Option<(u64, SystemTime)>,
+    ticket: u64,
+}
+
+impl LoadingPlugin {
+    fn new(entry: &PluginEntry) -> LoadingPlugin {
+        LoadingPlugin {
+            name: entry.name.clone(),
+            path: entry.library.clone(),
+            isolation: entry.isolation,
+            load_timeout: entry.load_timeout,
+            since: SystemTime::now(),
+            entry: entry.clone(),
+            stamp: file_stamp(&entry.library),
+            ticket: TICKETS.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// The plugins.toml entry being loaded.
+    pub fn entry(&self) -> &PluginEntry {
+        &self.entry
+    }
+
+    /// Which load this is (see [`Registry::settle`]).
+    pub fn ticket(&self) -> u64 {
+        self.ticket
+    }
+
+    /// Whether this load still stands for `entry`: the same table, and the
+    /// file not changed since the load began.
+    pub fn still_for(&self, entry: &PluginEntry) -> bool {
+        self.entry == *entry && file_stamp(&entry.library) == self.stamp
+    }
+}
+
+fn file_stamp(path: &Path) -> Option<(u64, SystemTime)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
+}
+
+/// One plugin to load off the caller's thread ([`Registry::start_loading`]).
+#[derive(Debug, Clone)]
+pub struct PendingLoad {
+    /// The ticket of its [`LoadingPlugin`].
+    pub ticket: u64,
+    /// What to load.
+    pub entry: PluginEntry,
+}
+
+impl PendingLoad {
+    /// Loads it, bounded by its `load_timeout` (blocking: run it on a
+    /// blocking thread).
+    pub fn run(&self) -> Result<LoadedPlugin, LoadFailure> {
+        load_bounded(&self.entry)
     }
 }
 
@@ -183,12 +210,36 @@ pub enum ResolveError {
         /// `plugin/name` for each.
         candidates: String,
     },
+    /// The plugin it names, or (for a bare name no loaded plugin offers)
+    /// some plugin, is still loading: worth asking again shortly.
+    #[error("{kind} {address:?} is not available yet: {} still loading; try again in a few seconds", loading_list(.plugins))]
+    Loading {
+        /// "loader" or "format".
+        kind: &'static str,
+        /// What was asked for.
+        address: String,
+        /// The plugins still loading that may offer it.
+        plugins: Vec<String>,
+    },
+}
+
+fn loading_list(plugins: &[String]) -> String {
+    let quoted: Vec<String> = plugins.iter().map(|p| format!("{p:?}")).collect();
+    match quoted.as_slice() {
+        [one] => format!("plugin {one} is"),
+        _ => format!("plugins {} are", quoted.join(", ")),
+    }
 }
 
 /// Every plugin named by plugins.toml (and discovered, when asked), loaded or not.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Registry {
     plugins: Vec<Arc<LoadedPlugin>>,
+    /// Plugins whose background load has not ended yet.
+    loading: Vec<LoadingPlugin>,
+    /// The enabled entries' names in plugins.toml's order (then the
+    /// discovered ones): loads that end in any order are listed in it.
+    order: Vec<String>,
     failures: Vec<LoadFailure>,
     /// Loaded plugins whose latest reload failed: the instance already
     /// serving was kept, and this says why the new one was refused.
@@ -201,11 +252,39 @@ pub struct Registry {
 pub type Fallback<'a> = &'a dyn Fn(&str) -> Option<Arc<LoadedPlugin>>;
 
 impl Registry {
-    /// Loads every enabled plugin. Never fails as a whole: a plugin that
-    /// cannot load is recorded in [`Registry::failures`] and logged, and the
-    /// rest load.
+    /// Loads every enabled plugin, each bounded by its `load_timeout`.
+    /// Never fails as a whole: a plugin that cannot load is recorded in
+    /// [`Registry::failures`] and logged, and the rest load.
     pub fn load(config: &PluginsConfig) -> Registry {
         Registry::load_reusing(config, |_| None)
+    }
+
+    /// Every enabled plugin (and, with `discover`, every other library in
+    /// the plugin folder) as [`Registry::loading`], and the loads to run,
+    /// off this thread, whose outcomes go in with [`Registry::settle`]. The
+    /// daemon starts this way: it serves at once, and the requests that
+    /// need a plugin still loading are answered "loading".
+    pub fn start_loading(config: &PluginsConfig) -> (Registry, Vec<PendingLoad>) {
+        let mut registry = Registry::default();
+        let (enabled, disabled): (Vec<&PluginEntry>, Vec<&PluginEntry>) =
+            config.entries.iter().partition(|entry| entry.enabled);
+        registry.disabled = disabled.into_iter().cloned().collect();
+        let mut entries: Vec<PluginEntry> = enabled.into_iter().cloned().collect();
+        if config.discover {
+            let taken: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
+            entries.extend(discovered(config, &|name| taken.iter().any(|t| t == name)));
+        }
+        registry.order = entries.iter().map(|e| e.name.clone()).collect();
+        let mut loads = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let marker = LoadingPlugin::new(&entry);
+            loads.push(PendingLoad {
+                ticket: marker.ticket,
+                entry,
+            });
+            registry.loading.push(marker);
+        }
+        (registry, loads)
     }
 
     /// Like [`Registry::load`], but an entry for which `reuse` answers an
@@ -215,49 +294,70 @@ impl Registry {
         config: &PluginsConfig,
         reuse: impl Fn(&PluginEntry) -> Option<Arc<LoadedPlugin>>,
     ) -> Registry {
-        Registry::reload_from(config, &reuse, &|_| None)
+        Registry::reload_from(config, &reuse, &|_| None, &|_| None)
     }
 
     /// Like [`Registry::load_reusing`], and a plugin whose load fails keeps
     /// the instance `fallback` answers for its name (the one serving now),
-    /// with the failure in [`Registry::reload_failure`].
+    /// with the failure in [`Registry::reload_failure`]. An entry for which
+    /// `pending` answers a load still running keeps waiting for that load
+    /// (a plugin is never loaded twice at once).
     pub fn reload_from(
         config: &PluginsConfig,
         reuse: &dyn Fn(&PluginEntry) -> Option<Arc<LoadedPlugin>>,
         fallback: Fallback<'_>,
+        pending: &dyn Fn(&PluginEntry) -> Option<LoadingPlugin>,
     ) -> Registry {
         let mut registry = Registry::default();
         let (enabled, disabled): (Vec<&PluginEntry>, Vec<&PluginEntry>) =
             config.entries.iter().partition(|entry| entry.enabled);
         registry.disabled = disabled.into_iter().cloned().collect();
-        registry.add_all(&enabled, reuse, fallback);
+        registry.add_all(&enabled, reuse, fallback, pending);
         if config.discover {
-            registry.discover(config, reuse, fallback);
+            let entries = discovered(config, &|name| {
+                registry.plugins.iter().any(|p| p.name == name)
+                    || registry.loading.iter().any(|p| p.name == name)
+            });
+            let entries: Vec<&PluginEntry> = entries.iter().collect();
+            registry.add_all(&entries, reuse, fallback, pending);
         }
         registry
     }
 
-    /// Adds `entries` in their order, loading those `reuse` does not
-    /// answer side by side.
+    /// Adds `entries` in their order, loading those neither `reuse` nor
+    /// `pending` answers side by side.
     fn add_all(
         &mut self,
         entries: &[&PluginEntry],
         reuse: &dyn Fn(&PluginEntry) -> Option<Arc<LoadedPlugin>>,
         fallback: Fallback<'_>,
+        pending: &dyn Fn(&PluginEntry) -> Option<LoadingPlugin>,
     ) {
-        let kept: Vec<Option<Arc<LoadedPlugin>>> =
-            entries.iter().map(|entry| reuse(entry)).collect();
+        self.order.extend(entries.iter().map(|e| e.name.clone()));
+        enum Source {
+            Kept(Arc<LoadedPlugin>),
+            Loading(Box<LoadingPlugin>),
+            Fresh,
+        }
+        let sources: Vec<Source> = entries
+            .iter()
+            .map(|entry| match reuse(entry) {
+                Some(kept) => Source::Kept(kept),
+                None => pending(entry).map_or(Source::Fresh, |p| Source::Loading(Box::new(p))),
+            })
+            .collect();
         let fresh: Vec<&PluginEntry> = entries
             .iter()
-            .zip(&kept)
-            .filter(|(_, kept)| kept.is_none())
+            .zip(&sources)
+            .filter(|(_, source)| matches!(source, Source::Fresh))
             .map(|(entry, _)| *entry)
             .collect();
         let mut loaded = load_side_by_side(&fresh).into_iter();
-        for kept in kept {
-            match kept {
-                Some(kept) => self.plugins.push(kept),
-                None => {
+        for source in sources {
+            match source {
+                Source::Kept(kept) => self.plugins.push(kept),
+                Source::Loading(marker) => self.loading.push(*marker),
+                Source::Fresh => {
                     if let Some(result) = loaded.next() {
                         self.record(result, fallback);
                     }
@@ -269,13 +369,7 @@ impl Registry {
     fn record(&mut self, result: Result<LoadedPlugin, LoadFailure>, fallback: Fallback<'_>) {
         match result {
             Ok(plugin) => {
-                tracing::info!(
-                    plugin = %plugin.name,
-                    version = %plugin.manifest().version,
-                    api = %plugin.manifest().api_version,
-                    path = %plugin.path.display(),
-                    "plugin loaded"
-                );
+                log_loaded(&plugin);
                 self.plugins.push(Arc::new(plugin));
             }
             Err(failure) => {
@@ -299,54 +393,41 @@ impl Registry {
         }
     }
 
-    fn discover(
+    /// Puts the outcome of the background load `ticket` in place of its
+    /// [`LoadingPlugin`]. False when none has that ticket (a reload
+    /// replaced or dropped the entry meanwhile): the outcome is stale and
+    /// left out. Logging and counting the outcome is the caller's
+    /// ([`log_outcome`]), once, however many registries it settles.
+    pub fn settle(
         &mut self,
-        config: &PluginsConfig,
-        reuse: &dyn Fn(&PluginEntry) -> Option<Arc<LoadedPlugin>>,
-        fallback: Fallback<'_>,
-    ) {
-        let named: Vec<&Path> = config.entries.iter().map(|e| e.library.as_path()).collect();
-        let Ok(read_dir) = std::fs::read_dir(&config.dir) else {
-            tracing::warn!(dir = %config.dir.display(), "discover = true but the plugin folder cannot be read");
-            return;
+        ticket: u64,
+        outcome: &Result<Arc<LoadedPlugin>, LoadFailure>,
+    ) -> bool {
+        let Some(at) = self.loading.iter().position(|p| p.ticket == ticket) else {
+            return false;
         };
-        let mut files: Vec<PathBuf> = read_dir
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "so") && !named.contains(&p.as_path()))
-            .collect();
-        files.sort();
-        let mut entries: Vec<PluginEntry> = Vec::new();
-        for library in files {
-            let stem = library
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let name = stem
-                .trim_start_matches("lib")
-                .trim_start_matches("export_")
-                .replace(
-                    |c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'),
-                    "_",
-                )
-                .to_ascii_lowercase();
-            if self.plugins.iter().any(|p| p.name == name) || entries.iter().any(|e| e.name == name)
-            {
-                continue;
+        self.loading.remove(at);
+        let rank = |name: &str| {
+            self.order
+                .iter()
+                .position(|n| n == name)
+                .unwrap_or(usize::MAX)
+        };
+        match outcome {
+            Ok(plugin) => {
+                let at = self
+                    .plugins
+                    .partition_point(|p| rank(&p.name) <= rank(&plugin.name));
+                self.plugins.insert(at, plugin.clone());
             }
-            entries.push(PluginEntry {
-                name,
-                library,
-                enabled: true,
-                sha256: None,
-                isolation: Isolation::InProcess,
-                timeout: None,
-                load_timeout: super::config::DEFAULT_LOAD_TIMEOUT,
-                worker: Default::default(),
-                config: serde_json::json!({}),
-            });
+            Err(failure) => {
+                let at = self
+                    .failures
+                    .partition_point(|f| rank(&f.name) <= rank(&failure.name));
+                self.failures.insert(at, failure.clone());
+            }
         }
-        let entries: Vec<&PluginEntry> = entries.iter().collect();
-        self.add_all(&entries, reuse, fallback);
+        true
     }
 
     /// The plugins that loaded.
@@ -357,6 +438,11 @@ impl Registry {
     /// The plugins that did not load.
     pub fn failures(&self) -> &[LoadFailure] {
         &self.failures
+    }
+
+    /// The plugins whose background load has not ended yet.
+    pub fn loading(&self) -> &[LoadingPlugin] {
+        &self.loading
     }
 
     /// Why the latest reload of loaded plugin `name` failed, when it did
@@ -430,6 +516,24 @@ impl Registry {
             }
         };
         matches.into_iter().next().ok_or_else(|| {
+            // A plugin still loading may offer it: the same request is
+            // worth sending again shortly, unlike an unknown name.
+            let loading: Vec<String> = match address.split_once('/') {
+                Some((plugin, _)) => self
+                    .loading
+                    .iter()
+                    .filter(|p| p.name == plugin)
+                    .map(|p| p.name.clone())
+                    .collect(),
+                None => self.loading.iter().map(|p| p.name.clone()).collect(),
+            };
+            if !loading.is_empty() {
+                return ResolveError::Loading {
+                    kind,
+                    address: address.to_owned(),
+                    plugins: loading,
+                };
+            }
             let available: Vec<String> = self
                 .plugins
                 .iter()
@@ -453,16 +557,83 @@ impl Registry {
     }
 }
 
+/// The entries for the libraries in the plugin folder that plugins.toml
+/// does not name, named after their files; a name `taken` answers true for
+/// (or met before) is skipped.
+fn discovered(config: &PluginsConfig, taken: &dyn Fn(&str) -> bool) -> Vec<PluginEntry> {
+    let named: Vec<&Path> = config.entries.iter().map(|e| e.library.as_path()).collect();
+    let Ok(read_dir) = std::fs::read_dir(&config.dir) else {
+        tracing::warn!(dir = %config.dir.display(), "discover = true but the plugin folder cannot be read");
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = read_dir
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "so") && !named.contains(&p.as_path()))
+        .collect();
+    files.sort();
+    let mut entries: Vec<PluginEntry> = Vec::new();
+    for library in files {
+        let stem = library
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let name = stem
+            .trim_start_matches("lib")
+            .trim_start_matches("export_")
+            .replace(
+                |c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+                "_",
+            )
+            .to_ascii_lowercase();
+        if taken(&name) || entries.iter().any(|e| e.name == name) {
+            continue;
+        }
+        entries.push(PluginEntry {
+            name,
+            library,
+            enabled: true,
+            sha256: None,
+            isolation: Isolation::InProcess,
+            timeout: None,
+            load_timeout: super::config::DEFAULT_LOAD_TIMEOUT,
+            worker: Default::default(),
+            config: serde_json::json!({}),
+        });
+    }
+    entries
+}
+
+fn log_loaded(plugin: &LoadedPlugin) {
+    tracing::info!(
+        plugin = %plugin.name,
+        version = %plugin.manifest().version,
+        api = %plugin.manifest().api_version,
+        path = %plugin.path.display(),
+        "plugin loaded"
+    );
+}
+
+/// Logs the outcome of a background load and counts a failure (once per
+/// load, however many registries [`Registry::settle`] puts it in).
+pub fn log_outcome(outcome: &Result<Arc<LoadedPlugin>, LoadFailure>) {
+    match outcome {
+        Ok(plugin) => log_loaded(plugin),
+        Err(failure) => {
+            failure.cause.count_refusal();
+            tracing::error!(plugin = %failure.name, cause = failure.cause.as_str(), "{failure}");
+        }
+    }
+}
+
 /// Loads `entries` on up to one thread per core, results in their order.
-/// Reading, hashing and copying each library is most of a start-up (about
-/// 140 ms for the nine first-party plugins on this machine's two cores),
-/// and the libraries are independent of each other.
+/// Reading, hashing and copying each library is most of a start-up, and the
+/// libraries are independent of each other.
 fn load_side_by_side(entries: &[&PluginEntry]) -> Vec<Result<LoadedPlugin, LoadFailure>> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(entries.len());
     if threads <= 1 {
-        return entries.iter().map(|entry| load_plugin(entry)).collect();
+        return entries.iter().map(|entry| load_bounded(entry)).collect();
     }
     let mut results: Vec<Option<Result<LoadedPlugin, LoadFailure>>> =
         entries.iter().map(|_| None).collect();
@@ -475,7 +646,7 @@ fn load_side_by_side(entries: &[&PluginEntry]) -> Vec<Result<LoadedPlugin, LoadF
                         .enumerate()
                         .skip(first)
                         .step_by(threads)
-                        .map(|(at, entry)| (at, load_plugin(entry)))
+                        .map(|(at, entry)| (at, load_bounded(entry)))
                         .collect::<Vec<_>>()
                 })
             })
@@ -505,7 +676,88 @@ fn load_side_by_side(entries: &[&PluginEntry]) -> Vec<Result<LoadedPlugin, LoadF
         .collect()
 }
 
-fn load_plugin(entry: &PluginEntry) -> Result<LoadedPlugin, LoadFailure> {
+/// How far a load has got, as [`load_bounded`] hears it.
+enum Step {
+    /// The probe passed: the library is being loaded into this process.
+    Mapping,
+    /// The load ended.
+    Done(Box<Result<LoadedPlugin, LoadFailure>>),
+}
+
+/// How much longer than `load_timeout` the first step of an in-process
+/// load is waited for: the probe enforces the limit itself (and kills its
+/// process), so its own, more precise reason arrives first.
+const PROBE_GRACE: Duration = Duration::from_secs(2);
+
+/// Loads `entry` on a thread of its own and waits at most `load_timeout`
+/// for each step that runs the library's code: the probe process and then
+/// the load into this process (in-process), or the first worker
+/// (isolated). Past it the plugin is reported failed. A probe or a worker
+/// is killed; a load stuck in this process cannot be, so its thread is
+/// left behind and whatever it loads is never used.
+fn load_bounded(entry: &PluginEntry) -> Result<LoadedPlugin, LoadFailure> {
+    let (send, receive) = mpsc::channel();
+    let owned = entry.clone();
+    let spawned = std::thread::Builder::new()
+        .name("plugin-load".to_owned())
+        .spawn(move || {
+            let progress = send.clone();
+            let result = load_plugin(&owned, &move || {
+                let _ = progress.send(Step::Mapping);
+            });
+            let _ = send.send(Step::Done(Box::new(result)));
+        });
+    if let Err(err) = spawned {
+        tracing::warn!(plugin = %entry.name, error = %err, "cannot start a thread to load the plugin; loading it without a time limit");
+        return load_plugin(entry, &|| {});
+    }
+    let limit = entry.load_timeout;
+    let mut step = match entry.isolation {
+        Isolation::InProcess => "being checked and probe-loaded in a child process",
+        Isolation::Process => "being loaded by its first worker process",
+    };
+    let mut until = Instant::now()
+        + match entry.isolation {
+            Isolation::InProcess => limit + PROBE_GRACE,
+            Isolation::Process => limit,
+        };
+    loop {
+        match receive.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Ok(Step::Done(result)) => return *result,
+            Ok(Step::Mapping) => {
+                step = "being loaded into the daemon after its probe passed (that thread cannot be stopped; restart the daemon to reclaim it)";
+                until = Instant::now() + limit;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                return Err(LoadFailure {
+                    name: entry.name.clone(),
+                    path: entry.library.clone(),
+                    cause: FailureCause::Load,
+                    reason: format!(
+                        "it did not load within {} (load_timeout): it was still {step}; \
+                         raise load_timeout in [plugins.{}] if it is only slow",
+                        humantime::format_duration(limit),
+                        entry.name
+                    ),
+                    at: SystemTime::now(),
+                });
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(LoadFailure {
+                    name: entry.name.clone(),
+                    path: entry.library.clone(),
+                    cause: FailureCause::Load,
+                    reason: "loading it panicked in the host; see the log".to_owned(),
+                    at: SystemTime::now(),
+                });
+            }
+        }
+    }
+}
+
+/// Loads `entry`; `mapping` is called when an in-process library passed its
+/// probe and is about to be loaded into this process.
+fn load_plugin(entry: &PluginEntry, mapping: &dyn Fn()) -> Result<LoadedPlugin, LoadFailure> {
     let fail = |cause, reason: String| LoadFailure {
         name: entry.name.clone(),
         path: entry.library.clone(),
@@ -522,9 +774,13 @@ fn load_plugin(entry: &PluginEntry) -> Result<LoadedPlugin, LoadFailure> {
                 memory_limit: entry.worker.memory_limit,
                 timeout: entry.load_timeout,
             };
-            let (library, sha256) =
-                open_verified(&entry.library, entry.sha256.as_deref(), Some(probe))
-                    .map_err(|(cause, reason)| fail(cause, reason))?;
+            let (library, sha256) = open_verified_then(
+                &entry.library,
+                entry.sha256.as_deref(),
+                Some(probe),
+                mapping,
+            )
+            .map_err(|(cause, reason)| fail(cause, reason))?;
             (PluginHandle::InProcess(library), sha256)
         }
         Isolation::Process => {
@@ -533,6 +789,7 @@ fn load_plugin(entry: &PluginEntry) -> Result<LoadedPlugin, LoadFailure> {
                 &entry.library,
                 entry.sha256.as_deref(),
                 &entry.worker,
+                entry.load_timeout,
             )
             .map_err(|(cause, reason)| fail(cause, reason))?;
             let sha256 = pool.sha256().to_owned();
@@ -620,32 +877,47 @@ impl Probe<'_> {
     }
 }
 
-/// Verifies and loads one library file: the trust and structure checks on
-/// a private copy, then (with `probe`) a load of that copy in a child
-/// process, and only then dlopen of the copy here, the version and ABI
-/// checks, and the manifest. Without `probe` (a worker process, which is
-/// itself disposable) the copy is loaded at once.
+/// Verifies and loads one library file ([`library::open_verified`]), with
+/// (`probe`) a load of the checked copy in a child process first, which
+/// only the child survives if the library's initialisers crash. Without
+/// `probe` (a worker process, which is itself disposable) the copy is
+/// loaded at once.
 pub fn open_verified(
     path: &Path,
     sha256: Option<&str>,
     probe: Option<Probe<'_>>,
 ) -> Result<(PluginLibrary, String), (FailureCause, String)> {
-    let verified = trust::verify(path, sha256)
-        .map_err(|err: TrustError| (FailureCause::Trust, err.to_string()))?;
-    if let Some(limits) = probe {
-        probe::probe(
-            limits.plugin,
-            &verified.copy,
-            limits.memory_limit,
-            limits.timeout,
-        )
-        .map_err(|err: ProbeError| (FailureCause::Load, err.to_string()))?;
-    }
-    // SAFETY: the bytes passed the trust checks (regular ELF shared object
-    // whose segments fit the file, not writable by others, checksum when
-    // pinned), loaded cleanly in a probe process when asked, and are loaded
-    // from a private copy that nobody else can change.
-    let library = unsafe { PluginLibrary::load(&verified.copy) }
-        .map_err(|err: LoadError| (FailureCause::Load, err.to_string()))?;
-    Ok((library, verified.sha256))
+    open_verified_then(path, sha256, probe, &|| {})
+}
+
+/// [`open_verified`], calling `mapping` once the checks and the probe have
+/// passed, just before the library is loaded into this process.
+fn open_verified_then(
+    path: &Path,
+    sha256: Option<&str>,
+    probe: Option<Probe<'_>>,
+    mapping: &dyn Fn(),
+) -> Result<(PluginLibrary, String), (FailureCause, String)> {
+    library::open_verified(path, sha256, &|copy: &Path| {
+        if let Some(limits) = probe {
+            probe::probe(limits.plugin, copy, limits.memory_limit, limits.timeout).map_err(
+                |err: ProbeError| {
+                    let reason = match err {
+                        ProbeError::TimedOut(limit) => format!(
+                            "it did not load within {} (load_timeout): its initialisers were \
+                             still running in a probe process, which was killed, so the host \
+                             did not load it; raise load_timeout in [plugins.{}] if it is only \
+                             slow",
+                            humantime::format_duration(limit),
+                            limits.plugin
+                        ),
+                        other => other.to_string(),
+                    };
+                    (FailureCause::Load, reason)
+                },
+            )?;
+        }
+        mapping();
+        Ok(())
+    })
 }

@@ -1,4 +1,4 @@
-//! The export lifecycle (SPEC section 6) as one small state machine.
+//! The export lifecycle as one small state machine.
 //!
 //! ```text
 //! pending -> processing -> completed -> expired

@@ -1,4 +1,5 @@
-//! Export records: the `exports` table and the lifecycle (SPEC section 6).
+//! Export records: the `exports` table and the lifecycle ([`lifecycle`];
+//! docs/architecture.md, "Records").
 //!
 //! [`Records`] is the only way in. It wraps either an SQLite pool (the
 //! embedded default) or a PostgreSQL pool (several daemons), and every
@@ -98,8 +99,8 @@ impl FromStr for ExportId {
     type Err = RecordError;
 
     /// A malformed id is reported as [`RecordError::NotFound`]: to a caller
-    /// it is exactly an id that does not exist (SPEC section 7 answers both
-    /// with 404), and it saves a query.
+    /// it is exactly an id that does not exist (the API answers both with
+    /// 404), and it saves a query.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         if Self::is_well_formed(text) {
             Ok(ExportId(text.to_owned()))
@@ -158,12 +159,12 @@ pub struct ExportRecord {
     pub loader: String,
     pub format: String,
     pub status: Status,
-    #[schema(value_type = Object)]
+    #[schema(value_type = HashMap<String, Value>)]
     pub selector: Value,
-    #[schema(value_type = Object)]
+    #[schema(value_type = HashMap<String, Value>)]
     pub options: Value,
     /// Plugin names and versions, schema, timings; `{}` until completion.
-    #[schema(value_type = Object)]
+    #[schema(value_type = HashMap<String, Value>)]
     pub metadata: Value,
     /// The user's file name, for `Content-Disposition` only.
     pub file_name: Option<String>,
@@ -339,7 +340,7 @@ pub enum RecordError {
     /// purpose).
     #[error("export {id} not found")]
     NotFound { id: String },
-    /// The lifecycle has no such edge (SPEC section 6).
+    /// The lifecycle has no such edge (see [`lifecycle`]).
     #[error("export {id} is {from} and cannot become {to}: {}", lifecycle::transition_hint(*.from, *.to))]
     IllegalTransition {
         id: String,
@@ -375,6 +376,18 @@ pub enum RecordError {
     UnsupportedUrl { scheme: String },
     #[error("cannot create the database directory {}: {source}", .path.display())]
     Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The SQLite file, or the folder it lives in, cannot be written.
+    #[error(
+        "cannot open the database {} for writing: {source}; SQLite writes the file and its \
+         -wal and -shm files beside it: make that folder writable (check the mount and the \
+         permissions) or point DATABASE_URL elsewhere",
+        .path.display()
+    )]
+    NotWritable {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -532,6 +545,8 @@ macro_rules! current_state {
 
 mod tokens;
 pub use tokens::{token_hash, NewToken, Principal, TokenInfo, TokenScope, TOKEN_PREFIX};
+pub mod quarantine;
+pub use quarantine::{NewPluginFault, PluginFault, QuarantinePolicy, QuarantineState};
 
 fn log_transition(id: &ExportId, to: Status) {
     tracing::info!(export_id = %id, status = %to, "export transition");
@@ -1171,7 +1186,7 @@ impl Records {
 
     /// `processing -> pending` by the worker holding the lease, giving its
     /// attempt back: a daemon shutting down returns unfinished work to the
-    /// queue (SPEC section 9).
+    /// queue rather than leaving it to a lease sweep.
     pub async fn release(
         &self,
         id: &ExportId,
@@ -1199,8 +1214,8 @@ impl Records {
 
     /// The lease sweep: every `processing` export whose lease ended before
     /// `now` goes back to `pending` if it has had fewer than `max_attempts`
-    /// claims, and otherwise fails (SPEC section 10: never stuck in
-    /// `processing`).
+    /// claims, and otherwise fails, so no export stays in `processing`
+    /// forever.
     pub async fn requeue_expired_leases(
         &self,
         now: DateTime<Utc>,
@@ -1215,7 +1230,9 @@ impl Records {
              killed, crashed or hung while running it); it will not be retried, create it again \
              to retry"
         );
-        let sweep = in_tx!(self, &Scope::Admin, Mode::Write, |tx| {
+        // Deaths inside a plugin first: those fail naming the plugin.
+        let died = self.fail_deaths_in_plugins(now, max).await?;
+        let mut sweep = in_tx!(self, &Scope::Admin, Mode::Write, |tx| {
             let failed: Vec<String> = sqlx::query_scalar(q::FAIL_EXPIRED)
                 .bind(Ts::new(now))
                 .bind(max)
@@ -1238,6 +1255,7 @@ impl Records {
         for id in &sweep.failed {
             tracing::info!(export_id = %id, status = %Status::Failed, "export transition: lease expired, out of attempts");
         }
+        sweep.failed.extend(died);
         Ok(sweep)
     }
 

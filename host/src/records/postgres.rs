@@ -52,23 +52,10 @@ pub(crate) async fn connect(url: &str) -> Result<PgPool, RecordError> {
     Ok(pool)
 }
 
-/// Starts a transaction in `scope`. Reads run `READ ONLY` so a read path
-/// that accidentally writes fails loudly instead of changing data.
-pub(crate) async fn begin(
-    pool: &PgPool,
-    scope: &Scope,
-    mode: Mode,
-) -> Result<Transaction<'static, Postgres>, RecordError> {
-    let mut tx = match mode {
-        Mode::Read => pool.begin_with("BEGIN READ ONLY").await?,
-        Mode::Write => pool.begin().await?,
-    };
-    set_scope(&mut tx, scope).await?;
-    Ok(tx)
-}
-
-/// [`begin`] on a connection the caller took from the pool (and closes
-/// when the operation fails, see `Records::settle`).
+/// Starts a transaction in `scope` on a connection the caller took from
+/// the pool (and closes when the operation fails, see `Records::settle`).
+/// Reads run `READ ONLY` so a read path that accidentally writes fails
+/// loudly instead of changing data.
 pub(crate) async fn begin_on<'c>(
     conn: &'c mut PoolConnection<Postgres>,
     scope: &Scope,

@@ -85,7 +85,7 @@ pub(crate) static COUNT_ACTIVE: LazyLock<String> = LazyLock::new(|| {
 /// The claim's SET list, shared by both backends' claim queries.
 /// $1 worker, $2 lease_expires_at, $3 now.
 pub(crate) const CLAIM_SET: &str = "status = 'processing', attempts = attempts + 1, \
-     lease_owner = $1, lease_expires_at = $2, started_at = $3, updated_at = $3";
+     lease_owner = $1, lease_expires_at = $2, started_at = $3, updated_at = $3, in_plugin = NULL";
 
 /// Claims one named export if it is still pending (the CLI runs the export
 /// it just created). $1 worker, $2 lease_expires_at, $3 now, $4 id.
@@ -154,12 +154,14 @@ pub(crate) static RELEASE: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Lost leases with attempts left go back to the queue.
-/// $1 now, $2 max_attempts.
+/// Lost leases with attempts left go back to the queue, noting in `died_in`
+/// the plugins the daemon died inside, if any (a second death there fails
+/// the export, see `quarantine.rs`). $1 now, $2 max_attempts.
 pub(crate) static REQUEUE_EXPIRED: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE exports SET status = 'pending', updated_at = $1, \
-             lease_owner = NULL, lease_expires_at = NULL \
+             lease_owner = NULL, lease_expires_at = NULL, \
+             died_in = COALESCE(in_plugin, died_in), in_plugin = NULL \
          WHERE {} AND lease_expires_at < $1 AND attempts < $2 \
          RETURNING id",
         guard_sql(Status::Pending)

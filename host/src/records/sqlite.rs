@@ -57,7 +57,7 @@ pub(crate) async fn connect(url: &str) -> Result<(SqlitePool, Option<PathBuf>), 
         .max_connections(MAX_CONNECTIONS)
         // The pool's liveness ping is a round trip to the connection's
         // thread before every statement; an embedded database cannot drop
-        // a connection, so it would only halve the status route's speed.
+        // a connection, so it would only slow every request down.
         .test_before_acquire(false)
         // A connection that comes back still inside a transaction (its
         // COMMIT failed and SQLite had already rolled back, say on a full
@@ -70,8 +70,39 @@ pub(crate) async fn connect(url: &str) -> Result<(SqlitePool, Option<PathBuf>), 
             Box::pin(async move { Ok(clean) })
         })
         .connect_with(options)
-        .await?;
-    Ok((pool, file))
+        .await;
+    match pool {
+        Ok(pool) => Ok((pool, file)),
+        // SQLite says only "unable to open database file"; say why.
+        Err(err) => Err(file
+            .as_deref()
+            .and_then(not_writable)
+            .unwrap_or(RecordError::Database(err))),
+    }
+}
+
+/// Why the database file, or its folder, cannot be written, if it cannot:
+/// a read-only mount or missing permissions (which `access` reports for
+/// root as well, for a read-only mount).
+fn not_writable(file: &Path) -> Option<RecordError> {
+    use nix::unistd::{access, AccessFlags};
+    let folder = match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let check = |path: &Path| {
+        access(path, AccessFlags::W_OK)
+            .err()
+            .map(|errno| RecordError::NotWritable {
+                path: file.to_path_buf(),
+                source: std::io::Error::from(errno),
+            })
+    };
+    if file.exists() {
+        check(file).or_else(|| check(folder))
+    } else {
+        check(folder)
+    }
 }
 
 fn is_in_memory(url: &str) -> bool {
@@ -92,21 +123,10 @@ fn create_parent_dir(file: &Path) -> Result<(), RecordError> {
     }
 }
 
-/// Starts a transaction: `BEGIN IMMEDIATE` for anything that writes, a plain
-/// (deferred) `BEGIN` for reads so they run alongside the writer.
-pub(crate) async fn begin(
-    pool: &SqlitePool,
-    mode: Mode,
-) -> Result<Transaction<'static, Sqlite>, RecordError> {
-    let tx = match mode {
-        Mode::Read => pool.begin().await?,
-        Mode::Write => pool.begin_with("BEGIN IMMEDIATE").await?,
-    };
-    Ok(tx)
-}
-
-/// [`begin`] on a connection the caller took from the pool (and closes
-/// when the operation fails, see `Records::settle`).
+/// Starts a transaction on a connection the caller took from the pool (and
+/// closes when the operation fails, see `Records::settle`): `BEGIN
+/// IMMEDIATE` for anything that writes, a plain (deferred) `BEGIN` for
+/// reads so they run alongside the writer.
 pub(crate) async fn begin_on(
     conn: &mut PoolConnection<Sqlite>,
     mode: Mode,

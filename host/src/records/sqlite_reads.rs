@@ -4,7 +4,8 @@
 //! unique-key lookups that SQLite answers from its page cache in a few
 //! microseconds. Through sqlx each one is a round trip to the connection's
 //! own thread (a command in, each row and the end out), so on two cores the
-//! daemon spent a third of its time waking threads rather than reading.
+//! daemon spent much of its time waking threads rather than reading
+//! (measured with `bench/load.py`; README.md, "Benchmark").
 //! Here they run on rusqlite connections on the caller's thread instead.
 //!
 //! Blocking an async worker for that long is cheaper than the hand-off it

@@ -1,4 +1,4 @@
-//! API tokens (SPEC section 7): the `tokens` table.
+//! API tokens (README.md, "Run the daemon"): the `tokens` table.
 //!
 //! A token is `eht_` and 64 lowercase hex digits (32 bytes from a CSPRNG).
 //! Only its SHA-256 (hex) is stored, so a leaked database holds no usable
@@ -278,33 +278,6 @@ static VERIFY_SQL: LazyLock<String> = LazyLock::new(|| {
     format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL")
 });
 
-/// Runs `$body` in one admin-scoped transaction on either backend.
-macro_rules! token_tx {
-    ($records:expr, $mode:expr, |$tx:ident| $body:expr) => {
-        match &$records.backend {
-            // A read is one statement, which SQLite runs as its own
-            // transaction: BEGIN and COMMIT would only add round trips.
-            Backend::Sqlite(pool) if matches!($mode, Mode::Read) => {
-                #[allow(unused_mut)]
-                let mut $tx = pool.acquire().await?;
-                typed(async { $body }).await
-            }
-            Backend::Sqlite(pool) => {
-                #[allow(unused_mut)]
-                let mut $tx = sqlite::begin(pool, $mode).await?;
-                let result = typed(async { $body }).await;
-                finish($tx, result).await
-            }
-            Backend::Postgres(pool) => {
-                #[allow(unused_mut)]
-                let mut $tx = postgres::begin(pool, &Scope::Admin, $mode).await?;
-                let result = typed(async { $body }).await;
-                finish($tx, result).await
-            }
-        }
-    };
-}
-
 impl Records {
     /// Creates a token for `user` (an admin token when `admin`) limited to
     /// `scope`; the plaintext is in the answer and is never stored.
@@ -330,7 +303,7 @@ impl Records {
             "INSERT INTO tokens (id, user_id, token_hash, admin, created_at, scope) \
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING {TOKEN_COLUMNS}"
         );
-        let info = token_tx!(self, Mode::Write, |tx| {
+        let info = in_tx!(self, &Scope::Admin, Mode::Write, |tx| {
             let raw: RawToken = sqlx::query_as(&sql)
                 .bind(&id)
                 .bind(user)
@@ -367,7 +340,7 @@ impl Records {
                 })?
                 .map(TokenInfo::try_from)
                 .transpose()?,
-            None => token_tx!(self, Mode::Read, |tx| {
+            None => in_tx!(self, &Scope::Admin, Mode::Read, |tx| {
                 let raw: Option<RawToken> = sqlx::query_as(sql)
                     .bind(&hash)
                     .fetch_optional(&mut *tx)
@@ -382,7 +355,7 @@ impl Records {
             .last_used_at
             .is_none_or(|used| now - used >= LAST_USED_GRANULARITY);
         if stale {
-            let touched = token_tx!(self, Mode::Write, |tx| {
+            let touched = in_tx!(self, &Scope::Admin, Mode::Write, |tx| {
                 sqlx::query("UPDATE tokens SET last_used_at = $2 WHERE id = $1")
                     .bind(&info.id)
                     .bind(Ts::new(now))
@@ -409,7 +382,7 @@ impl Records {
             "SELECT {TOKEN_COLUMNS} FROM tokens \
              WHERE (CAST($1 AS TEXT) IS NULL OR user_id = $1) ORDER BY created_at, id"
         );
-        token_tx!(self, Mode::Read, |tx| {
+        in_tx!(self, &Scope::Admin, Mode::Read, |tx| {
             let rows: Vec<RawToken> = sqlx::query_as(&sql).bind(user).fetch_all(&mut *tx).await?;
             rows.into_iter().map(TokenInfo::try_from).collect()
         })
@@ -426,7 +399,7 @@ impl Records {
             "UPDATE tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 \
              RETURNING {TOKEN_COLUMNS}"
         );
-        let info = token_tx!(self, Mode::Write, |tx| {
+        let info = in_tx!(self, &Scope::Admin, Mode::Write, |tx| {
             let raw: Option<RawToken> = sqlx::query_as(&sql)
                 .bind(id)
                 .bind(Ts::new(now))

@@ -1,6 +1,5 @@
-//! API errors: `{"error": {"code", "message"}}` with the status code of
-//! SPEC section 7, mapped from the typed service, records and storage
-//! errors.
+//! API errors: `{"error": {"code", "message"}}` with an HTTP status code,
+//! mapped from the typed service, records and storage errors.
 
 use crate::records::RecordError;
 use crate::service::ServiceError;
@@ -20,7 +19,14 @@ pub struct ApiError {
     pub code: &'static str,
     /// What was wrong and what to do, for people.
     pub message: String,
+    /// A `Retry-After` header, in seconds: the same request is worth
+    /// sending again after that long.
+    pub retry_after: Option<u32>,
 }
+
+/// How long a client is asked to wait before asking again for a plugin
+/// still loading.
+pub const PLUGIN_LOADING_RETRY_AFTER: u32 = 5;
 
 impl ApiError {
     /// An error with this status, code and message.
@@ -29,7 +35,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error with a `Retry-After: seconds` header.
+    pub fn retry_after(mut self, seconds: u32) -> ApiError {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// 400: the request is wrong; the message names the field.
@@ -87,6 +100,11 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"export-host\""),
             );
         }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }
@@ -106,6 +124,7 @@ impl From<RecordError> for ApiError {
             RecordError::Database(_)
             | RecordError::DirectRead { .. }
             | RecordError::Io { .. }
+            | RecordError::NotWritable { .. }
             | RecordError::FileGone { .. } => {
                 tracing::warn!(error = %err, "database error while answering a request");
                 ApiError::unavailable(format!(
@@ -147,6 +166,10 @@ impl From<ServiceError> for ApiError {
                     "quota_exceeded",
                     err.to_string(),
                 )
+            }
+            ServiceError::PluginLoading(message) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "plugin_loading", message)
+                    .retry_after(PLUGIN_LOADING_RETRY_AFTER)
             }
             ServiceError::Records(err) => err.into(),
             ServiceError::Storage(err) => err.into(),
@@ -190,7 +213,8 @@ pub struct ErrorBody {
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// Stable code: `invalid_request`, `unauthorized`, `not_found`,
-    /// `conflict`, `too_large`, `quota_exceeded`, `unavailable`, ...
+    /// `conflict`, `too_large`, `quota_exceeded`, `unavailable`,
+    /// `plugin_loading` (503 with `Retry-After`), ...
     pub code: String,
     /// What was wrong and what to do.
     pub message: String,

@@ -18,7 +18,7 @@
 //!
 //! A JWKS URL is fetched at start and again when a token names a key id the
 //! set lacks (the auth server rotated its keys), at most once per
-//! [`JWKS_REFRESH_FLOOR`]: tokens with made-up key ids cannot make the daemon
+//! `JWKS_REFRESH_SECONDS` (60 by default): tokens with made-up key ids cannot make the daemon
 //! hammer the auth server.
 
 use crate::config::{JwksSource, JwtSettings};
@@ -34,11 +34,6 @@ use std::time::{Duration, Instant};
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 pub const LEEWAY: u64 = 60;
-/// The shortest time between two fetches of a JWKS URL.
-pub const JWKS_REFRESH_FLOOR: Duration = Duration::from_secs(60);
-/// Environment variable overriding [`JWKS_REFRESH_FLOOR`] (whole seconds,
-/// at least 1). For tests and tuning.
-pub const JWKS_REFRESH_ENV: &str = "EXPORT_HOST_JWKS_REFRESH_SECONDS";
 /// How long one JWKS fetch may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest JWKS read (real ones are a few KiB).
@@ -166,7 +161,7 @@ impl JwtVerifier {
                     keys: RwLock::new(Arc::new(keys)),
                     client: None,
                     last_fetch: tokio::sync::Mutex::new(None),
-                    floor: refresh_floor(),
+                    floor: settings.jwks_refresh,
                 })
             }
             Some(source @ JwksSource::Url(_)) => {
@@ -180,7 +175,7 @@ impl JwtVerifier {
                     keys: RwLock::new(Arc::new(Vec::new())),
                     client: Some(client),
                     last_fetch: tokio::sync::Mutex::new(None),
-                    floor: refresh_floor(),
+                    floor: settings.jwks_refresh,
                 };
                 jwks.refresh().await;
                 Some(jwks)
@@ -417,14 +412,6 @@ fn read_header(token: &str) -> Result<RawHeader, JwtRefusal> {
     );
     let bytes = engine.decode(encoded).map_err(|_| malformed())?;
     serde_json::from_slice(&bytes).map_err(|_| refuse("the JWT's header is not a JSON object"))
-}
-
-fn refresh_floor() -> Duration {
-    std::env::var(JWKS_REFRESH_ENV)
-        .ok()
-        .and_then(|text| text.trim().parse::<u64>().ok())
-        .filter(|seconds| *seconds >= 1)
-        .map_or(JWKS_REFRESH_FLOOR, Duration::from_secs)
 }
 
 impl Jwks {

@@ -3,14 +3,14 @@
 //! daemon (docs/operations.md, "Connections").
 //!
 //! - Each request head must arrive within the header-read timeout
-//!   ([`HEADER_READ_TIMEOUT_ENV`], 10 s by default). hyper starts that clock
+//!   (`HEADER_READ_TIMEOUT`, 10 s by default). hyper starts that clock
 //!   whenever it waits for a head, so it also closes a kept-alive
 //!   connection that sends nothing more: the idle keep-alive timeout.
 //! - A connection on which no byte moves either way for the idle timeout
-//!   ([`IDLE_TIMEOUT_ENV`]) is closed: a stalled upload, a client that
+//!   (`IDLE_TIMEOUT`) is closed: a stalled upload, a client that
 //!   stopped reading its download. The default outlasts the longest
 //!   `?wait=`, which sends nothing until the export ends.
-//! - At most [`MAX_CONNECTIONS_ENV`] connections are served at once. Past
+//! - At most `MAX_CONNECTIONS` connections are served at once. Past
 //!   that a connection still gets an answer while descriptors last: 200 for
 //!   `GET /healthz` (liveness must not depend on load) and 503 with
 //!   `Retry-After` for anything else, then it is closed. Only beyond a
@@ -20,6 +20,7 @@
 //!
 //! Every shed connection is counted in `export_host_connections_shed`.
 
+use crate::config::Guards;
 use crate::server::metrics::Metrics;
 use axum::body::Body;
 use axum::http::{header, Request, Response, StatusCode};
@@ -36,14 +37,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::time::Sleep;
-
-/// Environment variable: seconds a client has to send a request head (and
-/// that a kept-alive connection may sit idle between requests).
-pub const HEADER_READ_TIMEOUT_ENV: &str = "EXPORT_HOST_HEADER_READ_TIMEOUT";
-/// Environment variable: seconds a connection may move no byte either way.
-pub const IDLE_TIMEOUT_ENV: &str = "EXPORT_HOST_IDLE_TIMEOUT";
-/// Environment variable: most connections served at once.
-pub const MAX_CONNECTIONS_ENV: &str = "EXPORT_HOST_MAX_CONNECTIONS";
 
 /// Connections past the cap that still get an answer at once.
 const SHED_ANSWERS: usize = 256;
@@ -69,50 +62,16 @@ pub struct ListenerSettings {
 }
 
 impl ListenerSettings {
-    /// The default header-read timeout.
-    pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-    /// The default idle timeout: longer than the longest `?wait=`.
-    pub const IDLE_TIMEOUT: Duration = Duration::from_secs(330);
-
-    /// The defaults (the cap from the descriptor limit), overridden by the
-    /// environment variables above; a bad value is an error naming it.
-    pub fn from_env() -> Result<ListenerSettings, String> {
-        let seconds = |name: &str, default: Duration| -> Result<Duration, String> {
-            match std::env::var(name) {
-                Ok(text) if !text.trim().is_empty() => text
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| (1..=86_400).contains(n))
-                    .map(Duration::from_secs)
-                    .ok_or_else(|| {
-                        format!(
-                            "invalid {name}={text:?}: expected a whole number of seconds from 1 \
-                             to 86400, e.g. 10"
-                        )
-                    }),
-                _ => Ok(default),
-            }
-        };
-        let max_connections = match std::env::var(MAX_CONNECTIONS_ENV) {
-            Ok(text) if !text.trim().is_empty() => text
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=1_000_000).contains(n))
-                .ok_or_else(|| {
-                    format!(
-                        "invalid {MAX_CONNECTIONS_ENV}={text:?}: expected a whole number of \
-                         connections from 1 to 1000000, e.g. 4096"
-                    )
-                })?,
-            _ => derived_max_connections(),
-        };
-        Ok(ListenerSettings {
-            header_read_timeout: seconds(HEADER_READ_TIMEOUT_ENV, Self::HEADER_READ_TIMEOUT)?,
-            idle_timeout: seconds(IDLE_TIMEOUT_ENV, Self::IDLE_TIMEOUT)?,
-            max_connections,
-        })
+    /// The listener's part of the settings; an unset `MAX_CONNECTIONS` is
+    /// derived from the descriptor limit.
+    pub fn from_guards(guards: &Guards) -> ListenerSettings {
+        ListenerSettings {
+            header_read_timeout: guards.header_read_timeout,
+            idle_timeout: guards.idle_timeout,
+            max_connections: guards
+                .max_connections
+                .unwrap_or_else(derived_max_connections),
+        }
     }
 }
 
@@ -172,7 +131,7 @@ pub async fn serve(
             Err(err) if out_of_descriptors(&err) => {
                 metrics.connection_shed("descriptors");
                 if last_exhaustion_log.is_none_or(|at| at.elapsed() > Duration::from_secs(10)) {
-                    tracing::error!(error = %err, "out of file descriptors: new connections wait in the backlog (raise LimitNOFILE, or lower EXPORT_HOST_MAX_CONNECTIONS)");
+                    tracing::error!(error = %err, "out of file descriptors: new connections wait in the backlog (raise LimitNOFILE, or lower MAX_CONNECTIONS)");
                     last_exhaustion_log = Some(Instant::now());
                 }
                 tokio::time::sleep(DESCRIPTOR_PAUSE).await;

@@ -1,5 +1,6 @@
-//! `export-host serve`: the HTTP API of SPEC section 7 on axum, the worker
-//! pool ([`workers`]) and a graceful stop (SPEC section 9).
+//! `export-host serve`: the HTTP API on axum, the worker pool
+//! ([`workers`]) and a graceful stop (docs/architecture.md, "Layers of the
+//! host" and "The path of an export").
 //!
 //! Routes (every `/v1` route needs `Authorization: Bearer <token>`, an API
 //! token or, with `JWT_*` set, a JWT ([`auth`], [`jwt`]), except a download
@@ -23,11 +24,16 @@
 //! query runs in the caller's [`Scope`](crate::records::Scope).
 //!
 //! Stopping (SIGTERM or SIGINT): the listener closes, workers stop claiming,
-//! running exports get [`SHUTDOWN_GRACE`] to finish, the rest go back to
+//! running exports get `SHUTDOWN_GRACE` to finish, the rest go back to
 //! `pending`; the process exits 0.
 //!
 //! Under systemd ([`systemd`]): `READY=1` once serving, `STOPPING=1` when a
 //! stop begins, `WATCHDOG=1` heartbeats while the database answers.
+//!
+//! Start-up never waits on a plugin: plugins load in the background, each
+//! within its `load_timeout`, and are `loading` until then. A request that
+//! needs one answers 503 with `Retry-After`; a queued export that needs one
+//! waits for it in its worker.
 //!
 //! Hot reload ([`plugin_watch`]): an edited plugins.toml or an added,
 //! replaced or removed library is applied within seconds; SIGHUP reloads
@@ -44,7 +50,7 @@ pub mod systemd;
 pub mod workers;
 
 use crate::config::HostSettings;
-use crate::plugins::{PluginsConfig, Registry};
+use crate::plugins::{LiveRegistry, PluginsConfig, Registry};
 use crate::records::Records;
 use crate::service::{ExportService, ServiceSettings};
 use crate::storage;
@@ -57,14 +63,6 @@ use workers::{Signals, WorkerPool};
 
 /// The longest `?wait=` honoured.
 pub const MAX_WAIT: Duration = Duration::from_secs(300);
-/// How long running exports may take to finish once a stop is asked for.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-/// Environment variable overriding [`SHUTDOWN_GRACE`] (seconds).
-pub const SHUTDOWN_GRACE_ENV: &str = "EXPORT_HOST_SHUTDOWN_GRACE";
-/// Environment variable overriding the lease (whole seconds, at least 2;
-/// the heartbeat is a quarter of it). For tests and tuning; the default is
-/// [`ServiceSettings::LEASE`].
-pub const LEASE_ENV: &str = "EXPORT_HOST_LEASE_SECONDS";
 /// Largest request body accepted (413 past it).
 pub const MAX_BODY: usize = 1024 * 1024;
 
@@ -119,7 +117,7 @@ impl AppState {
 #[openapi(
     info(
         title = "export-host",
-        description = "Exports from plugin loaders to files in plugin formats (SPEC section 7)."
+        description = "Exports from plugin loaders to files in plugin formats."
     ),
     modifiers(&BearerAuth),
     components(schemas(error::ErrorBody, error::ErrorDetail))
@@ -252,9 +250,6 @@ pub enum ServeError {
     },
     #[error("cannot install the signal handlers: {0}")]
     Signals(#[source] std::io::Error),
-    /// A limit set in the environment is not valid (the message names it).
-    #[error("{0}")]
-    Limits(String),
     #[error("the HTTP server failed: {0}")]
     Http(#[source] std::io::Error),
 }
@@ -263,27 +258,24 @@ pub enum ServeError {
 pub async fn serve(settings: &HostSettings) -> Result<(), ServeError> {
     let config = PluginsConfig::load(&settings.plugins)
         .map_err(|err| ServeError::Plugins(anyhow::Error::new(err)))?;
-    let registry = Registry::load(&config);
-    for failure in registry.failures() {
-        tracing::warn!(plugin = %failure.name, cause = failure.cause.as_str(), reason = %failure.reason, "plugin not loaded");
+    // The plugins load in the background, each bounded by its
+    // `load_timeout`: the daemon serves (and tells systemd it is ready)
+    // without waiting, and a request for a plugin still loading is
+    // answered 503 with Retry-After.
+    let (registry, loads) = Registry::start_loading(&config);
+    if !loads.is_empty() {
+        tracing::info!(plugins = loads.len(), "loading plugins in the background");
     }
-    let listener_settings = listener::ListenerSettings::from_env().map_err(ServeError::Limits)?;
+    let plugins = Arc::new(LiveRegistry::new(Arc::new(registry)));
+    plugins.load_in_background(loads);
+    let listener_settings = listener::ListenerSettings::from_guards(&settings.guards);
     listener::raise_descriptor_limit();
     let records = Records::connect(&settings.database_url).await?;
     let storage = storage::open_location(&settings.storage)?;
     let signer = Signer::from_settings(settings)?;
     let jwt = jwt::JwtVerifier::from_settings(&settings.jwt).await?;
-    let mut service_settings = ServiceSettings::from_host(settings);
-    if let Some(lease) = lease_override() {
-        service_settings.lease = lease;
-        service_settings.heartbeat = lease / 4;
-    }
-    service_settings.size_limits =
-        crate::pipeline::SizeLimits::from_env().map_err(ServeError::Limits)?;
-    if let Some(stored) = stored_limit_override().map_err(ServeError::Limits)? {
-        service_settings.max_stored_per_user = stored;
-    }
-    let service = ExportService::new(records, storage, Arc::new(registry), service_settings);
+    let service_settings = ServiceSettings::from_host(settings);
+    let service = ExportService::with_live_registry(records, storage, plugins, service_settings);
 
     // Leases of a daemon that died go back to the queue before any claim.
     match service.requeue_expired_leases(service.now()).await {
@@ -369,7 +361,7 @@ pub async fn serve(settings: &HostSettings) -> Result<(), ServeError> {
     state.ready.store(false, Ordering::SeqCst);
     state.stopping.send_replace(true);
     let _ = shutdown_tx.send(true);
-    let grace = shutdown_grace();
+    let grace = settings.guards.shutdown_grace;
     pool.shutdown(grace).await;
     let result = match early {
         Some(joined) => joined,
@@ -391,42 +383,6 @@ pub async fn serve(settings: &HostSettings) -> Result<(), ServeError> {
         Ok(Err(err)) => Err(ServeError::Http(err)),
         Err(join) => Err(ServeError::Http(std::io::Error::other(join.to_string()))),
     }
-}
-
-fn shutdown_grace() -> Duration {
-    std::env::var(SHUTDOWN_GRACE_ENV)
-        .ok()
-        .and_then(|text| text.trim().parse::<u64>().ok())
-        .map_or(SHUTDOWN_GRACE, Duration::from_secs)
-}
-
-/// Environment variable: most records (any status) kept per user.
-pub const MAX_STORED_PER_USER_ENV: &str = "EXPORT_HOST_MAX_STORED_PER_USER";
-
-fn stored_limit_override() -> Result<Option<u64>, String> {
-    match std::env::var(MAX_STORED_PER_USER_ENV) {
-        Ok(text) if !text.trim().is_empty() => text
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|n| (1..=100_000_000).contains(n))
-            .map(Some)
-            .ok_or_else(|| {
-                format!(
-                    "invalid {MAX_STORED_PER_USER_ENV}={text:?}: expected a whole number of \
-                     records from 1 to 100000000, e.g. 10000"
-                )
-            }),
-        _ => Ok(None),
-    }
-}
-
-fn lease_override() -> Option<Duration> {
-    std::env::var(LEASE_ENV)
-        .ok()
-        .and_then(|text| text.trim().parse::<u64>().ok())
-        .filter(|seconds| *seconds >= 2)
-        .map(Duration::from_secs)
 }
 
 fn hostname() -> String {

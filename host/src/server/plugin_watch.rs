@@ -31,9 +31,9 @@ use tokio::time::Instant;
 
 /// How long file events must be quiet before a reload. A library is then
 /// taken only once it has not been written for as long (the trust checks
-/// wait for that, [`crate::plugins::trust::SETTLE`]), so a copy in progress
+/// wait for that, [`crate::library::trust::SETTLE`]), so a copy in progress
 /// is never loaded half-way.
-pub const QUIET: Duration = crate::plugins::trust::SETTLE;
+pub const QUIET: Duration = crate::library::trust::SETTLE;
 /// The longest a reload waits behind a stream of events.
 pub const MOST_DELAY: Duration = Duration::from_secs(2);
 

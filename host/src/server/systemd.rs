@@ -1,4 +1,4 @@
-//! systemd service notifications (SPEC section 9): `READY=1` once the
+//! systemd service notifications (README.md, "Under systemd"): `READY=1` once the
 //! daemon serves, `RELOADING=1` then `READY=1` around a SIGHUP reload,
 //! `STOPPING=1` when a stop begins, and `WATCHDOG=1`
 //! heartbeats at half of `WatchdogSec` while the database takes writes.

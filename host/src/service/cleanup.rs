@@ -1,4 +1,4 @@
-//! Expiry and cleanup (SPEC section 6): one pass, run by `export-host
+//! Expiry and cleanup: one pass, run by `export-host
 //! cleanup` and periodically by the daemon.
 //!
 //! In order:

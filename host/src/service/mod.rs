@@ -1,7 +1,7 @@
 //! The export service: the one place that turns requests into records and
-//! records into files (issue 3, items 5 and 6).
+//! records into files (docs/architecture.md, "The path of an export").
 //!
-//! [`ExportService`] ties the [`Records`] (the lifecycle of SPEC section 6),
+//! [`ExportService`] ties the [`Records`] (the export lifecycle),
 //! the [`Storage`] (where files live) and the plugin [`Registry`] together:
 //!
 //! - [`ExportService::create`] checks a request against the plugins'
@@ -37,10 +37,11 @@ pub mod cleanup;
 mod run;
 
 pub use cleanup::CleanupReport;
+pub use run::quarantine_policy;
 
 use crate::config::HostSettings;
-use crate::pipeline::{self, ExportRequest, RunLimits};
-use crate::plugins::{LiveRegistry, Registry};
+use crate::pipeline::{self, ExportRequest, RequestError, RunLimits};
+use crate::plugins::{LiveRegistry, Registry, ResolveError};
 use crate::records::{
     Admission, ExportId, ExportRecord, ListFilter, NewExport, Page, Quota, RecordError, Records,
     Scope, Status,
@@ -109,8 +110,9 @@ impl ServiceSettings {
     /// The default age of a stale upload.
     pub const STALE_UPLOAD_AGE: Duration = Duration::from_secs(6 * 3600);
 
-    /// The service settings the host settings imply (lease, heartbeat,
-    /// attempts and stale-upload age at their defaults).
+    /// The service settings the host settings imply (attempts and
+    /// stale-upload age at their defaults; the heartbeat a quarter of the
+    /// lease).
     pub fn from_host(settings: &HostSettings) -> ServiceSettings {
         ServiceSettings {
             max_rows: settings.max_rows,
@@ -120,6 +122,13 @@ impl ServiceSettings {
             expiration: settings.expiration(),
             retention: settings.retention(),
             cache_ttl: settings.cache_ttl(),
+            lease: settings.guards.lease,
+            heartbeat: settings.guards.lease / 4,
+            size_limits: pipeline::SizeLimits::new(
+                settings.guards.max_selector_bytes,
+                settings.guards.max_options_bytes,
+            ),
+            max_stored_per_user: settings.guards.max_stored_per_user,
             ..ServiceSettings::default()
         }
     }
@@ -135,7 +144,7 @@ impl ServiceSettings {
 }
 
 impl Default for ServiceSettings {
-    /// The SPEC's defaults.
+    /// The documented defaults (README.md, "Settings").
     fn default() -> Self {
         ServiceSettings {
             max_rows: 10_000_000,
@@ -189,6 +198,10 @@ pub enum ServiceError {
         /// The limit.
         limit: u64,
     },
+    /// A plugin the request needs is still loading (the daemon started
+    /// moments ago): the same request succeeds once it has loaded.
+    #[error("{0}")]
+    PluginLoading(String),
     /// A records operation failed (not found, illegal transition, database).
     #[error(transparent)]
     Records(#[from] RecordError),
@@ -298,6 +311,96 @@ impl ExportService {
         self.plugins.current()
     }
 
+    /// A service over a live registry made beforehand (the daemon starts
+    /// its plugins' background loads before the database is open).
+    pub fn with_live_registry(
+        records: Records,
+        storage: Arc<dyn Storage>,
+        plugins: Arc<LiveRegistry>,
+        settings: ServiceSettings,
+    ) -> ExportService {
+        ExportService {
+            records,
+            storage,
+            plugins,
+            settings,
+            clock: system_clock(),
+        }
+    }
+
+    /// [`ServiceError::PluginLoading`] when the loader or the format of
+    /// `request` may be offered by a plugin still loading; nothing else is
+    /// checked.
+    pub fn check_loading(&self, request: &ExportRequest) -> Result<(), ServiceError> {
+        let registry = self.registry();
+        for found in [
+            registry.loader(&request.loader).err(),
+            registry.formatter(&request.format).err(),
+        ] {
+            if let Some(err @ ResolveError::Loading { .. }) = found {
+                return Err(ServiceError::PluginLoading(err.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The registry to run the claimed export `id` with. While a plugin
+    /// its `request` may need is still loading, waits for that load to end
+    /// (bounded by the plugin's `load_timeout`), renewing `worker`'s lease
+    /// meanwhile, so the export runs once the plugin is there rather than
+    /// failing. Stops waiting when the lease is lost (the export was
+    /// cancelled).
+    pub(crate) async fn registry_when_loaded(
+        &self,
+        id: &ExportId,
+        worker: &str,
+        request: &ExportRequest,
+    ) -> Arc<Registry> {
+        let mut changed = self.plugins.subscribe();
+        let period = self.settings.heartbeat.max(Duration::from_millis(100));
+        let mut beat = tokio::time::Instant::now() + period;
+        let mut logged = false;
+        loop {
+            let registry = self.registry();
+            let waiting = [
+                registry.loader(&request.loader).err(),
+                registry.formatter(&request.format).err(),
+            ]
+            .into_iter()
+            .flatten()
+            .find(|err| matches!(err, ResolveError::Loading { .. }));
+            let Some(waiting) = waiting else {
+                return registry;
+            };
+            if !logged {
+                tracing::info!(export_id = %id, worker, reason = %waiting, "export waits for its plugin to load");
+                logged = true;
+            }
+            tokio::select! {
+                seen = changed.changed() => {
+                    if seen.is_err() {
+                        // No more changes can come: let the run decide.
+                        return registry;
+                    }
+                }
+                () = tokio::time::sleep_until(beat) => {
+                    beat += period;
+                    let now = self.now();
+                    let until = later(now, self.settings.lease);
+                    match self.records.heartbeat(id, worker, until, now).await {
+                        Ok(()) => {}
+                        Err(RecordError::LeaseLost { .. } | RecordError::NotFound { .. }) => {
+                            return registry;
+                        }
+                        Err(err) => {
+                            tracing::warn!(export_id = %id, worker, error = %err, "renewing the lease failed; retrying");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// The live registry, for the daemon's reloads.
     pub fn plugins(&self) -> &Arc<LiveRegistry> {
         &self.plugins
@@ -344,8 +447,15 @@ impl ExportService {
                 "the user id is empty: every export belongs to a user".to_owned(),
             ));
         }
-        let prepared = pipeline::prepare(&self.registry(), request, Some(caller.clone()))
-            .map_err(|err| ServiceError::Invalid(err.to_string()))?;
+        let prepared =
+            pipeline::prepare(&self.registry(), request, Some(caller.clone())).map_err(|err| {
+                match err {
+                    RequestError::Resolve(err @ ResolveError::Loading { .. }) => {
+                        ServiceError::PluginLoading(err.to_string())
+                    }
+                    other => ServiceError::Invalid(other.to_string()),
+                }
+            })?;
         // The check may call into a worker process: off the async runtime.
         let prepared = tokio::task::spawn_blocking(move || prepared.validate().map(|()| prepared))
             .await
@@ -469,10 +579,7 @@ impl ExportService {
             None => self.storage.open(&key).await?,
         };
         let record = self.records.record_download(scope, id, self.now()).await?;
-        let extension = file_extension(&record);
-        let fallback = format!("{}.{extension}", record.id);
-        let file_name =
-            keys::sanitize_file_name(record.file_name.as_deref().unwrap_or(""), &fallback);
+        let file_name = download_file_name(&record);
         let mime_type = record
             .mime_type
             .clone()
@@ -620,6 +727,13 @@ fn canonical_json(value: &Value, out: &mut String) {
 
 /// The extension of a completed export's file (`csv`, `csv.gz`), from its
 /// metadata, else from its storage key.
+/// The name a download is saved under: the request's `file_name`,
+/// sanitised, else the export id with its format's extension.
+pub fn download_file_name(record: &ExportRecord) -> String {
+    let fallback = format!("{}.{}", record.id, file_extension(record));
+    keys::sanitize_file_name(record.file_name.as_deref().unwrap_or(""), &fallback)
+}
+
 fn file_extension(record: &ExportRecord) -> String {
     if let Some(ext) = record
         .metadata

@@ -1,11 +1,22 @@
 //! Running a claimed export: pipeline on a blocking thread, lease renewed
 //! from the async side, the file committed and then recorded.
+//!
+//! Faults are attributed: before calling into its plugins the run asks the
+//! records whether the export's user may use them (quarantine is decided
+//! from the faults in the database, shared by every daemon), marks on the
+//! export's row that it is inside them (so a daemon that dies there is
+//! known to have died there), and records a worker fault against the
+//! plugin and the user before failing the export.
 
 use super::{credential_label, later, recorded_caller, ExportService, ServiceError};
 use crate::pipeline::{
     self, Compression, ExportRequest, PreparedExport, RunError, RunSummary, Sink, WriteBehind,
 };
-use crate::records::{Completion, ExportId, ExportRecord, RecordError, Scope};
+use crate::plugins::LoadedPlugin;
+use crate::records::{
+    Completion, ExportId, ExportRecord, NewPluginFault, QuarantinePolicy, QuarantineState,
+    RecordError, Scope,
+};
 use crate::storage::{keys, Committed, StorageError, StorageKey, Upload};
 use serde_json::{json, Value};
 use std::io::{self, Write};
@@ -101,6 +112,54 @@ fn describe(prepared: &PreparedExport) -> Described {
     }
 }
 
+/// The plugins an export calls into: its loader's and its formatter's.
+struct Plugins {
+    loader: Arc<LoadedPlugin>,
+    formatter: Arc<LoadedPlugin>,
+}
+
+impl Plugins {
+    fn of(prepared: &PreparedExport) -> Plugins {
+        Plugins {
+            loader: prepared.loader_plugin.clone(),
+            formatter: prepared.formatter_plugin.clone(),
+        }
+    }
+
+    /// Each plugin once.
+    fn distinct(&self) -> Vec<&Arc<LoadedPlugin>> {
+        if self.loader.name == self.formatter.name {
+            vec![&self.loader]
+        } else {
+            vec![&self.loader, &self.formatter]
+        }
+    }
+
+    fn names(&self) -> Vec<&str> {
+        self.distinct()
+            .into_iter()
+            .map(|plugin| plugin.name.as_str())
+            .collect()
+    }
+
+    fn find(&self, name: &str) -> Option<&Arc<LoadedPlugin>> {
+        self.distinct()
+            .into_iter()
+            .find(|plugin| plugin.name == name)
+    }
+}
+
+/// The quarantine policy `plugin`'s table sets (`quarantine_after`,
+/// `quarantine_window`, `quarantine_users`).
+pub fn quarantine_policy(plugin: &LoadedPlugin) -> QuarantinePolicy {
+    let worker = &plugin.entry().worker;
+    QuarantinePolicy {
+        after: worker.quarantine_after,
+        window: worker.quarantine_window,
+        users: worker.quarantine_users,
+    }
+}
+
 /// The MIME type of a compressed file.
 pub fn compression_mime(compression: Compression) -> &'static str {
     match compression {
@@ -186,10 +245,15 @@ impl ExportService {
         };
         let caller = recorded_caller(&claimed);
         tracing::info!(export_id = %id, worker, user = %claimed.user_id, credential = %credential_label(&caller), "export claimed");
-        let prepared = match pipeline::prepare(&self.registry(), &request, Some(caller.clone())) {
+        // A plugin still loading (the daemon just started) is waited for.
+        let registry = self.registry_when_loaded(&id, worker, &request).await;
+        let prepared = match pipeline::prepare(&registry, &request, Some(caller.clone())) {
             Ok(prepared) => prepared,
             Err(err) => return self.fail(&id, worker, &err.to_string()).await,
         };
+        if let Some(refusal) = self.quarantine_refusal(&prepared, &claimed.user_id).await? {
+            return self.fail(&id, worker, &refusal).await;
+        }
         let described = describe(&prepared);
         let key_extension = if claimed.attempts > 1 {
             format!("r{}.{}", claimed.attempts, described.extension)
@@ -215,6 +279,12 @@ impl ExportService {
         };
         let limits = self.settings.run_limits();
         let compression = prepared.compression;
+        let plugins = Plugins::of(&prepared);
+        // Written before the first call: a daemon that dies inside the
+        // plugins is then known to have died there.
+        self.mark_in_plugins(&id, worker, Some(plugins.names().as_slice()))
+            .await;
+        let (left, mut left_plugins) = tokio::sync::oneshot::channel::<()>();
         let mut task =
             tokio::task::spawn_blocking(move || -> Result<(Committed, RunSummary), TaskFailure> {
                 let writer = WriteBehind::new(writer).map_err(TaskFailure::Sink)?;
@@ -222,7 +292,9 @@ impl ExportService {
                     .map_err(TaskFailure::Sink)?;
                 // On error the sink, and with it the upload, is dropped
                 // inside `run`: the temporary file goes, nothing is visible.
-                let (writer, summary) = pipeline::run(&prepared, limits, sink, &mut |_, _| {})?;
+                let ran = pipeline::run(&prepared, limits, sink, &mut |_, _| {});
+                let _ = left.send(());
+                let (writer, summary) = ran?;
                 let writer = writer
                     .finish()
                     .map_err(|err| TaskFailure::Run(RunError::Output(err)))?;
@@ -235,9 +307,16 @@ impl ExportService {
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut lost: Option<RecordError> = None;
+        let mut inside = true;
         let joined = loop {
             tokio::select! {
                 joined = &mut task => break joined,
+                left = &mut left_plugins, if inside => {
+                    inside = false;
+                    if left.is_ok() && lost.is_none() {
+                        self.mark_in_plugins(&id, worker, None).await;
+                    }
+                }
                 _ = ticker.tick(), if lost.is_none() => {
                     let now = self.now();
                     let until = later(now, self.settings.lease);
@@ -262,6 +341,10 @@ impl ExportService {
             Ok(Err(failure)) => {
                 if lost.is_some() {
                     return self.current(&id).await;
+                }
+                if let TaskFailure::Run(run_error) = &failure {
+                    self.record_fault(&claimed, &plugins, run_error, &failure.to_string())
+                        .await;
                 }
                 return self.fail(&id, worker, &failure.to_string()).await;
             }
@@ -340,6 +423,91 @@ impl ExportService {
                 self.current(id).await
             }
             Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Why `user` may not run `prepared` now: the first of its plugins
+    /// quarantined for them (for everyone, or on their own faults).
+    async fn quarantine_refusal(
+        &self,
+        prepared: &PreparedExport,
+        user: &str,
+    ) -> Result<Option<String>, ServiceError> {
+        let now = self.now();
+        for plugin in Plugins::of(prepared).distinct() {
+            let policy = quarantine_policy(plugin);
+            let state = self
+                .records
+                .quarantine_for(&plugin.name, Some(&plugin.sha256), user, &policy, now)
+                .await?;
+            if let Some(refusal) = state.refusal(&plugin.name, user, &policy) {
+                tracing::warn!(plugin = %plugin.name, user, "export refused: {refusal}");
+                return Ok(Some(refusal));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The quarantine of `plugin` under its table's policy, for listings.
+    pub async fn plugin_quarantine(
+        &self,
+        plugin: &LoadedPlugin,
+    ) -> Result<QuarantineState, ServiceError> {
+        let policy = quarantine_policy(plugin);
+        Ok(self
+            .records
+            .plugin_quarantine(&plugin.name, Some(&plugin.sha256), &policy, self.now())
+            .await?)
+    }
+
+    /// Writes which plugins the export is inside (`None`: none). A failure
+    /// only loses the attribution of a death there, so it is logged.
+    async fn mark_in_plugins(&self, id: &ExportId, worker: &str, plugins: Option<&[&str]>) {
+        if let Err(err) = self
+            .records
+            .mark_in_plugins(id, worker, plugins, self.now())
+            .await
+        {
+            tracing::warn!(export_id = %id, worker, error = %err, "cannot note which plugin the export is calling; a daemon dying inside it would not be attributed");
+        }
+    }
+
+    /// Records the fault behind `run_error` (a worker that crashed, hung,
+    /// broke the protocol or exited; a plugin that ran past its timeout)
+    /// against its plugin and the export's user, before the export is
+    /// failed, so the next claim already sees it.
+    async fn record_fault(
+        &self,
+        claimed: &ExportRecord,
+        plugins: &Plugins,
+        run_error: &RunError,
+        message: &str,
+    ) {
+        let (plugin, cause) = match run_error {
+            RunError::Fault { plugin, fault, .. } if fault.counts_towards_quarantine() => {
+                (plugin, fault.label())
+            }
+            RunError::Timeout { plugin, .. } => (plugin, "timeout"),
+            _ => return,
+        };
+        let Some(found) = plugins.find(plugin) else {
+            return;
+        };
+        let fault = NewPluginFault {
+            plugin,
+            sha256: Some(&found.sha256),
+            user_id: &claimed.user_id,
+            cause,
+            message,
+            export_id: Some(&claimed.id),
+        };
+        let keep = found.entry().worker.quarantine_window;
+        if let Err(err) = self
+            .records
+            .record_plugin_fault(&fault, keep, self.now())
+            .await
+        {
+            tracing::warn!(export_id = %claimed.id, plugin = %plugin, error = %err, "cannot record a plugin fault; it does not count towards quarantine");
         }
     }
 

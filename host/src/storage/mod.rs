@@ -41,11 +41,13 @@ pub use writeback::EarlyWriteback;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
+use percent_encoding::percent_decode_str;
 use std::fmt;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use url::{SyntaxViolation, Url};
 
 /// A storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -344,7 +346,13 @@ impl StorageUrl {
     /// Parses `file:///abs/path`, `file://localhost/abs/path`, a plain path
     /// (`/abs` or `relative/dir`), or `s3://bucket[/prefix]`. As a
     /// convenience, `file://./rel` and `file://../rel` are read as relative
-    /// paths. `%XX` escapes in `file:` URLs are decoded.
+    /// paths. URLs are read by the URL standard (the `url` crate): `%XX`
+    /// escapes are decoded, in a file path and in an S3 prefix alike (as
+    /// `object_store` reads an `s3://` URL), and `.` and `..` segments of a
+    /// file path are resolved. What the standard would repair without a word
+    /// (a malformed `%` escape, a backslash) or drop (a query, a fragment) is
+    /// refused instead, as are credentials and ports in an S3 URL (the
+    /// `AWS_*` variables carry them) and `.` or `..` in an S3 prefix.
     pub fn parse(url: &str) -> Result<Self, StorageError> {
         let invalid = |reason: &str| StorageError::InvalidUrl {
             url: url.to_owned(),
@@ -357,54 +365,10 @@ impl StorageUrl {
             return Err(invalid("it contains control characters"));
         }
         if let Some(rest) = strip_prefix_ignore_case(url, "s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err(invalid("the bucket name is missing"));
-            }
-            if !valid_bucket_name(bucket) {
-                return Err(invalid(
-                    "the bucket name must be 3 to 63 of a-z, 0-9, '.' and '-', starting and ending with a letter or digit",
-                ));
-            }
-            let prefix = prefix.trim_matches('/');
-            if !prefix.is_empty()
-                && prefix
-                    .split('/')
-                    .any(|part| part.is_empty() || part == "." || part == "..")
-            {
-                return Err(invalid("the prefix has an empty, '.' or '..' segment"));
-            }
-            return Ok(StorageUrl::S3 {
-                bucket: bucket.to_owned(),
-                prefix: prefix.to_owned(),
-                options: S3Options::default(),
-            });
+            return parse_s3(url, rest).map_err(|reason| invalid(&reason));
         }
         if let Some(rest) = strip_prefix_ignore_case(url, "file:") {
-            let path = if let Some(after) = rest.strip_prefix("//") {
-                if after.starts_with('/') {
-                    after
-                } else if let Some(abs) = strip_prefix_ignore_case(after, "localhost/") {
-                    // Keep the '/' that starts the path.
-                    &after[after.len() - abs.len() - 1..]
-                } else if after.starts_with("./") || after.starts_with("../") {
-                    after
-                } else {
-                    return Err(invalid(
-                        "a file URL names a host; use file:///absolute/path (three slashes)",
-                    ));
-                }
-            } else if rest.starts_with('/') {
-                rest
-            } else {
-                return Err(invalid("use file:///absolute/path (three slashes)"));
-            };
-            let path = percent_decode(path)
-                .ok_or_else(|| invalid("a %-escape is malformed or not UTF-8"))?;
-            if path.contains('\0') {
-                return Err(invalid("it contains a NUL byte"));
-            }
-            return Ok(StorageUrl::Local(PathBuf::from(path)));
+            return parse_file(url, rest).map_err(|reason| invalid(&reason));
         }
         if let Some((scheme, _)) = url.split_once("://") {
             if !scheme.is_empty()
@@ -417,6 +381,115 @@ impl StorageUrl {
         }
         Ok(StorageUrl::Local(PathBuf::from(url)))
     }
+}
+
+/// `url` read by the URL standard, refusing what it would otherwise repair
+/// or drop without a word: a `%` not followed by two hex digits, a
+/// backslash (a path separator to the standard, a file name character to
+/// Linux), a query or a fragment.
+fn parse_url(url: &str) -> Result<Url, String> {
+    let violations = std::cell::RefCell::new(Vec::new());
+    let note = |violation| violations.borrow_mut().push(violation);
+    let parsed = Url::options()
+        .syntax_violation_callback(Some(&note))
+        .parse(url)
+        .map_err(|err| format!("it is not a URL ({err})"))?;
+    for violation in violations.into_inner() {
+        match violation {
+            SyntaxViolation::PercentDecode => {
+                return Err("a %-escape is malformed (write '%' itself as %25)".to_owned())
+            }
+            SyntaxViolation::Backslash => {
+                return Err("it contains a backslash (write it as %5C)".to_owned())
+            }
+            _ => {}
+        }
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err("it has a '?' query or a '#' fragment (write them as %3F and %23)".to_owned());
+    }
+    Ok(parsed)
+}
+
+/// `s3://bucket[/prefix]`; `rest` is what follows `s3://`.
+fn parse_s3(url: &str, rest: &str) -> Result<StorageUrl, String> {
+    let parsed = parse_url(url)?;
+    if !parsed.username().is_empty() || parsed.password().is_some() || parsed.port().is_some() {
+        return Err(
+            "credentials and ports do not belong in it; set AWS_ACCESS_KEY_ID, \
+             AWS_SECRET_ACCESS_KEY and AWS_ENDPOINT_URL"
+                .to_owned(),
+        );
+    }
+    let bucket = parsed.host_str().unwrap_or_default();
+    if bucket.is_empty() {
+        return Err("the bucket name is missing".to_owned());
+    }
+    if !valid_bucket_name(bucket) {
+        return Err("the bucket name must be 3 to 63 of a-z, 0-9, '.' and '-', starting and ending with a letter or digit".to_owned());
+    }
+    // The standard resolves `.` and `..` away; in a prefix they are a
+    // mistake, so they are looked for in the text as given too.
+    let raw_prefix = rest.split_once('/').map_or("", |(_, prefix)| prefix);
+    let resolved_away = raw_prefix
+        .split('/')
+        .any(|part| matches!(&*percent_decode_str(part).decode_utf8_lossy(), "." | ".."));
+    // Slashes at either end are dropped; an empty segment inside is refused.
+    let prefix = percent_decode_str(parsed.path().trim_matches('/'))
+        .decode_utf8()
+        .map_err(|_| "a %-escape in the prefix is not UTF-8".to_owned())?;
+    if resolved_away
+        || (!prefix.is_empty()
+            && prefix
+                .split('/')
+                .any(|part| part.is_empty() || part == "." || part == ".."))
+    {
+        return Err("the prefix has an empty, '.' or '..' segment".to_owned());
+    }
+    if prefix.chars().any(char::is_control) {
+        return Err("the prefix has a control character".to_owned());
+    }
+    Ok(StorageUrl::S3 {
+        bucket: bucket.to_owned(),
+        prefix: prefix.into_owned(),
+        options: S3Options::default(),
+    })
+}
+
+/// `file:` URLs; `rest` is what follows `file:`.
+fn parse_file(url: &str, rest: &str) -> Result<StorageUrl, String> {
+    if let Some(relative) = rest
+        .strip_prefix("//")
+        .filter(|after| after.starts_with("./") || after.starts_with("../"))
+    {
+        // Not a URL the standard knows (a file URL's path is absolute), so
+        // only its escapes are read: checked as in a path, then decoded.
+        parse_url(&format!("file:///{relative}"))?;
+        let path = percent_decode_str(relative)
+            .decode_utf8()
+            .map_err(|_| "a %-escape is not UTF-8".to_owned())?;
+        return local_path(PathBuf::from(&*path));
+    }
+    if !rest.starts_with('/') {
+        return Err("use file:///absolute/path (three slashes)".to_owned());
+    }
+    let parsed = parse_url(url)?;
+    if parsed.host_str().is_some() {
+        return Err(
+            "a file URL names a host; use file:///absolute/path (three slashes)".to_owned(),
+        );
+    }
+    let path = parsed
+        .to_file_path()
+        .map_err(|()| "it is not a local file path".to_owned())?;
+    local_path(path)
+}
+
+fn local_path(path: PathBuf) -> Result<StorageUrl, String> {
+    if path.as_os_str().as_encoded_bytes().contains(&0) {
+        return Err("it contains a NUL byte".to_owned());
+    }
+    Ok(StorageUrl::Local(path))
 }
 
 impl fmt::Display for StorageUrl {
@@ -448,23 +521,6 @@ fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> 
     let head = text.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
         .then(|| &text[prefix.len()..])
-}
-
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = text.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Opens the storage a `STORAGE` setting names: a local directory (created
@@ -653,6 +709,94 @@ impl Drop for Upload {
             // Discard the buffer; dropping the temp file removes it.
             let temp = writer.into_parts().0.into_inner();
             drop(temp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(url: &str) -> Result<StorageUrl, String> {
+        StorageUrl::parse(url).map_err(|err| err.to_string())
+    }
+
+    fn s3(bucket: &str, prefix: &str) -> StorageUrl {
+        StorageUrl::S3 {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+            options: S3Options::default(),
+        }
+    }
+
+    #[test]
+    fn s3_prefixes_are_percent_decoded() {
+        assert_eq!(
+            parse("s3://bucket/my%20exports").unwrap(),
+            s3("bucket", "my exports")
+        );
+        assert_eq!(
+            parse("s3://bucket/my exports").unwrap(),
+            s3("bucket", "my exports")
+        );
+        assert_eq!(
+            parse("s3://bucket/caf%C3%A9/x").unwrap(),
+            s3("bucket", "café/x")
+        );
+        assert_eq!(parse("s3://bucket/50%25").unwrap(), s3("bucket", "50%"));
+        assert_eq!(parse("S3://bucket//a/").unwrap(), s3("bucket", "a"));
+        assert_eq!(parse("s3://bucket/a%2Fb").unwrap(), s3("bucket", "a/b"));
+        assert_eq!(parse("s3://bucket").unwrap(), s3("bucket", ""));
+    }
+
+    #[test]
+    fn s3_urls_the_standard_would_repair_are_refused() {
+        for (url, why) in [
+            ("s3://bucket/a%zz", "malformed"),
+            ("s3://bucket/50%", "malformed"),
+            ("s3://bucket/a%FF", "not UTF-8"),
+            ("s3://bucket/a/%2e%2e/b", "'..'"),
+            ("s3://bucket/a/./b", "'.'"),
+            ("s3://bucket/a%2F%2Fb", "empty"),
+            ("s3://bucket/a%2F..%2Fb", "'..'"),
+            ("s3://bucket/a%01", "control"),
+            ("s3://bucket/x?versionId=1", "query"),
+            ("s3://bucket/x#y", "fragment"),
+            ("s3://key:secret@bucket/x", "credentials"),
+            ("s3://bucket:9000/x", "ports"),
+            ("s3:///x", "missing"),
+            ("s3://b%41cket/x", "bucket name"),
+        ] {
+            let err = parse(url).expect_err(url);
+            assert!(err.contains(why), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn file_urls_follow_the_url_standard() {
+        let local = |path: &str| StorageUrl::Local(path.into());
+        assert_eq!(
+            parse("file:///var/a%20b/caf%C3%A9").unwrap(),
+            local("/var/a b/café")
+        );
+        assert_eq!(parse("file:///var/a b").unwrap(), local("/var/a b"));
+        assert_eq!(parse("file://LOCALHOST/var/x").unwrap(), local("/var/x"));
+        assert_eq!(parse("file:///var/a/../b").unwrap(), local("/var/b"));
+        assert_eq!(parse("file:///var/50%25").unwrap(), local("/var/50%"));
+        assert_eq!(parse("file://./a%20b").unwrap(), local("./a b"));
+        assert_eq!(parse("file://../up").unwrap(), local("../up"));
+        for (url, why) in [
+            ("file:///a%zz", "malformed"),
+            ("file://./a%zz", "malformed"),
+            ("file:///a%00b", "NUL"),
+            ("file:///a\\b", "backslash"),
+            ("file:///var/x?y", "query"),
+            ("file:///var/x#y", "fragment"),
+            ("file://server/share", "names a host"),
+            ("file:var/x", "three slashes"),
+        ] {
+            let err = parse(url).expect_err(url);
+            assert!(err.contains(why), "{url}: {err}");
         }
     }
 }

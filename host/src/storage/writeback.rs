@@ -2,8 +2,8 @@
 //!
 //! An export's file is synced before it is renamed into place, so a crash
 //! never leaves a torn file under its final name. Left to the end, that sync
-//! writes the whole file while the export waits: for the benchmark's 165 MB
-//! CSV about as long as producing it. Asking the kernel to start writeback of
+//! writes the whole file while the export waits, which for a large export
+//! is a good part of its run (bench/README.md). Asking the kernel to start writeback of
 //! every [`CHUNK`] as soon as it is written overlaps the two, and the final
 //! sync waits only for the tail. Nothing here waits for the disk: the kernel
 //! writes in the background and the caller goes on.

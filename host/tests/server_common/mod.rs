@@ -61,6 +61,9 @@ pub struct Daemon {
     child: Option<Child>,
     agent: ureq::Agent,
     env: Vec<(String, String)>,
+    /// Whether a start waits until no plugin is loading any more (the
+    /// daemon serves before its plugins have loaded).
+    pub wait_for_plugins: bool,
 }
 
 /// A port nobody listens on right now.
@@ -70,8 +73,19 @@ fn free_port() -> u16 {
 }
 
 impl Daemon {
-    /// Starts the daemon over `sandbox` with `extra` environment variables.
+    /// Starts the daemon over `sandbox` with `extra` environment variables,
+    /// and waits until its plugins have loaded (or failed).
     pub fn start(sandbox: Sandbox, extra: &[(&str, &str)]) -> Daemon {
+        Daemon::start_with(sandbox, extra, true)
+    }
+
+    /// Starts the daemon and returns once it answers, its plugins perhaps
+    /// still loading.
+    pub fn start_while_loading(sandbox: Sandbox, extra: &[(&str, &str)]) -> Daemon {
+        Daemon::start_with(sandbox, extra, false)
+    }
+
+    fn start_with(sandbox: Sandbox, extra: &[(&str, &str)], wait_for_plugins: bool) -> Daemon {
         let data_dir = sandbox.path().join("state");
         let port = free_port();
         let mut env = vec![
@@ -107,12 +121,13 @@ impl Daemon {
             child: None,
             agent,
             env,
+            wait_for_plugins,
         };
         daemon.spawn();
         daemon
     }
 
-    fn command(&self) -> Command {
+    pub fn command(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_export-host"));
         for setting in Setting::ALL {
             command.env_remove(setting.env_var());
@@ -152,6 +167,9 @@ impl Daemon {
         loop {
             if let Ok(answer) = self.try_request("GET", "/healthz", None, &[], None) {
                 if answer.status == 200 {
+                    if self.wait_for_plugins {
+                        self.wait_until_plugins_loaded(deadline);
+                    }
                     return;
                 }
             }
@@ -166,6 +184,31 @@ impl Daemon {
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Polls `/readyz` until no plugin is loading any more. A 503 for
+    /// another cause than starting up ends the wait (the test wants it).
+    fn wait_until_plugins_loaded(&self, deadline: Instant) {
+        loop {
+            let Ok(answer) = self.try_request("GET", "/readyz", None, &[], None) else {
+                return;
+            };
+            let body: Value = serde_json::from_slice(&answer.body).unwrap_or_default();
+            let loading = body["plugins_loading"].as_u64().unwrap_or(0);
+            let starting = answer.status == 503
+                && body["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("starting up"));
+            if (answer.status == 200 && loading == 0) || (answer.status != 200 && !starting) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon's plugins were still loading after 30 s: {body}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

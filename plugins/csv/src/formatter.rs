@@ -7,12 +7,12 @@ use crate::config::{default_delimiter, delimiter_byte, DELIMITER_PATTERN};
 use export_plugin_api::arrow_array::RecordBatch;
 use export_plugin_api::arrow_schema::SchemaRef;
 use export_plugin_api::rows::{Cell, Rows};
+use export_plugin_api::time_zone::Rezone;
 use export_plugin_api::{FormatWriter, Formatter, JsonSchema, NoConfig, PluginError, Result};
 use records::{Quoting, RecordWriter};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use zone::{parse_time_zone, Rezone};
 
 mod records;
 
@@ -121,10 +121,7 @@ impl Formatter for CsvFormatter {
         schema: SchemaRef,
     ) -> Result<Box<dyn FormatWriter>> {
         let delimiter = delimiter_byte(&options.delimiter)?;
-        let rezone = match &options.time_zone {
-            Some(name) => Some(Rezone::new(&schema, parse_time_zone(name)?)),
-            None => None,
-        };
+        let rezone = Rezone::for_option(&schema, options.time_zone.as_deref())?;
         let schema = rezone
             .as_ref()
             .map_or_else(|| schema.clone(), |rezone| rezone.schema().clone());
@@ -310,15 +307,8 @@ impl FormatWriter for CsvWriter {
     fn write(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<()> {
         self.write_bom(out);
         self.write_start(out)?;
-        let rezoned;
-        let batch = match &self.rezone {
-            Some(rezone) => {
-                rezoned = rezone.batch(batch)?;
-                &rezoned
-            }
-            None => batch,
-        };
-        let rows = Rows::new(batch)?;
+        let batch = Rezone::apply(self.rezone.as_ref(), batch)?;
+        let rows = Rows::new(&batch)?;
         let columns = rows.num_columns();
         if columns > 0 {
             let schema = &self.schema;
@@ -384,104 +374,6 @@ fn is_numeric_column(schema: &SchemaRef, column: usize) -> bool {
     })
 }
 
-/// The `time_zone` option: timestamp columns moved to one zone.
-mod zone {
-    use export_plugin_api::arrow_array::cast::AsArray;
-    use export_plugin_api::arrow_array::types::{
-        TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
-        TimestampSecondType,
-    };
-    use export_plugin_api::arrow_array::{Array, ArrayRef, RecordBatch};
-    use export_plugin_api::arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-    use export_plugin_api::{PluginError, Result};
-    use std::str::FromStr;
-    use std::sync::Arc;
-
-    /// Checks an IANA time zone name (or `UTC`) and returns it.
-    pub(crate) fn parse_time_zone(name: &str) -> Result<Arc<str>> {
-        chrono_tz::Tz::from_str(name).map_err(|_| {
-            PluginError::invalid_input(format!(
-                "time_zone {name:?} is not a time zone: use an IANA name such as \
-                 \"Europe/Paris\" or \"America/New_York\", or \"UTC\""
-            ))
-        })?;
-        Ok(Arc::from(name))
-    }
-
-    /// Gives every timestamp column one zone. The instants stay the same
-    /// (Arrow stores timestamps as UTC); only the zone they are shown in
-    /// changes, so Arrow's display writes them as RFC 3339 with that zone's
-    /// offset. A timestamp without a zone is taken as UTC.
-    pub(crate) struct Rezone {
-        zone: Arc<str>,
-        schema: SchemaRef,
-    }
-
-    impl Rezone {
-        pub(crate) fn new(schema: &Schema, zone: Arc<str>) -> Rezone {
-            let fields: Vec<Field> = schema
-                .fields()
-                .iter()
-                .map(|field| match field.data_type() {
-                    DataType::Timestamp(unit, _) => field
-                        .as_ref()
-                        .clone()
-                        .with_data_type(DataType::Timestamp(*unit, Some(zone.clone()))),
-                    _ => field.as_ref().clone(),
-                })
-                .collect();
-            let schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
-            Rezone { zone, schema }
-        }
-
-        /// The schema of rezoned batches.
-        pub(crate) fn schema(&self) -> &SchemaRef {
-            &self.schema
-        }
-
-        /// `batch` with its timestamp columns in the zone; other columns are shared, not copied.
-        pub(crate) fn batch(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-            let zone = self.zone.clone();
-            let columns: Vec<ArrayRef> = batch
-                .columns()
-                .iter()
-                .map(|array| -> ArrayRef {
-                    match array.data_type() {
-                        DataType::Timestamp(TimeUnit::Second, _) => Arc::new(
-                            array
-                                .as_primitive::<TimestampSecondType>()
-                                .clone()
-                                .with_timezone(zone.clone()),
-                        ),
-                        DataType::Timestamp(TimeUnit::Millisecond, _) => Arc::new(
-                            array
-                                .as_primitive::<TimestampMillisecondType>()
-                                .clone()
-                                .with_timezone(zone.clone()),
-                        ),
-                        DataType::Timestamp(TimeUnit::Microsecond, _) => Arc::new(
-                            array
-                                .as_primitive::<TimestampMicrosecondType>()
-                                .clone()
-                                .with_timezone(zone.clone()),
-                        ),
-                        DataType::Timestamp(TimeUnit::Nanosecond, _) => Arc::new(
-                            array
-                                .as_primitive::<TimestampNanosecondType>()
-                                .clone()
-                                .with_timezone(zone.clone()),
-                        ),
-                        _ => array.clone(),
-                    }
-                })
-                .collect();
-            RecordBatch::try_new(self.schema.clone(), columns).map_err(|err| {
-                PluginError::internal(format!("a batch does not match the export's schema: {err}"))
-            })
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -491,18 +383,20 @@ mod tests {
         TimestampSecondArray,
     };
     use export_plugin_api::arrow_schema::{DataType, Field, Schema, TimeUnit};
+    use export_plugin_api::testing::run_formatter_text;
     use export_plugin_api::ErrorKind;
     use serde_json::{json, Value};
     use std::sync::Arc;
 
     fn format_all(options: Value, schema: SchemaRef, batches: &[RecordBatch]) -> Result<String> {
-        let mut writer = plugin().start_formatter("csv", "{}", &options.to_string(), schema)?;
-        let mut out = Vec::new();
-        for batch in batches {
-            writer.write(batch, &mut out)?;
-        }
-        writer.finish(&mut out)?;
-        Ok(String::from_utf8(out).unwrap())
+        run_formatter_text(
+            &plugin(),
+            "csv",
+            "{}",
+            &options.to_string(),
+            schema,
+            batches,
+        )
     }
 
     fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {

@@ -1,9 +1,8 @@
 //! The `html` formatter: a standalone HTML page rendered from a template,
 //! part by part, so no part of the output ever holds more than one batch.
 
-use crate::chart::{insights_html, INSIGHTS_CSS};
 use crate::config::HtmlConfig;
-use crate::templates::{check_template, environment, template_error, TemplatesDir, NAME_PATTERN};
+use chart::{insights_html, INSIGHTS_CSS};
 use export_plugin_api::arrow_array::RecordBatch;
 use export_plugin_api::arrow_schema::SchemaRef;
 use export_plugin_api::report::{self, Audience, ChartOption, ReportBuilder};
@@ -12,6 +11,10 @@ use export_plugin_api::{FormatWriter, Formatter, JsonSchema, PluginError, Result
 use minijinja::{context, Environment, Value};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
+use templates::{check_template, environment, template_error, TemplatesDir, NAME_PATTERN};
+
+mod chart;
+mod templates;
 
 /// Options of the `html` formatter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -359,6 +362,7 @@ mod tests {
     use crate::plugin;
     use export_plugin_api::arrow_array::{ArrayRef, Float64Array, Int64Array, StringArray};
     use export_plugin_api::arrow_schema::{DataType, Field, Schema};
+    use export_plugin_api::testing::{run_formatter_parts, text_columns};
     use export_plugin_api::ErrorKind;
     use serde_json::{json, Value as Json};
     use std::sync::Arc;
@@ -371,17 +375,17 @@ mod tests {
         schema: SchemaRef,
         batches: &[RecordBatch],
     ) -> Result<(String, Vec<String>)> {
-        let mut writer =
-            plugin().start_formatter("html", &config.to_string(), &options.to_string(), schema)?;
-        let mut parts = Vec::new();
-        for batch in batches {
-            let mut out = Vec::new();
-            writer.write(batch, &mut out)?;
-            parts.push(String::from_utf8(out).unwrap());
-        }
-        let mut out = Vec::new();
-        writer.finish(&mut out)?;
-        parts.push(String::from_utf8(out).unwrap());
+        let parts: Vec<String> = run_formatter_parts(
+            &plugin(),
+            "html",
+            &config.to_string(),
+            &options.to_string(),
+            schema,
+            batches,
+        )?
+        .into_iter()
+        .map(|part| String::from_utf8(part).unwrap())
+        .collect();
         Ok((parts.concat(), parts))
     }
 
@@ -390,18 +394,8 @@ mod tests {
         format_parts(json!({}), options, schema, batches).map(|(page, _)| page)
     }
 
-    fn text_batch(columns: &[(&str, Vec<Option<&str>>)]) -> RecordBatch {
-        RecordBatch::try_from_iter(columns.iter().map(|(name, values)| {
-            (
-                *name,
-                Arc::new(StringArray::from(values.clone())) as ArrayRef,
-            )
-        }))
-        .unwrap()
-    }
-
     fn start_error(config: Json, options: Json) -> PluginError {
-        let schema = text_batch(&[("a", vec![Some("x")])]).schema();
+        let schema = text_columns(&[("a", vec![Some("x")])]).schema();
         match plugin().start_formatter("html", &config.to_string(), &options.to_string(), schema) {
             Ok(_) => panic!("{options} was accepted"),
             Err(err) => err,
@@ -412,7 +406,7 @@ mod tests {
 
     #[test]
     fn escapes_cells_titles_summaries_and_column_names() {
-        let batch = text_batch(&[
+        let batch = text_columns(&[
             (NASTY, vec![Some(NASTY), Some("a & b < c > d \"e\" 'f'")]),
             (
                 "plain",
@@ -439,7 +433,7 @@ mod tests {
 
     #[test]
     fn nulls_and_empty_strings_are_empty_cells() {
-        let batch = text_batch(&[("a", vec![None, Some("")])]);
+        let batch = text_columns(&[("a", vec![None, Some("")])]);
         let page = format(json!({}), &[batch]).unwrap();
         assert!(page.contains("<tr><td class=\"null\"></td></tr>"), "{page}");
         assert!(page.contains("<tr><td></td></tr>"), "{page}");
@@ -447,7 +441,7 @@ mod tests {
 
     #[test]
     fn carriage_returns_survive_html_parsing() {
-        let batch = text_batch(&[("a", vec![Some("one\r\ntwo\rthree\n<4>")])]);
+        let batch = text_columns(&[("a", vec![Some("one\r\ntwo\rthree\n<4>")])]);
         let page = format(json!({}), &[batch]).unwrap();
         assert!(
             page.contains("<td>one&#13;\ntwo&#13;three\n&lt;4&gt;</td>"),
@@ -493,8 +487,8 @@ mod tests {
 
     #[test]
     fn each_batch_writes_only_its_own_rows() {
-        let first = text_batch(&[("n", vec![Some("one"), Some("two")])]);
-        let second = text_batch(&[("n", vec![Some("three")])]);
+        let first = text_columns(&[("n", vec![Some("one"), Some("two")])]);
+        let second = text_columns(&[("n", vec![Some("three")])]);
         let (page, parts) =
             format_parts(json!({}), json!({}), first.schema(), &[first, second]).unwrap();
         assert!(parts[0].starts_with("<!DOCTYPE html>"));
@@ -506,11 +500,11 @@ mod tests {
 
     #[test]
     fn sections_follow_the_section_column_across_batches() {
-        let first = text_batch(&[
+        let first = text_columns(&[
             ("group", vec![Some("a"), Some("a"), Some("b")]),
             ("v", vec![Some("1"), Some("2"), Some("3")]),
         ]);
-        let second = text_batch(&[
+        let second = text_columns(&[
             ("group", vec![Some("b"), None]),
             ("v", vec![Some("4"), Some("5")]),
         ]);
@@ -595,7 +589,7 @@ mod tests {
 
     #[test]
     fn template_selection() {
-        let batch = text_batch(&[("a", vec![Some("x")])]);
+        let batch = text_columns(&[("a", vec![Some("x")])]);
         let report = format(json!({ "title": "T" }), std::slice::from_ref(&batch)).unwrap();
         assert!(report.contains("<h1>T</h1>"), "{report}");
         assert!(report.contains("<footer>"), "{report}");
@@ -626,7 +620,7 @@ mod tests {
         )
         .unwrap();
         let config = json!({ "templates_dir": dir.path() });
-        let batch = text_batch(&[("a", vec![Some("<x>"), Some("y")])]);
+        let batch = text_columns(&[("a", vec![Some("<x>"), Some("y")])]);
         let (page, _) = format_parts(
             config.clone(),
             json!({ "template": "invoice.html", "title": "<7>" }),
@@ -652,7 +646,7 @@ mod tests {
     #[test]
     fn the_example_user_template_renders() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/templates");
-        let batch = text_batch(&[("a", vec![Some("<x>"), None])]);
+        let batch = text_columns(&[("a", vec![Some("<x>"), None])]);
         let (page, _) = format_parts(
             json!({ "templates_dir": dir }),
             json!({ "template": "compact.html", "title": "Q&A" }),
@@ -728,7 +722,7 @@ mod tests {
             "{% if part == \"rows\" %}\n{{ rowz }}\n{% endif %}",
         )
         .unwrap();
-        let batch = text_batch(&[("a", vec![Some("x")])]);
+        let batch = text_columns(&[("a", vec![Some("x")])]);
         let mut writer = plugin()
             .start_formatter(
                 "html",

@@ -60,10 +60,8 @@
 //! templates_dir = "templates"   # optional
 //! ```
 
-mod chart;
 mod config;
 mod formatter;
-mod templates;
 
 pub use config::HtmlConfig;
 pub use formatter::{HtmlFormatter, HtmlOptions};

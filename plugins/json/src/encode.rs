@@ -5,19 +5,17 @@ use arrow_buffer::NullBuffer;
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use export_plugin_api::arrow_array::cast::AsArray;
 use export_plugin_api::arrow_array::types::{
-    Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type,
+    Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type,
     UInt64Type, UInt8Type,
 };
 use export_plugin_api::arrow_array::{
-    new_empty_array, Array, ArrayRef, BooleanArray, LargeStringArray, PrimitiveArray, RecordBatch,
+    new_empty_array, Array, BooleanArray, LargeStringArray, PrimitiveArray, RecordBatch,
     StringArray, StringViewArray,
 };
-use export_plugin_api::arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use export_plugin_api::arrow_schema::{DataType, Field, Schema};
 use export_plugin_api::json::{is_json_field, is_number_spelling, write_json_string};
+use export_plugin_api::time_zone::Rezone;
 use export_plugin_api::{PluginError, Result};
-use std::str::FromStr;
-use std::sync::Arc;
 
 /// Field metadata marking a text column whose values are strings by nature
 /// (the `jsonl` loader sets it on keys that held JSON strings): number
@@ -67,10 +65,7 @@ impl Encoder {
         infer_numbers: bool,
         time_zone: Option<&str>,
     ) -> Result<Self> {
-        let rezone = match time_zone {
-            Some(name) => Some(Rezone::new(schema, parse_time_zone(name)?)),
-            None => None,
-        };
+        let rezone = Rezone::for_option(schema, time_zone)?;
         let schema: &Schema = match &rezone {
             Some(rezone) => rezone.schema(),
             None => schema,
@@ -119,15 +114,8 @@ impl Encoder {
         mut before_row: impl FnMut(&mut Vec<u8>),
         after_row: &[u8],
     ) -> Result<()> {
-        let rezoned;
-        let batch = match &self.rezone {
-            Some(rezone) => {
-                rezoned = rezone.batch(batch)?;
-                &rezoned
-            }
-            None => batch,
-        };
-        let columns = self.columns(batch)?;
+        let batch = Rezone::apply(self.rezone.as_ref(), batch)?;
+        let columns = self.columns(&batch)?;
         let rows = batch.num_rows();
         out.reserve(estimate(&self.plans, &columns, rows));
         if columns.is_empty() {
@@ -435,91 +423,6 @@ fn write_escape(out: &mut Vec<u8>, byte: u8) {
             HEX[usize::from(byte >> 4)],
             HEX[usize::from(byte & 0xf)],
         ]),
-    }
-}
-
-/// Checks an IANA time zone name (or `UTC`) for the `time_zone` option.
-pub(crate) fn parse_time_zone(name: &str) -> Result<Arc<str>> {
-    chrono_tz::Tz::from_str(name).map_err(|_| {
-        PluginError::invalid_input(format!(
-            "time_zone {name:?} is not a time zone: use an IANA name such as \
-             \"Europe/Paris\" or \"America/New_York\", or \"UTC\""
-        ))
-    })?;
-    Ok(Arc::from(name))
-}
-
-/// The `time_zone` option: gives every timestamp column one zone. The
-/// instants stay the same (Arrow stores timestamps as UTC); only the zone
-/// they are shown in changes, so they are written as RFC 3339 with that
-/// zone's offset. A timestamp without a zone is taken as UTC. Text columns
-/// are never touched.
-pub(crate) struct Rezone {
-    zone: Arc<str>,
-    schema: SchemaRef,
-}
-
-impl Rezone {
-    pub(crate) fn new(schema: &Schema, zone: Arc<str>) -> Rezone {
-        let fields: Vec<Field> = schema
-            .fields()
-            .iter()
-            .map(|field| match field.data_type() {
-                DataType::Timestamp(unit, _) => field
-                    .as_ref()
-                    .clone()
-                    .with_data_type(DataType::Timestamp(*unit, Some(zone.clone()))),
-                _ => field.as_ref().clone(),
-            })
-            .collect();
-        let schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
-        Rezone { zone, schema }
-    }
-
-    /// The schema of rezoned batches.
-    pub(crate) fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
-    /// `batch` with its timestamp columns in the zone; other columns are shared, not copied.
-    pub(crate) fn batch(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-        let zone = &self.zone;
-        let columns: Vec<ArrayRef> = batch
-            .columns()
-            .iter()
-            .map(|array| -> ArrayRef {
-                match array.data_type() {
-                    DataType::Timestamp(TimeUnit::Second, _) => Arc::new(
-                        array
-                            .as_primitive::<TimestampSecondType>()
-                            .clone()
-                            .with_timezone(zone.clone()),
-                    ),
-                    DataType::Timestamp(TimeUnit::Millisecond, _) => Arc::new(
-                        array
-                            .as_primitive::<TimestampMillisecondType>()
-                            .clone()
-                            .with_timezone(zone.clone()),
-                    ),
-                    DataType::Timestamp(TimeUnit::Microsecond, _) => Arc::new(
-                        array
-                            .as_primitive::<TimestampMicrosecondType>()
-                            .clone()
-                            .with_timezone(zone.clone()),
-                    ),
-                    DataType::Timestamp(TimeUnit::Nanosecond, _) => Arc::new(
-                        array
-                            .as_primitive::<TimestampNanosecondType>()
-                            .clone()
-                            .with_timezone(zone.clone()),
-                    ),
-                    _ => array.clone(),
-                }
-            })
-            .collect();
-        RecordBatch::try_new(self.schema.clone(), columns).map_err(|err| {
-            PluginError::internal(format!("a batch does not match the export's schema: {err}"))
-        })
     }
 }
 

@@ -204,6 +204,7 @@ mod tests {
     };
     use export_plugin_api::arrow_schema::{DataType, Field, Schema};
     use export_plugin_api::json::json_field;
+    use export_plugin_api::testing::{run_formatter_text, text_columns};
     use export_plugin_api::ErrorKind;
     use serde_json::{json, Value};
     use std::collections::HashMap;
@@ -216,23 +217,7 @@ mod tests {
         schema: SchemaRef,
         batches: &[RecordBatch],
     ) -> Result<String> {
-        let mut writer = plugin().start_formatter(name, "{}", &options.to_string(), schema)?;
-        let mut out = Vec::new();
-        for batch in batches {
-            writer.write(batch, &mut out)?;
-        }
-        writer.finish(&mut out)?;
-        Ok(String::from_utf8(out).unwrap())
-    }
-
-    fn text_batch(columns: &[(&str, Vec<Option<&str>>)]) -> RecordBatch {
-        RecordBatch::try_from_iter(columns.iter().map(|(name, values)| {
-            (
-                *name,
-                Arc::new(StringArray::from(values.clone())) as ArrayRef,
-            )
-        }))
-        .unwrap()
+        run_formatter_text(&plugin(), name, "{}", &options.to_string(), schema, batches)
     }
 
     fn jsonl_lines(text: &str) -> Vec<Value> {
@@ -288,7 +273,7 @@ mod tests {
     #[test]
     fn text_survives_and_only_number_spellings_become_numbers() {
         let cases = csv_cases();
-        let batch = text_batch(&[(
+        let batch = text_columns(&[(
             "v",
             cases.iter().map(|(text, _)| Some(text.as_str())).collect(),
         )]);
@@ -331,7 +316,7 @@ mod tests {
     #[test]
     fn control_characters_are_escaped() {
         let text = "nul\u{0}bell\u{7}bs\u{8}ff\u{c}unit\u{1f}del\u{7f}\n\r\t\"\\/ \u{2028}é";
-        let batch = text_batch(&[("k\"\n\u{1}", vec![Some(text)])]);
+        let batch = text_columns(&[("k\"\n\u{1}", vec![Some(text)])]);
         let out = format_all("jsonl", json!({}), batch.schema(), &[batch]).unwrap();
         assert_eq!(
             out,
@@ -362,11 +347,11 @@ mod tests {
 
     #[test]
     fn rows_of_several_batches_form_one_array() {
-        let first = text_batch(&[
+        let first = text_columns(&[
             ("id", vec![Some("1"), Some("2")]),
             ("name", vec![Some("ada"), None]),
         ]);
-        let second = text_batch(&[("id", vec![Some("3")]), ("name", vec![Some("bob")])]);
+        let second = text_columns(&[("id", vec![Some("3")]), ("name", vec![Some("bob")])]);
         let empty = RecordBatch::new_empty(first.schema());
         let batches = [empty.clone(), first, empty, second];
         let schema = batches[0].schema();

@@ -13,6 +13,8 @@ use export_plugin_api::{FormatWriter, Formatter, JsonSchema, NoConfig, PluginErr
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
+pub mod report;
+
 /// Options of the `markdown` formatter.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -358,29 +360,20 @@ mod tests {
     };
     use export_plugin_api::arrow_schema::{Field, Schema};
     use export_plugin_api::json::json_field;
+    use export_plugin_api::testing::{run_formatter_text, text_columns};
     use export_plugin_api::ErrorKind;
     use serde_json::{json, Value};
     use std::sync::Arc;
 
     fn format_all(options: Value, schema: SchemaRef, batches: &[RecordBatch]) -> Result<String> {
-        let mut writer =
-            plugin().start_formatter("markdown", "{}", &options.to_string(), schema)?;
-        let mut out = Vec::new();
-        for batch in batches {
-            writer.write(batch, &mut out)?;
-        }
-        writer.finish(&mut out)?;
-        Ok(String::from_utf8(out).unwrap())
-    }
-
-    fn text_batch(columns: &[(&str, Vec<Option<&str>>)]) -> RecordBatch {
-        RecordBatch::try_from_iter(columns.iter().map(|(name, values)| {
-            (
-                *name,
-                Arc::new(StringArray::from(values.clone())) as ArrayRef,
-            )
-        }))
-        .unwrap()
+        run_formatter_text(
+            &plugin(),
+            "markdown",
+            "{}",
+            &options.to_string(),
+            schema,
+            batches,
+        )
     }
 
     fn table(batch: &RecordBatch) -> String {
@@ -416,7 +409,7 @@ mod tests {
 
     #[test]
     fn a_table_has_a_header_a_delimiter_row_and_a_row_per_record() {
-        let batch = text_batch(&[
+        let batch = text_columns(&[
             ("id", vec![Some("1"), Some("2")]),
             ("name", vec![Some("ada"), None]),
         ]);
@@ -442,7 +435,7 @@ mod tests {
             "*x* _y_ `z` ~w~ [l](u) <b> &amp;",
             "",
         ];
-        let batch = text_batch(&[
+        let batch = text_columns(&[
             ("v", hard.iter().map(|s| Some(*s)).collect()),
             ("w", hard.iter().rev().map(|s| Some(*s)).collect()),
         ]);
@@ -458,7 +451,7 @@ mod tests {
 
     #[test]
     fn an_empty_header_cell_and_a_table_without_rows_are_valid() {
-        let batch = text_batch(&[("", vec![]), ("b", vec![])]);
+        let batch = text_columns(&[("", vec![]), ("b", vec![])]);
         assert_eq!(table(&batch), "|  | b |\n| --- | --- |\n");
         let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new("a", DataType::Utf8, true)]));
         for batches in [vec![], vec![RecordBatch::new_empty(schema.clone())]] {
@@ -488,8 +481,8 @@ mod tests {
 
     #[test]
     fn rows_of_several_batches_form_one_table() {
-        let first = text_batch(&[("id", vec![Some("1"), Some("2")])]);
-        let second = text_batch(&[("id", vec![Some("3")])]);
+        let first = text_columns(&[("id", vec![Some("1"), Some("2")])]);
+        let second = text_columns(&[("id", vec![Some("3")])]);
         let empty = RecordBatch::new_empty(first.schema());
         let out = format_all(
             json!({}),
@@ -556,7 +549,7 @@ mod tests {
 
     #[test]
     fn the_report_surrounds_the_table_with_blank_lines() {
-        let batch = text_batch(&[("id", vec![Some("1"), Some("2")])]);
+        let batch = text_columns(&[("id", vec![Some("1"), Some("2")])]);
         let out = format_all(
             json!({"template": "report", "title": "Weekly"}),
             batch.schema(),
@@ -585,7 +578,7 @@ mod tests {
 
     #[test]
     fn audiences_add_a_summary_and_chart_tables() {
-        let batch = text_batch(&[
+        let batch = text_columns(&[
             (
                 "day",
                 vec![Some("2024-05-01"), Some("2024-05-01"), Some("2024-05-02")],
@@ -604,7 +597,7 @@ mod tests {
         );
         assert!(!out.contains("| 2024-05-01 | 2 |"), "no table: {out}");
         assert!(out.contains("| n | 0 |  |  |  |  | 3 |"), "{out}");
-        let numbers = text_batch(&[
+        let numbers = text_columns(&[
             (
                 "day",
                 vec![Some("2024-05-01"), Some("2024-05-01"), Some("2024-05-02")],

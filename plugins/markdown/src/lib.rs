@@ -36,7 +36,7 @@
 
 pub mod escape;
 mod formatter;
-pub mod report;
+pub use formatter::report;
 
 pub use formatter::{MarkdownFormatter, MarkdownOptions};
 

@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 
 /// Rows per row group unless the request says otherwise: large enough for
 /// good compression and fast scans, small enough that the rows buffered
-/// before a row group is written stay well under the memory budget. On the
-/// benchmark's 1M-row CSV (165 B a row), 131,072 rows peaked at 84 MiB
-/// plain and 117-128 MiB with the host's zstd; 65,536 at 70 and 111 MiB,
-/// for a file 2% larger (80.2 MB against 78.4) in the same time.
+/// before a row group is written stay well under the memory budget. Twice
+/// this came too close to the peak-memory target with the host's zstd, for a
+/// file only slightly smaller in the same time (bench/README.md, "Results,
+/// 2026-12-02 15:05 UTC").
 pub const DEFAULT_ROW_GROUP_SIZE: usize = 65_536;
 
 /// A row group is also closed once its encoded size passes this, so wide or
@@ -223,6 +223,7 @@ mod tests {
     };
     use export_plugin_api::arrow_schema::{DataType, Field, Schema, TimeUnit};
     use export_plugin_api::json::json_field;
+    use export_plugin_api::testing::run_formatter_parts;
     use export_plugin_api::ErrorKind;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -235,19 +236,16 @@ mod tests {
         schema: SchemaRef,
         batches: &[RecordBatch],
     ) -> Result<(Vec<u8>, Vec<usize>)> {
-        let mut writer = plugin().start_formatter("parquet", "{}", &options.to_string(), schema)?;
-        let mut file = Vec::new();
-        let mut sizes = Vec::new();
-        for batch in batches {
-            let mut out = Vec::new();
-            writer.write(batch, &mut out)?;
-            sizes.push(out.len());
-            file.extend_from_slice(&out);
-        }
-        let mut out = Vec::new();
-        writer.finish(&mut out)?;
-        file.extend_from_slice(&out);
-        Ok((file, sizes))
+        let parts = run_formatter_parts(
+            &plugin(),
+            "parquet",
+            "{}",
+            &options.to_string(),
+            schema,
+            batches,
+        )?;
+        let sizes = parts[..batches.len()].iter().map(Vec::len).collect();
+        Ok((parts.concat(), sizes))
     }
 
     fn read_back(file: Vec<u8>) -> (SchemaRef, Vec<RecordBatch>) {

@@ -12,7 +12,7 @@ pub const DEFAULT_MAX_ROWS: u64 = 1_000_000;
 #[schemars(crate = "export_plugin_api::schemars")]
 pub struct PdfConfig {
     /// The most rows one PDF may hold (default 1,000,000: about 100,000
-    /// pages and 300 MB of the benchmark's conversations). Memory does not
+    /// pages; bench/README.md shows the file size). Memory does not
     /// grow with rows, as pages are written out as they are drawn; this
     /// bounds how long an export runs and how large a file readers are
     /// handed. An export past it fails with `limit_exceeded` and leaves no

@@ -565,6 +565,7 @@ mod tests {
     use crate::plugin;
     use export_plugin_api::arrow_array::{ArrayRef, Float64Array, Int64Array, StringArray};
     use export_plugin_api::arrow_schema::{Field, Schema};
+    use export_plugin_api::testing::text_columns;
     use export_plugin_api::ErrorKind;
     use serde_json::{json, Value};
     use std::process::Command;
@@ -582,7 +583,7 @@ mod tests {
 
     #[test]
     fn a_pdf_past_max_rows_fails_with_limit_exceeded() {
-        let batch = text_batch(&[("a", vec![Some("x"); 6])]);
+        let batch = text_columns(&[("a", vec![Some("x"); 6])]);
         let start = |config: &str| {
             plugin()
                 .start_formatter("pdf", config, "{}", batch.schema())
@@ -604,16 +605,6 @@ mod tests {
             err.message.contains("[plugins.pdf.config] max_rows"),
             "{err}"
         );
-    }
-
-    fn text_batch(columns: &[(&str, Vec<Option<&str>>)]) -> RecordBatch {
-        RecordBatch::try_from_iter(columns.iter().map(|(name, values)| {
-            (
-                *name,
-                Arc::new(StringArray::from(values.clone())) as ArrayRef,
-            )
-        }))
-        .unwrap()
     }
 
     /// The text of every page, as poppler's `pdftotext -layout` reads it.
@@ -722,7 +713,7 @@ mod tests {
 
     #[test]
     fn writes_a_pdf_with_embedded_subset_fonts() {
-        let batch = text_batch(&[("a", vec![Some("hello")])]);
+        let batch = text_columns(&[("a", vec![Some("hello")])]);
         let pdf = format_pdf(json!({}), batch.schema(), &[batch]).unwrap();
         assert!(pdf.starts_with(b"%PDF-"));
         assert!(pdf.ends_with(b"%%EOF") || pdf.ends_with(b"%%EOF\n"));
@@ -746,7 +737,7 @@ mod tests {
             "1.50",
             "=SUM(A1)",
         ];
-        let batch = text_batch(&[("value", values.iter().map(|v| Some(*v)).collect())]);
+        let batch = text_columns(&[("value", values.iter().map(|v| Some(*v)).collect())]);
         let title = r"Report (draft) \ <b>&'";
         let pdf = format_pdf(json!({ "title": title }), batch.schema(), &[batch]).unwrap();
         let pages = pages_text(&pdf);
@@ -768,7 +759,7 @@ mod tests {
             "party 🎉 time",
             "한국어",
         ];
-        let batch = text_batch(&[("value", values.iter().map(|v| Some(*v)).collect())]);
+        let batch = text_columns(&[("value", values.iter().map(|v| Some(*v)).collect())]);
         let pdf = format_pdf(json!({}), batch.schema(), &[batch]).unwrap();
         let text = collapse(&pages_text(&pdf)[0]);
         assert!(text.contains("then plain e"), "{text}");
@@ -780,7 +771,7 @@ mod tests {
     #[test]
     fn header_and_title_repeat_on_every_page() {
         let ids: Vec<String> = (0..500).map(|n| format!("row-{n:04}")).collect();
-        let batch = text_batch(&[
+        let batch = text_columns(&[
             ("identifier", ids.iter().map(|s| Some(s.as_str())).collect()),
             ("other_column", vec![Some("x"); 500]),
         ]);
@@ -812,7 +803,7 @@ mod tests {
         let batches: Vec<RecordBatch> = (0..10)
             .map(|n| {
                 let id = if n % 3 == 2 { stamp } else { "1" };
-                text_batch(&[("id", vec![Some(id)]), ("v", vec![Some("x")])])
+                text_columns(&[("id", vec![Some(id)]), ("v", vec![Some("x")])])
             })
             .collect();
         let pdf = format_pdf(json!({}), batches[0].schema(), &batches).unwrap();
@@ -823,7 +814,7 @@ mod tests {
     #[test]
     fn long_cells_wrap_and_are_cut() {
         let long = "word ".repeat(5_000);
-        let batch = text_batch(&[("a", vec![Some("short")]), ("b", vec![Some(&long)])]);
+        let batch = text_columns(&[("a", vec![Some("short")]), ("b", vec![Some(&long)])]);
         let pdf = format_pdf(json!({ "max_cell_lines": 3 }), batch.schema(), &[batch]).unwrap();
         let pages = pages_text(&pdf);
         assert_eq!(pages.len(), 1);

@@ -31,6 +31,10 @@ pub(crate) fn clean(text: &str) -> String {
 /// at spaces where possible, inside a word only when the word alone is too
 /// wide. Keeps at most `max_lines`; if there is more, the last kept line ends
 /// with `…`. Returns at least one line (empty for empty text).
+///
+/// Not `textwrap`: its widths are terminal columns per `char`, these the
+/// PDF font's advances; and it cuts a long word per `char`, splitting
+/// grapheme clusters (an emoji family, a letter and its combining marks).
 pub(crate) fn wrap(
     fonts: &mut Fonts,
     text: &str,

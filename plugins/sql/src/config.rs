@@ -107,6 +107,37 @@ pub struct QueryDef {
     /// Other columns take the type the database reports.
     #[serde(default)]
     pub columns: BTreeMap<String, ColumnKind>,
+
+    /// The most rows the query may return. A request's `limit` (the
+    /// selector's, or the query's own `limit` parameter) may ask for fewer,
+    /// never more; past it the export fails or stops, as `on_max_rows`
+    /// says. The host's own row cap still applies when it is lower.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rows: Option<u64>,
+
+    /// What a result longer than `max_rows` does: `"fail"` (the default:
+    /// the export fails with `limit_exceeded`, so nobody takes a cut-off
+    /// result for the whole) or `"stop"` (the first `max_rows` rows).
+    #[serde(default, skip_serializing_if = "OnMaxRows::is_fail")]
+    pub on_max_rows: OnMaxRows,
+}
+
+/// What a query's result longer than its `max_rows` does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(crate = "export_plugin_api::schemars")]
+pub enum OnMaxRows {
+    /// The export fails with `limit_exceeded`.
+    #[default]
+    Fail,
+    /// The export ends after `max_rows` rows.
+    Stop,
+}
+
+impl OnMaxRows {
+    fn is_fail(&self) -> bool {
+        *self == OnMaxRows::Fail
+    }
 }
 
 /// The SQL of a query: one text, or one per database.

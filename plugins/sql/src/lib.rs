@@ -116,7 +116,7 @@ mod stream;
 
 pub use columns::ColumnKind;
 pub use config::{
-    ParamDef, ParamSource, PerBackendSql, QueryDef, QuerySql, SessionConfig, SqlConfig,
+    OnMaxRows, ParamDef, ParamSource, PerBackendSql, QueryDef, QuerySql, SessionConfig, SqlConfig,
 };
 pub use loader::{SqlLoader, SqlSelector};
 pub use params::ParamType;

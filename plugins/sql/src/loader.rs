@@ -1,11 +1,11 @@
 //! The `sql` loader: runs one of the configured named queries with the
 //! request's parameters and streams the result as Arrow batches.
 
-use crate::config::{Backend, Database, SqlConfig};
+use crate::config::{Backend, Database, OnMaxRows, QueryDef, SqlConfig};
 use crate::params::{self, ParamValue};
 use crate::placeholders;
 use crate::postgres::Session;
-use crate::stream::{Output, Shape};
+use crate::stream::{Output, RowCap, Shape};
 use crate::{postgres, sqlite};
 use export_plugin_api::arrow_array::RecordBatch;
 use export_plugin_api::arrow_schema::SchemaRef;
@@ -33,6 +33,11 @@ pub struct SqlSelector {
     /// query declares; a parameter left out takes its default or NULL.
     #[serde(default)]
     pub params: serde_json::Map<String, serde_json::Value>,
+
+    /// At most this many rows: the export ends after them. It may not be
+    /// above the query's `max_rows`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
 }
 
 /// The `sql` loader.
@@ -62,11 +67,16 @@ impl Loader for SqlLoader {
         caller: Option<&Caller>,
     ) -> Result<Box<dyn BatchReader>> {
         let plan = plan(&config, selector, caller)?;
+        let most = match &plan.cap {
+            Some(cap) => cap.rows.min(limits.max_rows),
+            None => limits.max_rows,
+        };
         let shape = Shape {
             query: plan.query,
             declared: plan.columns,
             batch_size: limits.batch_size.max(1),
-            remaining: limits.max_rows.saturating_add(1),
+            remaining: most.saturating_add(1),
+            cap: plan.cap,
         };
         SqlBatchReader::start(plan.database, plan.sql, plan.values, plan.session, shape)
     }
@@ -91,6 +101,7 @@ struct Plan {
     values: Vec<ParamValue>,
     columns: std::collections::BTreeMap<String, crate::columns::ColumnKind>,
     session: Option<Session>,
+    cap: Option<RowCap>,
 }
 
 /// Checks a request the way `open` does before it touches the database:
@@ -111,6 +122,12 @@ fn plan(config: &SqlConfig, selector: SqlSelector, caller: Option<&Caller>) -> R
     })?;
     params::check_declarations(&name, &query.params)?;
     let values = params::resolve(&name, &query.params, &selector.params, caller)?;
+    let limit_param = selector
+        .params
+        .get("limit")
+        .filter(|given| !given.is_null())
+        .and(values.get("limit"));
+    let cap = row_cap(&name, query, selector.limit, limit_param)?;
 
     let cwd = std::env::current_dir().map_err(|err| {
         PluginError::from(err).context("cannot resolve the SQLite path: no working directory")
@@ -136,7 +153,50 @@ fn plan(config: &SqlConfig, selector: SqlSelector, caller: Option<&Caller>) -> R
         values,
         columns: query.columns.clone(),
         session,
+        cap,
     })
+}
+
+/// The cap the plugin enforces on a query's rows: the request's `limit`
+/// (it ends the export there), else the query's `max_rows` (past it the
+/// export fails or stops, as `on_max_rows` says). A request may lower the
+/// cap, never raise it: a selector `limit`, or a value a request gives the
+/// query's own integer parameter `limit` (`limit_param`), above `max_rows`
+/// is refused. (A default above it is harmless: the cap still holds.)
+fn row_cap(
+    name: &str,
+    query: &QueryDef,
+    limit: Option<u64>,
+    limit_param: Option<&ParamValue>,
+) -> Result<Option<RowCap>> {
+    let Some(max_rows) = query.max_rows else {
+        return Ok(limit.map(|rows| RowCap { rows, fail: None }));
+    };
+    if let Some(ParamValue::Integer(asked)) = limit_param {
+        if u64::try_from(*asked).is_ok_and(|asked| asked > max_rows) {
+            return Err(PluginError::limit_exceeded(format!(
+                "parameter \"limit\" of query {name:?} asks for {asked} rows, above the \
+                 query's max_rows of {max_rows}; ask for at most {max_rows}"
+            )));
+        }
+    }
+    match limit {
+        Some(asked) if asked > max_rows => Err(PluginError::limit_exceeded(format!(
+            "the request's limit of {asked} rows is above query {name:?}'s max_rows of \
+             {max_rows}; ask for at most {max_rows} rows"
+        ))),
+        Some(rows) => Ok(Some(RowCap { rows, fail: None })),
+        None => Ok(Some(RowCap {
+            rows: max_rows,
+            fail: (query.on_max_rows == OnMaxRows::Fail).then(|| {
+                format!(
+                    "query {name:?} returns more than its max_rows of {max_rows} rows \
+                     (plugins.toml); narrow the request (a shorter time range, fewer ids) \
+                     or export it in parts"
+                )
+            }),
+        })),
+    }
 }
 
 /// The values in placeholder order; every declared parameter must be used
@@ -343,6 +403,93 @@ mod tests {
             .map(RecordBatch::num_rows)
             .sum();
         assert_eq!(rows, 10_001);
+    }
+
+    /// `generated` with a `max_rows` of 10 (and `on_max_rows` if given) and
+    /// a `limit` parameter.
+    fn capped(on_max_rows: Option<&str>) -> Value {
+        let mut queries = json!({"capped": {
+            "sql": "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50) \
+                    SELECT i FROM n LIMIT :limit",
+            "params": {"limit": {"type": "integer", "default": 1000}},
+            "max_rows": 10
+        }});
+        if let Some(mode) = on_max_rows {
+            queries["capped"]["on_max_rows"] = json!(mode);
+        }
+        queries
+    }
+
+    fn row_count(queries: Value, selector: Value, limits: &Limits) -> Result<usize, PluginError> {
+        let mut reader = open(queries, selector, limits)?;
+        let mut rows = 0;
+        while let Some(batch) = reader.next_batch()? {
+            rows += batch.num_rows();
+        }
+        Ok(rows)
+    }
+
+    #[test]
+    fn max_rows_fails_or_stops_and_a_request_may_only_lower_it() {
+        let limits = Limits {
+            max_rows: 1_000_000,
+            batch_size: 3,
+        };
+        let err = row_count(capped(None), json!({"query": "capped"}), &limits).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::LimitExceeded);
+        assert!(err.message.contains("max_rows of 10"), "{}", err.message);
+        let stop = Some("stop");
+        assert_eq!(
+            row_count(capped(stop), json!({"query": "capped"}), &limits).unwrap(),
+            10
+        );
+        for (selector, rows) in [
+            (json!({"query": "capped", "limit": 4}), 4),
+            (json!({"query": "capped", "limit": 10}), 10),
+            (json!({"query": "capped", "params": {"limit": 7}}), 7),
+            (json!({"query": "capped", "params": {"limit": 10}}), 10),
+        ] {
+            assert_eq!(
+                row_count(capped(None), selector.clone(), &limits).unwrap(),
+                rows,
+                "{selector}"
+            );
+        }
+        for (selector, needle) in [
+            (
+                json!({"query": "capped", "limit": 11}),
+                "the request's limit of 11",
+            ),
+            (
+                json!({"query": "capped", "params": {"limit": 11}}),
+                "parameter \"limit\"",
+            ),
+        ] {
+            for mode in [None, stop] {
+                let err = row_count(capped(mode), selector.clone(), &limits).unwrap_err();
+                assert_eq!(err.kind, ErrorKind::LimitExceeded, "{selector}");
+                assert!(err.message.contains(needle), "{}", err.message);
+            }
+        }
+        // Without max_rows a selector's limit still ends the export there.
+        assert_eq!(
+            row_count(
+                generated(),
+                json!({"query": "generated", "params": {"count": 9}, "limit": 5}),
+                &limits
+            )
+            .unwrap(),
+            5
+        );
+        // A lower host cap still wins: the host sees its overflow row.
+        let tight = Limits {
+            max_rows: 6,
+            batch_size: 3,
+        };
+        assert_eq!(
+            row_count(capped(stop), json!({"query": "capped"}), &tight).unwrap(),
+            7
+        );
     }
 
     #[test]

@@ -24,6 +24,19 @@ pub struct Shape {
     pub batch_size: usize,
     /// Rows still to read: `max_rows + 1`, enough for the host to see an overflow.
     pub remaining: u64,
+    /// The query's own row cap, if it has one and it is not above the host's.
+    pub cap: Option<RowCap>,
+}
+
+/// A row cap the plugin enforces itself: the query's `max_rows` or the
+/// request's `limit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowCap {
+    /// The most rows the export gets.
+    pub rows: u64,
+    /// Past the cap: `Some(message)` fails the export with `limit_exceeded`;
+    /// `None` ends it after `rows` rows.
+    pub fail: Option<String>,
 }
 
 /// A result's schema, ready to build batches.
@@ -35,6 +48,7 @@ pub struct Described {
     query: String,
     batch_size: usize,
     remaining: u64,
+    cap: Option<RowCap>,
 }
 
 impl Shape {
@@ -97,6 +111,7 @@ impl Shape {
             query: self.query,
             batch_size: self.batch_size,
             remaining: self.remaining,
+            cap: self.cap,
         })
     }
 }
@@ -167,6 +182,25 @@ where
     let mut offset = 0u64;
     let mut rows_now = first;
     while !rows_now.is_empty() {
+        // Reading goes one row past the cap, so a longer result shows here.
+        let mut past_cap = None;
+        if let Some(cap) = &described.cap {
+            let room = usize::try_from(cap.rows.saturating_sub(offset)).unwrap_or(usize::MAX);
+            if rows_now.len() > room {
+                rows_now.truncate(room);
+                past_cap = Some(cap);
+            }
+        }
+        if let Some(RowCap {
+            fail: Some(message),
+            ..
+        }) = past_cap
+        {
+            return Err(PluginError::limit_exceeded(message.clone()));
+        }
+        if rows_now.is_empty() {
+            break;
+        }
         let count = rows_now.len() as u64;
         let batch = described.batch(&rows_now, offset, decode)?;
         drop(rows_now);
@@ -176,7 +210,7 @@ where
         offset += count;
         remaining = remaining.saturating_sub(count);
         let wanted = rows_to_read(described.batch_size, remaining);
-        if remaining == 0 {
+        if remaining == 0 || past_cap.is_some() {
             break;
         }
         rows_now = next_rows(&mut rows, wanted, &described.query).await?;

@@ -1,13 +1,16 @@
 //! The `txt` formatter: an aligned plain-text table, or plain lines.
 
-use crate::table::{Fit, Grid};
-use crate::text::{single_line, truncate};
 use export_plugin_api::arrow_array::RecordBatch;
 use export_plugin_api::arrow_schema::{Fields, SchemaRef};
 use export_plugin_api::rows::{Cell, Rows};
 use export_plugin_api::{FormatWriter, Formatter, JsonSchema, NoConfig, PluginError, Result};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
+use table::{Fit, Grid};
+use text::{single_line, truncate};
+
+mod table;
+pub mod text;
 
 /// The narrowest `max_width`: room for one wide character.
 pub const MIN_MAX_WIDTH: u32 = 2;
@@ -419,31 +422,23 @@ mod tests {
     use crate::plugin;
     use export_plugin_api::arrow_array::{
         ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, NullArray,
-        RecordBatchOptions, StringArray,
+        RecordBatchOptions,
     };
     use export_plugin_api::arrow_schema::{DataType, Field, Schema};
+    use export_plugin_api::testing::{run_formatter_text, text_columns};
     use export_plugin_api::ErrorKind;
     use serde_json::{json, Value};
     use std::sync::Arc;
 
     fn format_all(options: Value, schema: SchemaRef, batches: &[RecordBatch]) -> Result<String> {
-        let mut writer = plugin().start_formatter("txt", "{}", &options.to_string(), schema)?;
-        let mut out = Vec::new();
-        for batch in batches {
-            writer.write(batch, &mut out)?;
-        }
-        writer.finish(&mut out)?;
-        Ok(String::from_utf8(out).unwrap())
-    }
-
-    fn text_batch(columns: &[(&str, Vec<Option<&str>>)]) -> RecordBatch {
-        RecordBatch::try_from_iter(columns.iter().map(|(name, values)| {
-            (
-                *name,
-                Arc::new(StringArray::from(values.clone())) as ArrayRef,
-            )
-        }))
-        .unwrap()
+        run_formatter_text(
+            &plugin(),
+            "txt",
+            "{}",
+            &options.to_string(),
+            schema,
+            batches,
+        )
     }
 
     fn one(options: Value, batch: &RecordBatch) -> String {
@@ -452,7 +447,7 @@ mod tests {
 
     /// Every line of a table is as wide as the first, in display columns.
     fn assert_aligned(table: &str) {
-        let widths: Vec<usize> = table.lines().map(crate::text::display_width).collect();
+        let widths: Vec<usize> = table.lines().map(text::display_width).collect();
         assert!(
             widths.windows(2).all(|w| w[0] == w[1]),
             "ragged table {widths:?}\n{table}"
@@ -461,7 +456,7 @@ mod tests {
 
     #[test]
     fn a_table_aligns_columns_with_nulls_empty() {
-        let batch = text_batch(&[
+        let batch = text_columns(&[
             ("id", vec![Some("1"), Some("22"), None]),
             ("name", vec![Some("ada"), None, Some("")]),
         ]);
@@ -485,7 +480,7 @@ mod tests {
 
     #[test]
     fn wide_characters_keep_the_columns_aligned() {
-        let batch = text_batch(&[
+        let batch = text_columns(&[
             (
                 "text",
                 vec![
@@ -509,7 +504,7 @@ mod tests {
 
     #[test]
     fn long_values_wrap_onto_continuation_lines() {
-        let batch = text_batch(&[
+        let batch = text_columns(&[
             ("id", vec![Some("8"), Some("9")]),
             (
                 "text",
@@ -537,7 +532,7 @@ mod tests {
 
     #[test]
     fn truncation_keeps_one_line_per_row() {
-        let batch = text_batch(&[(
+        let batch = text_columns(&[(
             "text",
             vec![Some("Windows line\r\nbreak"), Some("short"), Some("a\rb")],
         )]);
@@ -556,8 +551,8 @@ mod tests {
 
     #[test]
     fn columns_are_sized_by_the_first_batch_and_later_values_fit_them() {
-        let first = text_batch(&[("v", vec![Some("abc")])]);
-        let later = text_batch(&[("v", vec![Some("abcdefgh"), Some("你好世界")])]);
+        let first = text_columns(&[("v", vec![Some("abc")])]);
+        let later = text_columns(&[("v", vec![Some("abcdefgh"), Some("你好世界")])]);
         let out = format_all(json!({}), first.schema(), &[first.clone(), later.clone()]).unwrap();
         assert_eq!(
             out,
@@ -575,7 +570,7 @@ mod tests {
         );
         // An empty first batch does not size the table.
         let empty = RecordBatch::new_empty(first_schema());
-        let wide = text_batch(&[("v", vec![Some("abcdef")])]);
+        let wide = text_columns(&[("v", vec![Some("abcdef")])]);
         let out = format_all(json!({}), first_schema(), &[empty, wide]).unwrap();
         assert_eq!(
             out,
@@ -589,7 +584,7 @@ mod tests {
 
     #[test]
     fn control_characters_and_tabs_never_move_the_cursor() {
-        let batch = text_batch(&[(
+        let batch = text_columns(&[(
             "v",
             vec![Some("\u{1b}[31mred\u{7}"), Some("a\tb"), Some("x\u{b}y")],
         )]);
@@ -617,7 +612,7 @@ mod tests {
                 "v\n"
             );
         }
-        let unnamed = text_batch(&[("", vec![Some("x")])]);
+        let unnamed = text_columns(&[("", vec![Some("x")])]);
         assert_eq!(
             one(json!({}), &unnamed),
             "+----+\n|    |\n+----+\n| x  |\n+----+\n"
@@ -683,7 +678,7 @@ mod tests {
 
     #[test]
     fn the_lines_layout_writes_one_line_per_row() {
-        let batch = text_batch(&[
+        let batch = text_columns(&[
             ("id", vec![Some("1"), Some("2")]),
             ("text", vec![Some("multi\nline\r\nvalue"), None]),
         ]);
@@ -705,7 +700,7 @@ mod tests {
             ),
             "id\ttext\n1\tmulti…\n2\t\n"
         );
-        let tabs = text_batch(&[("a\tb", vec![Some("x\ty")])]);
+        let tabs = text_columns(&[("a\tb", vec![Some("x\ty")])]);
         assert_eq!(one(json!({"layout": "lines"}), &tabs), "a   b\nx   y\n");
     }
 

@@ -54,8 +54,7 @@
 //! ```
 
 mod formatter;
-mod table;
-pub mod text;
+pub use formatter::text;
 
 pub use formatter::{Layout, Overflow, TxtFormatter, TxtOptions};
 

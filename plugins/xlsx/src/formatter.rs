@@ -1,13 +1,17 @@
 //! The `xlsx` formatter: its options, the workbook writer, and their tests.
 
-use crate::cells::{parse_time_zone, Column, DateStyle, Kind, Value};
-use crate::handover::Handover;
 use arrow_array::timezone::Tz;
+use cells::{Column, DateStyle, Kind, Value};
 use export_plugin_api::arrow_array::RecordBatch;
 use export_plugin_api::arrow_schema::SchemaRef;
+use export_plugin_api::time_zone::TimeZone;
 use export_plugin_api::{FormatWriter, Formatter, JsonSchema, NoConfig, PluginError, Result};
+use handover::Handover;
 use rust_xlsxwriter::{Color, Format, FormatBorder, FormatPattern, Workbook, Worksheet, XlsxError};
 use serde::{Deserialize, Serialize};
+
+mod cells;
+mod handover;
 
 /// Rows of data an Excel sheet holds: 1,048,576 rows less the header.
 pub const MAX_ROWS_PER_SHEET: u32 = 1_048_575;
@@ -198,7 +202,7 @@ impl XlsxWriter {
         let time_zone = options
             .time_zone
             .as_deref()
-            .map(parse_time_zone)
+            .map(|name| TimeZone::named_or_offset(name).map(|zone| zone.tz()))
             .transpose()?;
         let kinds = schema
             .fields()
@@ -460,21 +464,25 @@ mod tests {
     };
     use export_plugin_api::arrow_schema::{DataType, Field, Schema, TimeUnit};
     use export_plugin_api::json::json_field;
+    use export_plugin_api::testing::{run_formatter_parts, text_columns};
     use export_plugin_api::ErrorKind;
     use serde_json::{json, Value as Json};
     use std::io::Cursor;
     use std::sync::Arc;
 
     fn format_all(options: Json, schema: SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
-        let mut writer = plugin().start_formatter("xlsx", "{}", &options.to_string(), schema)?;
-        let mut out = Vec::new();
-        for batch in batches {
-            writer.write(batch, &mut out)?;
-            assert!(out.is_empty(), "bytes come only at the end");
+        let parts = run_formatter_parts(
+            &plugin(),
+            "xlsx",
+            "{}",
+            &options.to_string(),
+            schema,
+            batches,
+        )?;
+        for part in &parts[..batches.len()] {
+            assert!(part.is_empty(), "bytes come only at the end");
         }
-        writer.finish(&mut out)?;
-        while writer.finish_more(&mut out)? {}
-        Ok(out)
+        Ok(parts.concat())
     }
 
     /// Every sheet's name and cells.
@@ -492,11 +500,7 @@ mod tests {
     }
 
     fn text_batch(values: &[Option<&str>]) -> RecordBatch {
-        RecordBatch::try_from_iter([(
-            "v",
-            Arc::new(StringArray::from(values.to_vec())) as ArrayRef,
-        )])
-        .unwrap()
+        text_columns(&[("v", values.to_vec())])
     }
 
     #[test]

@@ -52,9 +52,7 @@
 //! library = "libexport_xlsx.so"
 //! ```
 
-mod cells;
 mod formatter;
-mod handover;
 
 pub use formatter::{LongText, Overflow, XlsxFormatter, XlsxOptions, MAX_ROWS_PER_SHEET};
 

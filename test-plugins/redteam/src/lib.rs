@@ -8,6 +8,11 @@
 //! `normal`, `lying_length`, `offsets_past_buffer`, `invalid_utf8`,
 //! `exit0_midstream`, `print_stdout`, `spin`, `panic`, and the escape modes
 //! of [`escape`].
+//!
+//! A slow initialiser: with [`LOAD_SLEEP_ENV`] set to a number of
+//! milliseconds, building the plugin (the first thing loading the library
+//! runs, in a probe, a worker or a host) sleeps that long. The plugin's
+//! `[config]` only reaches it per call, so the switch is the environment.
 
 mod escape;
 
@@ -23,6 +28,10 @@ use export_plugin_api::{
 use serde::Deserialize;
 use std::io::Write;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// Milliseconds building the plugin sleeps for (unset: none).
+pub const LOAD_SLEEP_ENV: &str = "EXPORT_TEST_REDTEAM_LOAD_SLEEP_MS";
 
 /// Where the misbehaviour happens.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -314,6 +323,12 @@ impl FormatWriter for RedteamWriter {
 }
 
 fn plugin() -> Plugin {
+    if let Some(ms) = std::env::var(LOAD_SLEEP_ENV)
+        .ok()
+        .and_then(|value| value.trim().parse::<u64>().ok())
+    {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
     PluginBuilder::new("redteam", env!("CARGO_PKG_VERSION"))
         .description("Test fixture that misbehaves as an attacker would")
         .loader(RedteamLoader)

@@ -7,9 +7,9 @@
 //! `Accept-Ranges`. `If-None-Match` answers 304; one `Range` (`bytes=a-b`,
 //! `bytes=a-`, `bytes=-n`) answers 206 read from that offset
 //! ([`Storage::open_range`](crate::storage::Storage::open_range)); several
-//! ranges are answered with the whole file (RFC 9110 allows it); an
-//! unsatisfiable one answers 416. `If-Range` with another ETag sends the
-//! whole file. Every 200 and 206 counts a download.
+//! satisfiable ranges are answered with the whole file (RFC 9110 allows it);
+//! ranges none of which overlaps the file answer 416. `If-Range` with
+//! another ETag sends the whole file. Every 200 and 206 counts a download.
 //!
 //! With `DOWNLOAD_REDIRECT=on` (S3 storage only) a download of a completed
 //! export answers `302 Found` with a presigned storage URL
@@ -32,6 +32,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, TimeDelta, Utc};
+use headers::{ETag, HeaderMapExt, IfNoneMatch, IfRange};
+use http_range_header::RangeUnsatisfiableError;
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -97,57 +99,48 @@ pub(crate) enum RangeAsk {
     Unsatisfiable,
 }
 
-/// Reads a `Range` header against a file of `size` bytes.
+/// Reads a `Range` header against a file of `size` bytes, by RFC 9110's
+/// rules as http-range-header applies them: a header it cannot read (another
+/// unit, bad syntax, a reversed range) is ignored, and so are several
+/// satisfiable ranges (no multipart answers), both answered with the whole
+/// file; ranges of which none overlaps the file are unsatisfiable. Of
+/// several ranges where only one overlaps the file, that one is sent.
 pub(crate) fn parse_range(value: &str, size: u64) -> RangeAsk {
-    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+    let Ok(parsed) = http_range_header::parse_range_header(value.trim()) else {
         return RangeAsk::Whole;
     };
-    if spec.contains(',') {
-        return RangeAsk::Whole;
-    }
-    let Some((first, last)) = spec.trim().split_once('-') else {
-        return RangeAsk::Whole;
-    };
-    let (first, last) = (first.trim(), last.trim());
-    if first.is_empty() {
-        // The last `n` bytes.
-        let Ok(n) = last.parse::<u64>() else {
-            return RangeAsk::Whole;
-        };
-        if n == 0 || size == 0 {
-            return RangeAsk::Unsatisfiable;
-        }
-        let len = n.min(size);
-        return RangeAsk::Part {
-            offset: size - len,
-            len,
-        };
-    }
-    let Ok(start) = first.parse::<u64>() else {
-        return RangeAsk::Whole;
-    };
-    let end = if last.is_empty() {
-        size.saturating_sub(1)
-    } else {
-        match last.parse::<u64>() {
-            Ok(end) if end >= start => end.min(size.saturating_sub(1)),
-            _ => return RangeAsk::Whole,
-        }
-    };
-    if start >= size {
-        return RangeAsk::Unsatisfiable;
-    }
-    RangeAsk::Part {
-        offset: start,
-        len: end - start + 1,
+    match parsed.validate(size) {
+        Ok(ranges) => match ranges.as_slice() {
+            [one] => RangeAsk::Part {
+                offset: *one.start(),
+                len: one.end() - one.start() + 1,
+            },
+            // Several ranges, or a suffix of an empty file (nothing to cut).
+            _ => RangeAsk::Whole,
+        },
+        Err(RangeUnsatisfiableError::Unsatisfiable) => RangeAsk::Unsatisfiable,
+        // Invalid, or rejected as abusive (too many, overlapping).
+        Err(_) => RangeAsk::Whole,
     }
 }
 
-/// Whether an `If-None-Match` value matches `etag` (weak comparison).
-fn none_match(value: &str, etag: &str) -> bool {
-    value.split(',').map(str::trim).any(|candidate| {
-        candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == etag
-    })
+/// Whether the client's copy is current: its `If-None-Match` is `*` or names
+/// `etag`, weakly compared (`W/"x"` matches `"x"`), on any of its lines.
+fn client_has(headers: &HeaderMap, etag: &ETag) -> bool {
+    headers
+        .typed_get::<IfNoneMatch>()
+        .is_some_and(|condition| !condition.precondition_passes(etag))
+}
+
+/// Whether a `Range` may be honoured: no `If-Range`, or one naming `etag`
+/// by strong comparison. A date, which downloads give nothing to compare
+/// with (no `Last-Modified`), or an unreadable value sends the whole file.
+fn range_allowed(headers: &HeaderMap, etag: Option<&ETag>) -> bool {
+    match headers.typed_try_get::<IfRange>() {
+        Ok(None) => true,
+        Ok(Some(condition)) => !condition.is_modified(etag, None),
+        Err(_) => false,
+    }
 }
 
 fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
@@ -161,7 +154,7 @@ fn insert(headers: &mut HeaderMap, name: header::HeaderName, value: &str) {
 }
 
 /// `GET /v1/exports/{id}/download`.
-#[utoipa::path(get, path = "/v1/exports/{id}/download", tag = "downloads",
+#[utoipa::path(get, path = "/v1/exports/{id}/download", tag = "downloads", operation_id = "downloadExport",
     params(("id" = String, Path, description = "Export id"), LinkQuery,
         ("Range" = Option<String>, Header, description = "One range: bytes=a-b, bytes=a- or bytes=-n"),
         ("If-None-Match" = Option<String>, Header, description = "ETags the client has"),
@@ -194,8 +187,9 @@ pub async fn download(
         .as_deref()
         .filter(|_| record.status == Status::Completed)
         .map(|sha| format!("\"{sha}\""));
-    if let (Some(etag), Some(value)) = (&etag, header_text(&headers, header::IF_NONE_MATCH)) {
-        if none_match(value, etag) {
+    let entity_tag = etag.as_deref().and_then(|tag| tag.parse::<ETag>().ok());
+    if let (Some(etag), Some(tag)) = (&etag, &entity_tag) {
+        if client_has(&headers, tag) {
             let mut response = StatusCode::NOT_MODIFIED.into_response();
             insert(response.headers_mut(), header::ETAG, etag);
             return Ok(response);
@@ -210,12 +204,11 @@ pub async fn download(
         .size_bytes
         .and_then(|n| u64::try_from(n).ok())
         .unwrap_or(0);
-    let if_range_ok = match header_text(&headers, header::IF_RANGE) {
-        None => true,
-        Some(value) => etag.as_deref() == Some(value.trim()),
-    };
     let ask = match header_text(&headers, header::RANGE) {
-        Some(value) if if_range_ok && record.status == Status::Completed => {
+        Some(value)
+            if record.status == Status::Completed
+                && range_allowed(&headers, entity_tag.as_ref()) =>
+        {
             parse_range(value, size)
         }
         _ => RangeAsk::Whole,
@@ -319,7 +312,7 @@ pub struct LinkRequest {
 /// as a form is never silently ignored. The URL starts with `PUBLIC_URL`
 /// (else `http://` and `LISTEN`), never with the request's `Host` header,
 /// which the client chooses.
-#[utoipa::path(post, path = "/v1/exports/{id}/link", tag = "downloads",
+#[utoipa::path(post, path = "/v1/exports/{id}/link", tag = "downloads", operation_id = "createDownloadLink",
     params(("id" = String, Path, description = "Export id")),
     request_body(content = Option<LinkRequest>, description = "`ttl` in seconds, 1 to 604800 (default 3600)"),
     responses(
@@ -441,6 +434,46 @@ mod tests {
     }
 
     #[test]
+    fn range_edge_cases_follow_rfc_9110() {
+        let part = |offset, len| RangeAsk::Part { offset, len };
+        // The unit is case-insensitive; whitespace around the value is not
+        // part of it.
+        assert_eq!(parse_range("Bytes=0-9", 100), part(0, 10));
+        assert_eq!(parse_range(" bytes=0-9 ", 100), part(0, 10));
+        // Only one of several ranges overlaps the file: that one is sent.
+        assert_eq!(parse_range("bytes=500-600, 90-", 100), part(90, 10));
+        // None of them does, or a suffix of nothing: 416.
+        assert_eq!(
+            parse_range("bytes=500-600,700-", 100),
+            RangeAsk::Unsatisfiable
+        );
+        assert_eq!(parse_range("bytes=-0", 100), RangeAsk::Unsatisfiable);
+        // Several that overlap it, overlapping or not: the whole file.
+        assert_eq!(parse_range("bytes=0-9,-5", 100), RangeAsk::Whole);
+        assert_eq!(parse_range("bytes=0-50,10-60,20-70", 100), RangeAsk::Whole);
+        // An empty file: a start is unsatisfiable; a suffix takes all of
+        // nothing, the whole (empty) file.
+        assert_eq!(parse_range("bytes=0-", 0), RangeAsk::Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-0", 0), RangeAsk::Unsatisfiable);
+        assert_eq!(parse_range("bytes=-5", 0), RangeAsk::Whole);
+        // Positions past u64 mean "to the end"; junk is ignored.
+        assert_eq!(
+            parse_range("bytes=10-99999999999999999999999", 100),
+            part(10, 90)
+        );
+        for junk in [
+            "bytes=",
+            "bytes=abc",
+            "bytes=1-2-3",
+            "bytes=+1-2",
+            "bytes=-1-2",
+            "0-9",
+        ] {
+            assert_eq!(parse_range(junk, 100), RangeAsk::Whole, "{junk:?}");
+        }
+    }
+
+    #[test]
     fn link_bodies_must_be_declared_json() {
         let mut headers = HeaderMap::new();
         assert_eq!(link_request(&headers, b"").unwrap().ttl, None);
@@ -464,11 +497,51 @@ mod tests {
         assert!(!is_json_type("text/json-ish"));
     }
 
+    fn headers(pairs: &[(header::HeaderName, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(name.clone(), HeaderValue::from_static(value));
+        }
+        map
+    }
+
     #[test]
-    fn etags_match_weakly_and_in_lists() {
-        assert!(none_match("\"abc\"", "\"abc\""));
-        assert!(none_match("W/\"abc\", \"x\"", "\"abc\""));
-        assert!(none_match("*", "\"abc\""));
-        assert!(!none_match("\"abd\"", "\"abc\""));
+    fn if_none_match_compares_weakly_and_reads_lists() {
+        let etag: ETag = "\"abc\"".parse().unwrap();
+        let has = |value| client_has(&headers(&[(header::IF_NONE_MATCH, value)]), &etag);
+        assert!(has("\"abc\""));
+        assert!(has("W/\"abc\""), "weak comparison");
+        assert!(has("\"x\", W/\"abc\""));
+        assert!(has("\"x\",\"abc\""));
+        assert!(has("*"));
+        assert!(!has("\"abd\""));
+        assert!(!has("abc"), "an unquoted tag is no tag");
+        assert!(!has("w/\"abc\""), "the W/ is case-sensitive");
+        assert!(!has(""));
+        assert!(!client_has(&HeaderMap::new(), &etag));
+        // A list split over several header lines.
+        let two_lines = headers(&[
+            (header::IF_NONE_MATCH, "\"x\""),
+            (header::IF_NONE_MATCH, "\"abc\""),
+        ]);
+        assert!(client_has(&two_lines, &etag));
+    }
+
+    #[test]
+    fn if_range_needs_the_same_strong_etag() {
+        let etag: ETag = "\"abc\"".parse().unwrap();
+        let allowed = |value| range_allowed(&headers(&[(header::IF_RANGE, value)]), Some(&etag));
+        assert!(range_allowed(&HeaderMap::new(), Some(&etag)));
+        assert!(range_allowed(&HeaderMap::new(), None));
+        assert!(allowed("\"abc\""));
+        assert!(!allowed("W/\"abc\""), "strong comparison");
+        assert!(!allowed("\"abd\""));
+        assert!(
+            !allowed("Sat, 29 Oct 1994 19:43:31 GMT"),
+            "no date to compare"
+        );
+        assert!(!allowed("not-a-tag"));
+        let unfinished = headers(&[(header::IF_RANGE, "\"abc\"")]);
+        assert!(!range_allowed(&unfinished, None));
     }
 }

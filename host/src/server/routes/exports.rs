@@ -39,7 +39,7 @@ fn record_response(record: ExportRecord) -> Response {
 }
 
 /// Records an export request for the caller.
-#[utoipa::path(post, path = "/v1/exports", tag = "exports", params(CreateQuery),
+#[utoipa::path(post, path = "/v1/exports", tag = "exports", operation_id = "createExport", params(CreateQuery),
     request_body = ExportRequest,
     responses(
         (status = 202, description = "Recorded; still pending or processing", body = ExportRecord),
@@ -49,6 +49,7 @@ fn record_response(record: ExportRecord) -> Response {
         (status = 403, description = "Outside the token's scope (read-only, or another loader, query or format)", body = crate::server::error::ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = crate::server::error::ErrorBody),
         (status = 429, description = "MAX_PER_USER active exports already", body = crate::server::error::ErrorBody),
+        (status = 503, description = "A plugin the request needs is still loading (`plugin_loading`); try again after `Retry-After` seconds", body = crate::server::error::ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn create(
@@ -59,6 +60,9 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
     let Json(request) = body?;
+    // A plugin still loading answers 503 (Retry-After), even to a scoped
+    // token, whose scope cannot be told until the plugin is there.
+    state.service.check_loading(&request)?;
     // A scoped token answers 403 before anything is checked or recorded.
     caller.may_create(&state.service.plugins().current(), &request)?;
     let wait = match query.wait {
@@ -112,7 +116,7 @@ async fn wait_for_end(
 }
 
 /// `GET /v1/exports/{id}`.
-#[utoipa::path(get, path = "/v1/exports/{id}", tag = "exports",
+#[utoipa::path(get, path = "/v1/exports/{id}", tag = "exports", operation_id = "getExport",
     params(("id" = String, Path, description = "Export id")),
     responses(
         (status = 200, description = "The record", body = ExportRecord),
@@ -146,7 +150,7 @@ pub struct ListQuery {
 }
 
 /// `GET /v1/exports`: the caller's exports (everyone's for an admin), newest first.
-#[utoipa::path(get, path = "/v1/exports", tag = "exports", params(ListQuery),
+#[utoipa::path(get, path = "/v1/exports", tag = "exports", operation_id = "listExports", params(ListQuery),
     responses(
         (status = 200, description = "One page, newest first", body = Page),
         (status = 400, description = "Bad filter or cursor", body = crate::server::error::ErrorBody),
@@ -179,7 +183,7 @@ pub async fn list(
 
 /// `DELETE /v1/exports/{id}`: cancels an active export (200 with the
 /// record) or deletes a finished one and its file (204).
-#[utoipa::path(delete, path = "/v1/exports/{id}", tag = "exports",
+#[utoipa::path(delete, path = "/v1/exports/{id}", tag = "exports", operation_id = "deleteExport",
     params(("id" = String, Path, description = "Export id")),
     responses(
         (status = 200, description = "Cancelled", body = ExportRecord),

@@ -17,14 +17,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The OpenAPI document of this API.
-#[utoipa::path(get, path = "/v1/openapi.json", tag = "health",
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "health", operation_id = "getOpenApi",
     responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
 pub async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
     Json(crate::server::openapi())
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "health",
+#[utoipa::path(get, path = "/healthz", tag = "health", operation_id = "getLiveness",
     responses((status = 200, description = "Alive", body = Object)))]
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
@@ -32,7 +32,7 @@ pub async fn healthz() -> Json<Value> {
 
 /// Prometheus metrics (OpenMetrics text): exports by status, queue depth,
 /// finished exports, rows, bytes, durations, downloads, plugin load failures.
-#[utoipa::path(get, path = "/metrics", tag = "health",
+#[utoipa::path(get, path = "/metrics", tag = "health", operation_id = "getMetrics",
     responses(
         (status = 200, description = "The metrics", body = String, content_type = "application/openmetrics-text"),
         (status = 503, description = "The database does not answer", body = crate::server::error::ErrorBody),
@@ -55,7 +55,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, Api
 
 /// Readiness: started, not stopping, the database takes writes and the
 /// storage takes files; a 503 names each cause (docs/operations.md).
-#[utoipa::path(get, path = "/readyz", tag = "health",
+#[utoipa::path(get, path = "/readyz", tag = "health", operation_id = "getReadiness",
     responses(
         (status = 200, description = "Ready", body = Object),
         (status = 503, description = "Starting, stopping, or the database or storage cannot be written (the message names why)", body = crate::server::error::ErrorBody),
@@ -80,6 +80,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<Value>, A
         "status": if degraded { "degraded" } else { "ready" },
         "runaway_threads": runaway,
         "plugins": state.service.registry().plugins().len(),
+        "plugins_loading": state.service.registry().loading().len(),
         "storage": state.service.storage().describe(),
         "daemon": state.readiness.daemon().id,
     })))

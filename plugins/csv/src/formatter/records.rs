@@ -4,7 +4,7 @@
 //! compare the two on random records), without its costs: the crate's
 //! writer copies each field into a buffer of its own, deciding byte by byte
 //! whether it needs quotes, and then copies the buffer into the output; that
-//! was a third of a CSV export's formatting time. Here a field is checked
+//! was a large share of a CSV export's formatting time. Here a field is checked
 //! eight bytes at a time and copied once.
 
 /// When a field is put in quotes, once the formatter has prepared it.

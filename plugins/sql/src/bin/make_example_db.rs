@@ -1,6 +1,7 @@
 //! Creates the example database the sql plugin's presets query
-//! (`examples/sql/presets.toml`): users, conversations, messages, analytics
-//! events and traces, from a fixed seed, so every run writes the same rows.
+//! (`examples/sql/presets.toml`): users, widget sessions, conversations,
+//! messages, analytics events (model calls, failed ones among them),
+//! feedback ratings and traces, from a fixed seed, so every run writes the same rows.
 //!
 //! ```sh
 //! cargo run --release -p export-sql --bin make-example-db -- examples/data/example.db
@@ -158,6 +159,7 @@ enum Kind {
     Json,
 }
 
+#[derive(Clone)]
 enum Cell {
     Text(Option<String>),
     Int(Option<i64>),
@@ -674,5 +676,172 @@ fn generate() -> Vec<Table> {
             }
         }
     }
-    vec![users, conversations, messages, events, spans, span_events]
+    let extra = add_widgets_feedback_and_failures(&mut conversations, &messages, &mut events);
+    vec![
+        users,
+        extra.widget_sessions,
+        conversations,
+        messages,
+        events,
+        extra.feedback,
+        spans,
+        span_events,
+    ]
+}
+
+/// The tables added after the first ones.
+struct Extra {
+    widget_sessions: Table,
+    feedback: Table,
+}
+
+const WIDGETS: [(&str, &str); 3] = [
+    ("wgt_docs", "https://docs.example.com"),
+    ("wgt_support", "https://help.example.com"),
+    ("wgt_pricing", "https://example.com/pricing"),
+];
+
+const ERROR_TYPES: [&str; 4] = ["rate_limit", "timeout", "server_error", "context_length"];
+
+const COMMENTS: [&str; 4] = [
+    "Exactly what I needed.",
+    "Wrong, and confidently so.",
+    "Too long; shorter next time.",
+    "Great, thanks!",
+];
+
+/// Widget sessions (some conversations came from the embedded widget),
+/// thumbs up or down on assistant messages, and failed model calls
+/// (`llm.error` events with an `error_type`). They draw on a generator of
+/// their own, so the rows generated before them stay what they were.
+fn add_widgets_feedback_and_failures(
+    conversations: &mut Table,
+    messages: &Table,
+    events: &mut Table,
+) -> Extra {
+    let mut rng = Rng(20_240_518);
+    let mut widget_sessions = Table::new(
+        "widget_sessions",
+        &[
+            "id",
+            "user_id",
+            "widget_id",
+            "origin",
+            "started_at",
+            "ended_at",
+        ],
+    );
+    conversations.columns.push("widget_session_id");
+    for row in &mut conversations.rows {
+        let session = if rng.chance(40) {
+            let id = format!("ws_{:03}", widget_sessions.rows.len() + 1);
+            let (widget, origin) = *rng.pick(&WIDGETS);
+            let opened = time_of(&row[4]);
+            let closed = time_of(&row[5]);
+            widget_sessions.push(vec![
+                text(&id),
+                row[1].clone(),
+                text(widget),
+                text(origin),
+                time(opened - Duration::seconds(rng.between(1, 120))),
+                time(closed + Duration::seconds(rng.between(10, 600))),
+            ]);
+            Some(id)
+        } else {
+            None
+        };
+        row.push(Cell::Text(session));
+    }
+
+    let owner: std::collections::HashMap<String, Cell> = conversations
+        .rows
+        .iter()
+        .map(|row| (text_of(&row[0]).to_owned(), row[1].clone()))
+        .collect();
+    let mut feedback = Table::new(
+        "message_feedback",
+        &[
+            "id",
+            "message_id",
+            "user_id",
+            "rating",
+            "comment",
+            "created_at",
+        ],
+    );
+    for message in messages
+        .rows
+        .iter()
+        .filter(|m| text_of(&m[2]) == "assistant")
+    {
+        if !rng.chance(35) {
+            continue;
+        }
+        let rating = if rng.chance(70) { 1 } else { -1 };
+        let comment = rng.chance(30).then(|| (*rng.pick(&COMMENTS)).to_owned());
+        feedback.push(vec![
+            int(feedback.rows.len() as i64 + 1),
+            message[0].clone(),
+            owner[text_of(&message[1])].clone(),
+            int(rating),
+            Cell::Text(comment),
+            time(time_of(&message[9]) + Duration::seconds(rng.between(5, 300))),
+        ]);
+    }
+
+    events.columns.push("error_type");
+    for row in &mut events.rows {
+        row.push(Cell::Text(None));
+    }
+    let completions: Vec<usize> = (0..events.rows.len())
+        .filter(|&n| text_of(&events.rows[n][4]) == "llm.completion")
+        .collect();
+    for n in completions {
+        if !rng.chance(12) {
+            continue;
+        }
+        let error_type = *rng.pick(&ERROR_TYPES);
+        let latency = if error_type == "timeout" {
+            30_000
+        } else {
+            rng.between(40, 2_500)
+        };
+        let at = time_of(&events.rows[n][12]) - Duration::seconds(rng.between(1, 90));
+        let call = &events.rows[n];
+        let failed = vec![
+            int(events.rows.len() as i64 + 1),
+            call[1].clone(),
+            call[2].clone(),
+            Cell::Text(None),
+            text("llm.error"),
+            call[5].clone(),
+            call[6].clone(),
+            call[7].clone(),
+            int(0),
+            int(latency),
+            int(0),
+            Cell::Json(serde_json::json!({"retried": true})),
+            time(at),
+            text(error_type),
+        ];
+        events.push(failed);
+    }
+    Extra {
+        widget_sessions,
+        feedback,
+    }
+}
+
+fn text_of(cell: &Cell) -> &str {
+    match cell {
+        Cell::Text(Some(value)) => value,
+        _ => "",
+    }
+}
+
+fn time_of(cell: &Cell) -> DateTime<Utc> {
+    match cell {
+        Cell::Time(Some(value)) => *value,
+        _ => DateTime::<Utc>::UNIX_EPOCH,
+    }
 }

@@ -131,6 +131,12 @@ pub fn truncate(line: &str, width: usize) -> String {
 /// 2), appending them to `out`: breaks go between words where they can, and
 /// a word longer than a line is cut between grapheme clusters. Spaces at a
 /// break are dropped; leading spaces of the value are kept.
+///
+/// Not `textwrap`: it measures and cuts per `char`, not per cluster. Given
+/// `"👨‍👩‍👧‍👦👋🏽🎉"` at width 4 (6 columns as shown) it counts 14 columns and
+/// cuts the family emoji in two (`["👨‍👩‍", "👧‍👦", "👋🏽", "🎉"]`, where
+/// this gives `["👨‍👩‍👧‍👦👋🏽", "🎉"]`), and it drops leading spaces
+/// (`"   lead"` at 5 gives `["", "lead"]`).
 pub fn wrap(line: &str, width: usize, out: &mut Vec<String>) {
     if display_width(line) <= width {
         out.push(line.to_owned());

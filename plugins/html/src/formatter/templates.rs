@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 /// The templates that ship inside the plugin, by name.
 pub(crate) const BUILT_IN: [(&str, &str); 2] = [
-    ("report", include_str!("../templates/report.html")),
-    ("table", include_str!("../templates/table.html")),
+    ("report", include_str!("../../templates/report.html")),
+    ("table", include_str!("../../templates/table.html")),
 ];
 
 /// The JSON Schema pattern of a template name: dot-separated parts of

@@ -11,13 +11,13 @@ use arrow_array::types::{
 };
 use arrow_array::{new_empty_array, Array, ArrowPrimitiveType, PrimitiveArray};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
-use chrono::{DateTime, Offset, TimeZone};
+use chrono::{DateTime, Offset, TimeZone as _};
 use export_plugin_api::arrow_schema::{DataType, Field, TimeUnit};
 use export_plugin_api::json::{is_json_field, json_value_text};
+use export_plugin_api::time_zone::TimeZone;
 use export_plugin_api::{PluginError, Result};
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::str::FromStr;
 
 /// Excel's serial for 1970-01-01 (days since its epoch of 1899-12-30).
 const UNIX_EPOCH_SERIAL: f64 = 25_569.0;
@@ -124,16 +124,6 @@ fn display<'a>(array: &'a dyn Array, field: &Field) -> Result<ArrayFormatter<'a>
     })
 }
 
-/// Parses a time zone: an IANA name (`Europe/Paris`), `UTC`, or an offset (`+02:00`).
-pub(crate) fn parse_time_zone(name: &str) -> Result<Tz> {
-    Tz::from_str(name).map_err(|err| {
-        PluginError::invalid_input(format!(
-            "time_zone {name:?} is not a time zone: use an IANA name such as \"Europe/Paris\", \
-             \"UTC\", or an offset such as \"+02:00\" ({err})"
-        ))
-    })
-}
-
 /// One cell's value.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Value<'a> {
@@ -166,7 +156,7 @@ impl<'a> Column<'a> {
         let zone = match array.data_type() {
             DataType::Timestamp(_, Some(own)) => Some(match time_zone {
                 Some(zone) => zone,
-                None => parse_time_zone(own)?,
+                None => TimeZone::named_or_offset(own)?.tz(),
             }),
             _ => None,
         };
@@ -353,7 +343,7 @@ mod tests {
 
     fn values(field: Field, array: ArrayRef, zone: Option<&str>) -> Vec<Value<'static>> {
         let kind = Kind::of(&field).unwrap();
-        let zone = zone.map(|z| parse_time_zone(z).unwrap());
+        let zone = zone.map(|z| TimeZone::named_or_offset(z).unwrap().tz());
         let column = Column::new(array.as_ref(), &field, kind, zone).unwrap();
         (0..array.len())
             .map(|row| match column.value(row) {
@@ -450,7 +440,7 @@ mod tests {
         close(paris, [45_413.0 + 10.0 / 24.0, 45_292.0 + 1.0 / 24.0]);
         let utc = serials(values(field, array, Some("UTC")));
         close(utc, [45_413.0 + 8.0 / 24.0, 45_292.0]);
-        assert!(parse_time_zone("Mars/Olympus").is_err());
+        assert!(TimeZone::named_or_offset("Mars/Olympus").is_err());
     }
 
     #[test]

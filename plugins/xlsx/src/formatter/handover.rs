@@ -2,7 +2,7 @@
 //!
 //! An xlsx file is a zip that rust_xlsxwriter assembles only at the end, and
 //! `Workbook::save_to_writer` pushes all of it in one call. Holding it whole
-//! would cost as much memory as the file (93 MB for a million rows), so the
+//! would cost as much memory as the file (tens of MB for a million rows), so the
 //! save runs on a thread of its own and writes into a bounded channel that
 //! [`Handover::next`] drains, one piece per `finish_more`: at most
 //! `QUEUED + 2` pieces exist at any time.

@@ -3,6 +3,8 @@
 //! presentation attributes so it reads the same printed and without CSS.
 //! Every text is escaped for XML (which is also safe HTML).
 
+// XML escaping, which is also safe HTML, for text and attribute values.
+use export_plugin_api::escape::xml as escape;
 use export_plugin_api::report::{
     format_number, Chart, ChartKind, Report, COLORS, DASHES, SUMMARY_HEADERS,
 };
@@ -15,25 +17,6 @@ const FONT_SIZE: f32 = 12.0;
 const INK: &str = "#1f2328";
 const MUTED: &str = "#57606a";
 const GRID: &str = "#d8dee4";
-
-/// `text` escaped for XML text and attribute values. Characters XML 1.0
-/// cannot carry (controls other than tab and line breaks) become U+FFFD.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || matches!(c, '\u{fffe}' | '\u{ffff}') => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 fn color(series: usize) -> String {
     let (r, g, b) = COLORS[series % COLORS.len()];
