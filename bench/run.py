@@ -137,12 +137,16 @@ def write_plugins_toml(plugin_dir: str) -> str:
     text = (
         "# Written by bench/run.py; regenerated on every run.\n"
         f"dir = {json.dumps(plugin_dir)}\n\n"
+        # In the host, as the shipped plugins.toml runs its first-party
+        # plugins (bench/isolation.py measures worker processes).
         "[plugins.csv]\n"
-        'library = "libexport_csv.so"\n\n'
+        'library = "libexport_csv.so"\n'
+        'isolation = "in-process"\n\n'
         "[plugins.csv.config]\n"
         f"root = {json.dumps(OUT)}\n\n"
         "[plugins.json]\n"
         'library = "libexport_json.so"\n'
+        'isolation = "in-process"\n'
     )
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
@@ -569,6 +573,10 @@ def write_formats_plugins_toml(source: str, plugin_dir: str) -> str:
         if not entry.get("enabled", True) or name == "sql":
             continue
         lines += [f"[plugins.{name}]", f"library = {json.dumps(entry['library'])}"]
+        # Run each plugin as the source file runs it (the shipped one keeps
+        # first-party plugins in the host; the default is worker processes).
+        if "isolation" in entry:
+            lines.append(f"isolation = {json.dumps(entry['isolation'])}")
         if name in ("csv", "json"):
             lines += [f"[plugins.{name}.config]", f"root = {json.dumps(OUT)}"]
         lines.append("")
