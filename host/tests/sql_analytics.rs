@@ -12,6 +12,7 @@
 //! a few are written out by hand.
 
 mod common;
+#[macro_use]
 mod example_db;
 
 use common::*;
@@ -557,24 +558,6 @@ const PRESETS: [(&str, &[&str], Expected); 7] = [
 
 // ---------------------------------------------------------------------------
 // The tests
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[test]
-                fn sqlite() {
-                    super::$name(super::Backend::Sqlite)
-                }
-
-                #[test]
-                fn postgres() {
-                    super::$name(super::Backend::Postgres)
-                }
-            }
-        )*
-    };
-}
 
 both_backends!(
     analytics_presets_match_the_seeded_rows,

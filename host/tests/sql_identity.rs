@@ -11,6 +11,7 @@
 //! security.
 
 mod common;
+#[macro_use]
 mod example_db;
 mod server_common;
 
@@ -175,25 +176,6 @@ fn calls_totals(calls: &[Row], user: Option<&str>) -> BTreeMap<(String, String),
         entry.1 += call["input_tokens"].as_i64().unwrap_or(0);
     }
     totals
-}
-
-/// Runs each test body on both backends, as `NAME::sqlite` and `NAME::postgres`.
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[test]
-                fn sqlite() {
-                    super::$name(super::Backend::Sqlite)
-                }
-
-                #[test]
-                fn postgres() {
-                    super::$name(super::Backend::Postgres)
-                }
-            }
-        )*
-    };
 }
 
 both_backends!(

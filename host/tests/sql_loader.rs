@@ -7,6 +7,7 @@
 //! `database` pointed at the test's database.
 
 mod common;
+#[macro_use]
 mod example_db;
 
 use common::*;
@@ -147,25 +148,6 @@ impl SqlSandbox {
             json!({}),
         )
     }
-}
-
-/// Runs each test body on both backends, as `NAME::sqlite` and `NAME::postgres`.
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[test]
-                fn sqlite() {
-                    super::$name(super::Backend::Sqlite)
-                }
-
-                #[test]
-                fn postgres() {
-                    super::$name(super::Backend::Postgres)
-                }
-            }
-        )*
-    };
 }
 
 both_backends!(

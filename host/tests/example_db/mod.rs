@@ -10,6 +10,26 @@ use std::process::Command;
 /// Where PostgreSQL is unless `EXPORT_HOST_TEST_POSTGRES` says otherwise.
 const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
 
+/// Runs each test body on both backends, as `NAME::sqlite` and
+/// `NAME::postgres` (the test file imports [`Backend`]).
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn sqlite() {
+                    super::$name(super::Backend::Sqlite)
+                }
+
+                #[test]
+                fn postgres() {
+                    super::$name(super::Backend::Postgres)
+                }
+            }
+        )*
+    };
+}
+
 #[derive(Clone, Copy, Debug)]
 pub enum Backend {
     Sqlite,
