@@ -7,17 +7,23 @@
     python3 bench/run.py --rows 100000 --repeat 1 --scale 10   # quick smoke run
     python3 bench/run.py --formats            # every formatter of plugins.toml, plain/gzip/zstd, vs DuckDB
     python3 bench/run.py --formats --only csv,parquet --rows 100000   # a subset, smaller
+    python3 bench/run.py --typed-only         # only the typed case: csv with `types` -> parquet
 
 Generates (once, cached in bench/out/ keyed by row count) a conversation CSV
 with bench/gen_conversations.py, exports it to JSON lines with export-host and
 with DuckDB's `COPY (SELECT * FROM read_csv(...)) TO ... (FORMAT json)` in the
 same run, alternating which goes first, and prints the median wall time, CPU
 time (user + system) and peak RSS of each, the ratios, and whether the targets
-are met:
+are met. Then, the same way, the typed case: the same file exported to Parquet
+by export-host with a `types` selector for its numeric and timestamp columns,
+and by DuckDB's `COPY (SELECT * FROM read_csv(...)) TO ... (FORMAT parquet)`,
+which infers the types itself (--skip-typed leaves it out, --typed-only runs
+only it):
 
     * export-host wall time <= 0.6x DuckDB's
     * export-host peak RSS <= 64 MiB
     * the same peak RSS at --scale times the rows (<= 64 MiB and <= 1.25x the 1x peak)
+    * typed case: export-host wall time <= 0.8x DuckDB's
 
 It checks export-host's output too (one JSON line per input row; the first
 rows equal the CSV's values, keys in header order) and DuckDB's row count.
@@ -56,6 +62,19 @@ DUCKDB_PY_PIN = "duckdb"  # only for the fallback, when the CLI cannot be had
 TARGET_WALL_RATIO = 0.6
 TARGET_RSS_MIB = 64.0
 TARGET_SCALE_RSS_RATIO = 1.25
+TARGET_TYPED_WALL_RATIO = 0.8
+# The typed case's `types` selector: the generated file's numeric and timestamp
+# columns (bench/gen_conversations.py). user_id stays text: its leading zeros
+# are part of the value. cost_usd is float64, the type DuckDB infers for it.
+TYPED_COLUMNS = {
+    "created_at": "timestamp",
+    "prompt_tokens": "int64",
+    "completion_tokens": "int64",
+    "latency_ms": "float64",
+    "cost_usd": "float64",
+}
+# The pyarrow type each `types` name reads back as.
+TYPED_ARROW = {"timestamp": "timestamp[us, tz=UTC]", "int64": "int64", "float64": "double", "text": "string"}
 VERIFY_FIRST_ROWS = 100
 
 sys.path.insert(0, BENCH)
@@ -117,11 +136,12 @@ def _quote(s: str) -> str:
 # --------------------------------------------------------------------------
 
 
-def check_build(fmt: str, plugin_dir: str) -> None:
+def check_build(fmt: str, plugin_dir: str, typed: bool = False) -> None:
     missing = [
         p
         for p in [EXPORT_HOST, os.path.join(plugin_dir, "libexport_csv.so")]
         + ([os.path.join(plugin_dir, "libexport_json.so")] if fmt == "jsonl" else [])
+        + ([os.path.join(plugin_dir, "libexport_parquet.so")] if typed else [])
         if not os.path.isfile(p)
     ]
     if missing:
@@ -132,7 +152,7 @@ def check_build(fmt: str, plugin_dir: str) -> None:
         )
 
 
-def write_plugins_toml(plugin_dir: str) -> str:
+def write_plugins_toml(plugin_dir: str, parquet: bool = False) -> str:
     path = os.path.join(OUT, "plugins.toml")
     text = (
         "# Written by bench/run.py; regenerated on every run.\n"
@@ -148,6 +168,8 @@ def write_plugins_toml(plugin_dir: str) -> str:
         'library = "libexport_json.so"\n'
         'isolation = "in-process"\n'
     )
+    if parquet:
+        text += '\n[plugins.parquet]\nlibrary = "libexport_parquet.so"\nisolation = "in-process"\n'
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
     return path
@@ -289,10 +311,13 @@ def duckdb_cmd(duck: dict, sql: str) -> list:
     return [sys.executable, "-c", code, sql]
 
 
-def export_host_cmd(plugins_toml: str, csv_name: str, out_path: str, fmt: str, rows: int, args, limit=None) -> list:
+def export_host_cmd(plugins_toml: str, csv_name: str, out_path: str, fmt: str, rows: int, args, limit=None,
+                    types=None) -> list:
     selector = {"path": csv_name}
     if limit is not None:
         selector["limit"] = limit
+    if types is not None:
+        selector["types"] = types
     cmd = [
         EXPORT_HOST,
         "--plugins",
@@ -520,6 +545,220 @@ def print_table(rows: list) -> None:
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
+
+
+# --------------------------------------------------------------------------
+# The typed case: csv with a `types` selector -> parquet
+# --------------------------------------------------------------------------
+
+
+def duckdb_typed_sql(csv_path: str, out_path: str, threads: int) -> str:
+    # read_csv without options: DuckDB sniffs the dialect and infers every
+    # column's type, the work export-host is spared by being told the types.
+    return (
+        f"SET threads={threads}; COPY (SELECT * FROM read_csv({_sql_str(csv_path)})) "
+        f"TO {_sql_str(out_path)} (FORMAT parquet);"
+    )
+
+
+# Reads both Parquet files with pyarrow: their row counts and schemas, and
+# export-host's first rows against the CSV's values (typed as `types` says;
+# an empty cell is null, or "" in a text column).
+VERIFY_TYPED = r"""
+import csv, datetime, json, sys
+import pyarrow.parquet as pq
+eh_path, dd_path, csv_path, n, types = sys.argv[1:6]
+n, types = int(n), json.loads(types)
+eh, dd = pq.ParquetFile(eh_path), pq.ParquetFile(dd_path)
+out = {
+    "export_host_rows": eh.metadata.num_rows,
+    "duckdb_rows": dd.metadata.num_rows,
+    "export_host_schema": {f.name: str(f.type) for f in eh.schema_arrow},
+    "duckdb_schema": {f.name: str(f.type) for f in dd.schema_arrow},
+}
+first = next(eh.iter_batches(batch_size=n)).to_pylist() if eh.metadata.num_rows else []
+def want(kind, text):
+    if kind == "int64":
+        return int(text)
+    if kind == "float64":
+        return float(text)
+    if kind == "timestamp":
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return text
+diffs = []
+with open(csv_path, newline="", encoding="utf-8") as f:
+    reader = csv.reader(f)
+    header = next(reader)
+    out["header_matches"] = list(out["export_host_schema"]) == header
+    for i, (row, got) in enumerate(zip(reader, first)):
+        for name, text in zip(header, row):
+            kind, value = types.get(name, "text"), got.get(name)
+            if text == "":
+                ok = value is None or (kind == "text" and value == "")
+            else:
+                ok = value == want(kind, text)
+            if not ok and len(diffs) < 10:
+                diffs.append(f"row {i + 1}, {name}: csv {text!r} vs parquet {value!r}")
+out["first_rows_checked"] = len(first)
+out["diffs"] = diffs
+json.dump(out, sys.stdout)
+"""
+
+
+def verify_typed(csv_path: str, eh_out: str, dd_out: str, rows: int) -> dict:
+    """Row counts, export-host's schema and first rows; needs pyarrow, else sizes only."""
+    probe = subprocess.run(
+        [sys.executable, "-c", VERIFY_TYPED, eh_out, dd_out, csv_path, str(VERIFY_FIRST_ROWS),
+         json.dumps(TYPED_COLUMNS)],
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode != 0:
+        if "No module named 'pyarrow'" in probe.stderr:
+            return {"verified": False, "note": "pyarrow not installed (pip install pyarrow): sizes only"}
+        raise BenchError(f"reading the typed outputs back failed:\n{probe.stderr.strip()[-1500:]}")
+    check = json.loads(probe.stdout)
+    if check["export_host_rows"] != rows:
+        raise BenchError(f"export-host wrote {check['export_host_rows']:,} rows to {eh_out}, expected {rows:,}")
+    if check["duckdb_rows"] != rows:
+        raise BenchError(f"DuckDB wrote {check['duckdb_rows']:,} rows, expected {rows:,}: its figures are not comparable")
+    if not check["header_matches"]:
+        raise BenchError(f"export-host's columns {list(check['export_host_schema'])} differ from the CSV header")
+    wrong = {
+        name: got
+        for name, got in check["export_host_schema"].items()
+        if got != TYPED_ARROW[TYPED_COLUMNS.get(name, "text")]
+    }
+    if wrong:
+        raise BenchError(f"export-host's Parquet columns have the wrong types: {wrong}")
+    if check["diffs"]:
+        raise BenchError("export-host's typed rows differ from the CSV: " + "; ".join(check["diffs"]))
+    return {"verified": True, **check}
+
+
+def typed_case(args, duck: dict, plugins_toml: str, csv_path: str) -> dict:
+    """csv with `types` -> parquet beside DuckDB's inferring read_csv -> parquet, timed as the main run."""
+    rows = args.rows
+    csv_name = os.path.basename(csv_path)
+    in_bytes = os.path.getsize(csv_path)
+    eh_out = os.path.join(OUT, f"out-export-host-typed-{rows}.parquet")
+    dd_out = os.path.join(OUT, f"out-duckdb-typed-{rows}.parquet")
+    # The parquet formatter's defaults: --options is meant for the main run's formatter.
+    ns = argparse.Namespace(batch_size=args.batch_size, options=None)
+    eh_cmd = export_host_cmd(plugins_toml, csv_name, eh_out, "parquet", rows, ns, types=TYPED_COLUMNS)
+    dd_cmd = duckdb_cmd(duck, duckdb_typed_sql(csv_path, dd_out, args.duckdb_threads))
+    log(f"\ntyped case: csv with types -> parquet")
+    log(f"export-host: {_show(eh_cmd)}")
+    log(f"duckdb     : {_show(dd_cmd)}")
+
+    warm_page_cache(csv_path)
+    log(f"\n{args.repeat} run(s) each on {rows:,} rows ({in_bytes / 1e6:.1f} MB), alternating order, "
+        f"after {args.warmup} untimed warm-up run(s) each:")
+    runs = {"export-host": [], "duckdb": []}
+    cmds = {"export-host": (eh_cmd, eh_out), "duckdb": (dd_cmd, dd_out)}
+    for i in range(args.warmup):
+        for tool in ("export-host", "duckdb"):
+            r = one_run(tool, *cmds[tool])
+            log(f"  warm-up {tool:<11}  wall {r['wall_s']:7.2f} s  (not counted)")
+    for i in range(args.repeat):
+        order = ["export-host", "duckdb"] if i % 2 == 0 else ["duckdb", "export-host"]
+        for tool in order:
+            r = one_run(tool, *cmds[tool])
+            runs[tool].append(r)
+            log(f"  run {i + 1} {tool:<11}  wall {r['wall_s']:7.2f} s  cpu {r['cpu_s']:7.2f} s  "
+                f"peak RSS {r['peak_rss_mib']:8.1f} MiB")
+
+    check = verify_typed(csv_path, eh_out, dd_out, rows)
+    if check["verified"]:
+        log(f"\nverified: export-host wrote {check['export_host_rows']:,} rows, typed "
+            + ", ".join(f"{n} {check['export_host_schema'][n]}" for n in TYPED_COLUMNS)
+            + f"; its first {check['first_rows_checked']} rows equal the CSV's values; "
+            f"DuckDB wrote {check['duckdb_rows']:,} rows")
+        log("  DuckDB inferred: " + ", ".join(f"{n} {t}" for n, t in check["duckdb_schema"].items()))
+    else:
+        log(f"\nNOT verified: {check['note']}")
+    if not args.keep_output:
+        for p in (eh_out, dd_out):
+            if os.path.exists(p):
+                os.unlink(p)
+
+    eh = summarise(runs["export-host"])
+    dd = summarise(runs["duckdb"])
+    ratio_wall = eh["wall_s"] / dd["wall_s"]
+    ratio_cpu = eh["cpu_s"] / dd["cpu_s"]
+    ratio_rss = eh["peak_rss_mib"] / dd["peak_rss_mib"]
+    log(f"\nResults, typed case: {rows:,} rows, {in_bytes / 1e6:.1f} MB CSV -> parquet; median of {args.repeat}; "
+        f"{os.cpu_count()} CPUs; DuckDB threads={args.duckdb_threads}, read_csv inferring types")
+    table = [["tool", "wall s", "cpu s", "peak RSS MiB", "wall vs DuckDB", "output MB"]]
+    table.append(["export-host, types", f"{eh['wall_s']:.2f}", f"{eh['cpu_s']:.2f}", f"{eh['peak_rss_mib']:.1f}",
+                  f"{ratio_wall:.2f}x", f"{eh['output_bytes'] / 1e6:.1f}"])
+    table.append([f"duckdb{' (python fallback)' if duck['kind'] == 'python' else ''}",
+                  f"{dd['wall_s']:.2f}", f"{dd['cpu_s']:.2f}", f"{dd['peak_rss_mib']:.1f}", "1.00x",
+                  f"{dd['output_bytes'] / 1e6:.1f}"])
+    print_table(table)
+    log(f"  (ratios export-host/DuckDB: wall {ratio_wall:.2f}x, cpu {ratio_cpu:.2f}x, peak RSS {ratio_rss:.2f}x)")
+    target = {"value": ratio_wall, "max": TARGET_TYPED_WALL_RATIO, "pass": ratio_wall <= TARGET_TYPED_WALL_RATIO}
+    log(f"  {verdict(target['pass'])}  typed case: wall time vs DuckDB {ratio_wall:.2f}x  "
+        f"(target <= {TARGET_TYPED_WALL_RATIO}x)")
+    return {
+        "types": TYPED_COLUMNS,
+        "commands": {"export_host": _show(eh_cmd), "duckdb": _show(dd_cmd)},
+        "export_host": eh,
+        "duckdb": dd,
+        "ratio_wall": ratio_wall,
+        "ratio_cpu": ratio_cpu,
+        "ratio_peak_rss": ratio_rss,
+        "verification": check,
+        "target_wall_ratio": target,
+    }
+
+
+def typed_main(args) -> int:
+    """Only the typed case (--typed-only); results go to bench/out/results-typed.json."""
+    os.makedirs(OUT, exist_ok=True)
+    results: dict = {
+        "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "args": vars(args),
+        "machine": machine_info(),
+    }
+    try:
+        plugin_dir = os.path.abspath(args.plugin_dir)
+        check_build("parquet", plugin_dir, typed=True)
+        plugins_toml = write_plugins_toml(plugin_dir, parquet=True)
+        listing = check_format_available(plugins_toml, "parquet")
+        eh_version = subprocess.run([EXPORT_HOST, "--version"], capture_output=True, text=True).stdout.strip()
+        duck = find_duckdb(args.duckdb, args.no_install)
+        dv = duckdb_version(duck)
+        results["tools"] = {
+            "export_host": {"version": eh_version, "plugins": listing.strip().splitlines()},
+            "duckdb": {"kind": duck["kind"], "path": duck["path"], "version": dv, "note": duck["note"]},
+        }
+        m = results["machine"]
+        log(f"machine : {m['cpu']} x{m['cpus']}, {m['memory']}, Linux {m['kernel']}")
+        load = os.getloadavg()[0]
+        results["machine"]["loadavg_1min_at_start"] = load
+        if load > 0.5:
+            log(f"  WARNING: load average {load:.2f} at start: other work is running, figures will be noisy")
+        log(f"export-host: {eh_version} (git {m['git_head']}{', dirty tree' if m['git_dirty'] else ''}), "
+            f"plugins {os.path.relpath(plugins_toml, ROOT)}")
+        log(f"duckdb  : {dv} ({duck['kind']}: {duck['path']}), threads={args.duckdb_threads}")
+        if duck["note"]:
+            log(f"  NOTE: {duck['note']}")
+        csv_path = ensure_dataset(args.rows)
+        results["input"] = {"rows": args.rows, "path": csv_path, "bytes": os.path.getsize(csv_path)}
+        results["typed"] = typed_case(args, duck, plugins_toml, csv_path)
+        results["ok"] = True
+    except (BenchError, subprocess.CalledProcessError) as err:
+        results["ok"] = False
+        results["error"] = str(err)
+        log(f"\nerror: {err}")
+    finally:
+        path = os.path.join(OUT, "results-typed.json")
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=2, default=str)
+            f.write("\n")
+        log(f"\nresults written to {os.path.relpath(path, ROOT)}")
+    return 0 if results.get("ok") else 1
 
 
 # --------------------------------------------------------------------------
@@ -769,7 +1008,17 @@ def main(argv=None) -> int:
     ap.add_argument("--plugins-toml", default=os.path.join(ROOT, "plugins.toml"),
                     help="with --formats: the registry whose plugins are measured")
     ap.add_argument("--only", metavar="F1,F2", help="with --formats: only these formats")
+    ap.add_argument("--skip-typed", action="store_true",
+                    help="skip the typed case (csv with a `types` selector -> parquet, beside DuckDB read_csv -> parquet)")
+    ap.add_argument("--typed-only", action="store_true",
+                    help="run only the typed case; results go to bench/out/results-typed.json")
     args = ap.parse_args(argv)
+    if args.typed_only and (args.formats or args.skip_typed):
+        ap.error("--typed-only goes with neither --formats nor --skip-typed")
+    if args.typed_only:
+        if args.rows < 1 or args.repeat < 1 or args.warmup < 0:
+            ap.error("--rows and --repeat must be >= 1, --warmup >= 0")
+        return typed_main(args)
     if args.formats:
         if "--repeat" not in (argv if argv is not None else sys.argv[1:]):
             args.repeat = 1
@@ -792,8 +1041,8 @@ def main(argv=None) -> int:
     }
     try:
         plugin_dir = os.path.abspath(args.plugin_dir)
-        check_build(fmt, plugin_dir)
-        plugins_toml = write_plugins_toml(plugin_dir)
+        check_build(fmt, plugin_dir, typed=not args.skip_typed)
+        plugins_toml = write_plugins_toml(plugin_dir, parquet=not args.skip_typed)
         listing = check_format_available(plugins_toml, fmt)
         eh_version = subprocess.run([EXPORT_HOST, "--version"], capture_output=True, text=True).stdout.strip()
         duck = find_duckdb(args.duckdb, args.no_install)
@@ -885,6 +1134,13 @@ def main(argv=None) -> int:
                 if os.path.exists(p):
                     os.unlink(p)
 
+        # ---- typed case -----------------------------------------------------
+        typed = None
+        if not args.skip_typed:
+            check_format_available(plugins_toml, "parquet")
+            typed = typed_case(args, duck, plugins_toml, csv_path)
+            results["typed"] = typed
+
         # ---- scale run ------------------------------------------------------
         scale = None
         if not args.skip_scale and args.scale > 1:
@@ -962,6 +1218,12 @@ def main(argv=None) -> int:
                 f"  (target <= {TARGET_RSS_MIB:.0f} MiB)")
         else:
             log("  ----  scale run skipped")
+        if typed:
+            targets["typed_wall_ratio"] = typed["target_wall_ratio"]
+            log(f"  {verdict(typed['target_wall_ratio']['pass'])}  typed case (csv with types -> parquet): wall time "
+                f"vs DuckDB {typed['ratio_wall']:.2f}x  (target <= {TARGET_TYPED_WALL_RATIO}x)")
+        else:
+            log("  ----  typed case skipped")
         results["targets_result"] = targets
         if duck["note"]:
             log(f"\nNOTE: {duck['note']}")

@@ -432,3 +432,44 @@ fn an_isolated_plugin_calling_exit_fails_only_its_export() {
     }
     assert_serving(&daemon, &token);
 }
+
+/// A loader's notes reach the record's metadata (and the CLI's standard
+/// error) from either side of the process boundary; notes larger than a
+/// record keeps fail the export naming the plugin.
+#[test]
+fn loader_notes_reach_the_record_and_oversized_ones_fail_the_export() {
+    for isolation in ISOLATIONS {
+        let daemon = daemon(isolation);
+        let token = daemon.token("alice", false);
+        let record = daemon_export(&daemon, &token, json!({"mode": "notes"}), json!({}));
+        assert_eq!(record["status"], "completed", "{isolation}: {record}");
+        assert_eq!(
+            record["metadata"]["loader"]["notes"],
+            json!({"redteam": "noted"}),
+            "{isolation}: {record}"
+        );
+        let record = daemon_export(&daemon, &token, json!({"mode": "huge_notes"}), json!({}));
+        assert_eq!(record["status"], "failed", "{isolation}: {record}");
+        let error = record["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("redteam") && error.contains("notes") && error.contains("16384"),
+            "{isolation}: {error}"
+        );
+        assert_serving(&daemon, &token);
+
+        let sandbox = sandbox(isolation);
+        let output = sandbox.export(
+            "redteam/redteam",
+            "redteam/redteam",
+            &json!({"mode": "notes"}),
+            &json!({}),
+            &["-o", "out.txt"],
+        );
+        succeeded(&output);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(r#"the loader notes: {"redteam":"noted"}"#),
+            "{isolation}: {stderr}"
+        );
+    }
+}

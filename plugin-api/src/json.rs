@@ -9,7 +9,13 @@
 //!   Arrow extension type `arrow.json` ([`json_field`]). JSON formatters copy
 //!   such values verbatim; text formatters show strings unquoted
 //!   ([`json_value_text`]) and every other value as its JSON text.
+//!
+//! Nested Arrow values (lists, structs, maps) are written as JSON by one
+//! encoder, [`NestedEncoder`] (or [`NestedValues`] for a whole column's
+//! text): [`crate::rows::Rows`] shows them as [`crate::rows::Cell::Json`],
+//! and a JSON formatter can copy them as real JSON values.
 
+pub use crate::rows::nested::{is_nested, NestedEncoder, NestedValues};
 use arrow_schema::{DataType, Field};
 use std::borrow::Cow;
 use std::collections::HashMap;

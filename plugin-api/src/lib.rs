@@ -167,17 +167,24 @@
 //! `timestamp` as `Timestamp(Microsecond, None)`, PostgreSQL `numeric` as
 //! exact decimal text (`Utf8`), and arrays and `json` as `Utf8` tagged
 //! `arrow.json` (`[1,2,3]`); the `csv` loader gives `Utf8`, the `json`
-//! loader `Utf8` and `arrow.json` text.
+//! loader `Utf8` and `arrow.json` text, and both give `Int64`, `Float64`,
+//! `Boolean`, `Date32`, `Timestamp(Microsecond, Some("UTC"))` and
+//! `Decimal128` for the columns a selector's `types` or `infer` asks for
+//! ([`column_types`]).
 //!
 //! Named time zones need a time-zone database: the default `time-zones`
 //! feature brings chrono-tz's. Without
 //! it, [`rows::Rows::new`] refuses a column with a named zone with
 //! [`ErrorKind::Unsupported`], and only offsets work.
 //!
-//! Every other type (nested lists, structs, maps, dictionaries, durations,
-//! intervals) is still shown by [`rows::Rows`] through Arrow's display rules
-//! when Arrow can display it, but is not promised: a formatter may refuse it
-//! in [`Formatter::start`] with [`ErrorKind::Unsupported`].
+//! Nested values (lists, structs, maps, at any depth) are
+//! [`rows::Cell::Json`]: compact JSON text, where a null inside stays `null`
+//! and an empty string `""` (rules in [`json::NestedValues`]).
+//!
+//! Every other type (dictionaries, durations, intervals) is still shown by
+//! [`rows::Rows`] through Arrow's display rules when Arrow can display it,
+//! but is not promised: a formatter may refuse it in [`Formatter::start`]
+//! with [`ErrorKind::Unsupported`].
 //!
 //! ## Config, selectors and options
 //!
@@ -238,6 +245,7 @@
 
 mod abi;
 mod caller;
+pub mod column_types;
 mod error;
 pub mod escape;
 pub mod files;
@@ -267,7 +275,8 @@ pub use schemars::{self, JsonSchema};
 /// For hosts: load plugin libraries and call them. Plugin authors do not need this.
 pub mod host {
     pub use crate::abi::host::{
-        host_api_version, FormatterSession, LoadError, LoaderStream, PluginBytes, PluginLibrary,
+        decode_notes, host_api_version, FormatterSession, LoadError, LoaderStream, PluginBytes,
+        PluginLibrary, MAX_NOTES_BYTES,
     };
 }
 

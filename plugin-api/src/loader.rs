@@ -40,6 +40,13 @@ pub trait BatchReader: Send {
     fn schema(&self) -> SchemaRef;
     /// The next batch, or `None` at the end of the data.
     fn next_batch(&mut self) -> Result<Option<RecordBatch>>;
+    /// What the export record should note about the read, asked once after
+    /// the last batch: a JSON object the host stores under `loader.notes` in the
+    /// record's metadata (for example how many values were turned into nulls).
+    /// Keep it small; the default notes nothing.
+    fn notes(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
+        None
+    }
 }
 
 /// A [`BatchReader`] over any iterator of batches: handy for small loaders and tests.

@@ -18,9 +18,34 @@
 //! let named: Vec<String> = rows.row(0).named_cells().map(|(n, c)| format!("{n}={c}")).collect();
 //! assert_eq!(named, ["id=1", "name=ada"]);
 //! ```
+//!
+//! Nested values (lists, structs, maps, and any nesting of them) are
+//! [`Cell::Json`]: compact JSON text, `[1,null,"x"]` or `{"a":1,"b":[true]}`.
+//! A null element is `null` and an empty string `""`, while a null cell is
+//! still [`Cell::Null`] and an empty list `[]`. The encoding rules (maps,
+//! NaN, timestamps, binary) are those of [`crate::json::NestedEncoder`].
+//!
+//! ```
+//! use std::sync::Arc;
+//! use export_plugin_api::arrow_array::{ArrayRef, ListArray, RecordBatch};
+//! use export_plugin_api::arrow_array::types::Int32Type;
+//! use export_plugin_api::rows::{Cell, Rows};
+//!
+//! let lists = ListArray::from_iter_primitive::<Int32Type, _, _>([
+//!     Some(vec![Some(1), None]),
+//!     None,
+//!     Some(vec![]),
+//! ]);
+//! let batch = RecordBatch::try_from_iter([("ids", Arc::new(lists) as ArrayRef)]).unwrap();
+//! let rows = Rows::new(&batch).unwrap();
+//! assert!(matches!(rows.cell(0, 0), Cell::Json("[1,null]")));
+//! assert!(matches!(rows.cell(1, 0), Cell::Null));
+//! assert_eq!(rows.cell(2, 0).to_string(), "[]");
+//! ```
 
 use crate::error::{PluginError, Result};
 use crate::json::{is_json_field, json_value_text};
+use crate::rows::nested::{is_nested, NestedValues};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type, UInt64Type,
@@ -29,9 +54,10 @@ use arrow_array::types::{
 use arrow_array::{Array, RecordBatch};
 use arrow_buffer::NullBuffer;
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
-use arrow_schema::{DataType, Fields};
+use arrow_schema::{DataType, Field, Fields};
 use std::fmt;
 
+pub(crate) mod nested;
 mod writer;
 pub use writer::{RowFormat, RowWriter};
 
@@ -49,12 +75,14 @@ pub enum Cell<'a> {
     Float(f64),
     /// A text value (`Utf8`, `LargeUtf8`, `Utf8View`).
     Text(&'a str),
-    /// A raw JSON value from an `arrow.json` column; see [`crate::json`].
+    /// A raw JSON value from an `arrow.json` column (see [`crate::json`]), or
+    /// a nested value (list, struct, map) as compact JSON text: `[1,null]`,
+    /// `{"a":"x"}` (see [`crate::json::NestedEncoder`]).
     Json(&'a str),
     /// Binary data.
     Binary(&'a [u8]),
-    /// Any other type (dates, timestamps, decimals, lists, ...), rendered by
-    /// Arrow's display rules when formatted.
+    /// Any other type (dates, timestamps, decimals, dictionaries, ...),
+    /// rendered by Arrow's display rules when formatted.
     Formatted(arrow_cast::display::ValueFormatter<'a>),
 }
 
@@ -97,6 +125,8 @@ enum Column<'a> {
     Utf8View(&'a arrow_array::StringViewArray),
     Binary(&'a arrow_array::BinaryArray),
     LargeBinary(&'a arrow_array::LargeBinaryArray),
+    /// Lists, structs and maps, encoded as JSON once per batch.
+    Nested(NestedValues),
     Other(ArrayFormatter<'a>),
 }
 
@@ -113,6 +143,9 @@ const DISPLAY: FormatOptions<'static> = FormatOptions::new().with_display_error(
 
 impl<'a> Rows<'a> {
     /// A row view of `batch`. Fails only for a column type Arrow cannot display.
+    ///
+    /// A nested column whose values have no JSON form (one holding a union,
+    /// say) is shown by Arrow's display rules instead.
     pub fn new(batch: &'a RecordBatch) -> Result<Self> {
         let schema = batch.schema_ref();
         let mut columns = Vec::with_capacity(batch.num_columns());
@@ -136,13 +169,13 @@ impl<'a> Rows<'a> {
                 DataType::Utf8View => Column::Utf8View(array.as_string_view()),
                 DataType::Binary => Column::Binary(array.as_binary()),
                 DataType::LargeBinary => Column::LargeBinary(array.as_binary()),
-                _ => Column::Other(ArrayFormatter::try_new(array, &DISPLAY).map_err(|err| {
-                    PluginError::unsupported(format!(
-                        "column {:?} has type {} which cannot be shown as text: {err}",
-                        field.name(),
-                        array.data_type()
-                    ))
-                })?),
+                data_type if is_nested(data_type) => {
+                    match NestedValues::new(&schema.fields()[index], array) {
+                        Ok(values) => Column::Nested(values),
+                        Err(_) => Column::Other(displayed(array, field)?),
+                    }
+                }
+                _ => Column::Other(displayed(array, field)?),
             };
             columns.push((array.nulls().cloned(), column));
         }
@@ -203,9 +236,21 @@ impl<'a> Rows<'a> {
             Column::Utf8View(a) => Cell::Text(a.value(row)),
             Column::Binary(a) => Cell::Binary(a.value(row)),
             Column::LargeBinary(a) => Cell::Binary(a.value(row)),
+            Column::Nested(values) => Cell::Json(values.text(row)),
             Column::Other(formatter) => Cell::Formatted(formatter.value(row)),
         }
     }
+}
+
+/// Arrow's display of `array`, or why it has none.
+fn displayed<'a>(array: &'a dyn Array, field: &Field) -> Result<ArrayFormatter<'a>> {
+    ArrayFormatter::try_new(array, &DISPLAY).map_err(|err| {
+        PluginError::unsupported(format!(
+            "column {:?} has type {} which cannot be shown as text: {err}",
+            field.name(),
+            array.data_type()
+        ))
+    })
 }
 
 /// One row of a [`Rows`] view.
@@ -270,6 +315,149 @@ mod tests {
             shown(Some("Europe/Paris")).unwrap(),
             "2024-05-01T12:00:00.123456+02:00"
         );
+    }
+
+    /// Every cell of `batch` as `Display` shows it, `None` for `Cell::Null`,
+    /// checking that nested values come as `Cell::Json`.
+    fn nested_cells(batch: &RecordBatch) -> Vec<Vec<Option<String>>> {
+        let rows = Rows::new(batch).unwrap();
+        rows.iter()
+            .map(|row| {
+                row.cells()
+                    .map(|cell| match cell {
+                        Cell::Null => None,
+                        Cell::Json(text) => {
+                            assert_eq!(cell.to_string(), text);
+                            Some(text.to_owned())
+                        }
+                        _ => panic!("a nested value must be a Cell::Json"),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lists_show_as_json_arrays() {
+        use arrow_array::builder::{FixedSizeListBuilder, ListBuilder, StringBuilder};
+        use arrow_array::types::Int32Type;
+        use arrow_array::ListArray;
+
+        let ints = ListArray::from_iter_primitive::<Int32Type, _, _>([
+            Some(vec![Some(1), None, Some(3)]),
+            None,
+            Some(vec![]),
+        ]);
+        let mut strings = ListBuilder::new(StringBuilder::new());
+        strings.values().append_value("");
+        strings.values().append_null();
+        strings.values().append_value("x");
+        strings.append(true);
+        strings.append(true);
+        strings.append(false);
+        let mut pairs = FixedSizeListBuilder::new(arrow_array::builder::Int64Builder::new(), 2);
+        for (first, second, valid) in [
+            (Some(1), None, true),
+            (None, None, false),
+            (Some(0), Some(-2), true),
+        ] {
+            pairs.values().append_option(first);
+            pairs.values().append_option(second);
+            pairs.append(valid);
+        }
+        let batch = RecordBatch::try_from_iter([
+            ("ints", Arc::new(ints) as ArrayRef),
+            ("strings", Arc::new(strings.finish()) as ArrayRef),
+            ("pairs", Arc::new(pairs.finish()) as ArrayRef),
+        ])
+        .unwrap();
+        let shown = |text: &str| Some(text.to_owned());
+        assert_eq!(
+            nested_cells(&batch),
+            [
+                [
+                    shown("[1,null,3]"),
+                    shown(r#"["",null,"x"]"#),
+                    shown("[1,null]")
+                ],
+                [None, shown("[]"), None],
+                [shown("[]"), None, shown("[0,-2]")],
+            ]
+        );
+    }
+
+    #[test]
+    fn structs_and_maps_show_as_json_objects() {
+        use arrow_array::builder::{Int32Builder, MapBuilder, StringBuilder};
+        use arrow_array::types::Int32Type;
+        use arrow_array::{ListArray, StructArray};
+        use arrow_schema::Field;
+
+        let tags =
+            ListArray::from_iter_primitive::<Int32Type, _, _>([Some(vec![Some(1), None]), None]);
+        let at =
+            TimestampMicrosecondArray::from(vec![1_714_557_600_123_456, 0]).with_timezone("+02:00");
+        let record = StructArray::from(vec![
+            (
+                Arc::new(Field::new("tags", tags.data_type().clone(), true)),
+                Arc::new(tags) as ArrayRef,
+            ),
+            (
+                Arc::new(Field::new("at", at.data_type().clone(), true)),
+                Arc::new(at) as ArrayRef,
+            ),
+        ]);
+        let mut map = MapBuilder::new(None, StringBuilder::new(), Int32Builder::new());
+        map.keys().append_value("a|b");
+        map.values().append_value(1);
+        map.append(true).unwrap();
+        map.append(false).unwrap();
+        let batch = RecordBatch::try_from_iter([
+            ("record", Arc::new(record) as ArrayRef),
+            ("map", Arc::new(map.finish()) as ArrayRef),
+        ])
+        .unwrap();
+        let shown = |text: &str| Some(text.to_owned());
+        assert_eq!(
+            nested_cells(&batch),
+            [
+                [
+                    shown(r#"{"tags":[1,null],"at":"2024-05-01T12:00:00.123456+02:00"}"#),
+                    shown(r#"{"a|b":1}"#),
+                ],
+                [
+                    shown(r#"{"tags":null,"at":"1970-01-01T02:00:00+02:00"}"#),
+                    None
+                ],
+            ]
+        );
+    }
+
+    #[test]
+    fn a_nested_column_without_a_json_form_falls_back_to_arrows_display() {
+        use arrow_array::{Int32Array, ListArray, UnionArray};
+        use arrow_buffer::{OffsetBuffer, ScalarBuffer};
+        use arrow_schema::{Field, UnionFields};
+
+        let fields =
+            UnionFields::try_new(vec![0], vec![Field::new("n", DataType::Int32, true)]).unwrap();
+        let union = UnionArray::try_new(
+            fields,
+            ScalarBuffer::from(vec![0i8]),
+            None,
+            vec![Arc::new(Int32Array::from(vec![5])) as ArrayRef],
+        )
+        .unwrap();
+        let item = Arc::new(Field::new("item", union.data_type().clone(), true));
+        let list = ListArray::new(
+            item,
+            OffsetBuffer::new(vec![0, 1].into()),
+            Arc::new(union),
+            None,
+        );
+        let batch = RecordBatch::try_from_iter([("u", Arc::new(list) as ArrayRef)]).unwrap();
+        let rows = Rows::new(&batch).unwrap();
+        assert!(matches!(rows.cell(0, 0), Cell::Formatted(_)));
     }
 
     #[test]

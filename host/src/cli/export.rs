@@ -246,6 +246,11 @@ fn one_shot(
         summary
     };
     progress.finish_and_clear();
+    if let Some(notes) = &summary.loader_notes {
+        // Such as values a typed read turned into nulls: worth seeing even
+        // when nobody watches the terminal.
+        eprintln!("the loader notes: {}", Value::Object(notes.clone()));
+    }
     if std::io::stderr().is_terminal() {
         let seconds = summary.elapsed.as_secs_f64();
         eprintln!(

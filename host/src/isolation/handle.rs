@@ -8,8 +8,11 @@ use super::process::{Deadline, Killer, WorkerProcess};
 use super::protocol::{self, Reply, Request};
 use export_plugin_api::arrow_array::RecordBatch;
 use export_plugin_api::arrow_schema::SchemaRef;
-use export_plugin_api::host::{FormatterSession, LoaderStream, PluginBytes, PluginLibrary};
+use export_plugin_api::host::{
+    decode_notes, FormatterSession, LoaderStream, PluginBytes, PluginLibrary,
+};
 use export_plugin_api::{Caller, Limits, Manifest, PluginError};
+use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -91,6 +94,11 @@ pub trait BatchSource: Send {
     fn next_batch(&mut self) -> Option<Result<Batch, CallError>>;
     /// Ends the loader's worker from another thread, if it has one.
     fn killer(&self) -> Option<Killer> {
+        None
+    }
+    /// What the loader noted about the read, once `next_batch` has returned
+    /// `None` ([`export_plugin_api::BatchReader::notes`]).
+    fn notes(&mut self) -> Option<Map<String, Value>> {
         None
     }
 }
@@ -243,6 +251,7 @@ impl PluginHandle {
                     conversation,
                     schema,
                     keep_encoded,
+                    notes: None,
                 }))
             }
         }
@@ -293,6 +302,9 @@ impl BatchSource for LocalLoader {
         self.0
             .next()
             .map(|batch| batch.map(Batch::Decoded).map_err(CallError::Plugin))
+    }
+    fn notes(&mut self) -> Option<Map<String, Value>> {
+        self.0.notes().cloned()
     }
 }
 
@@ -409,6 +421,7 @@ struct RemoteLoader {
     conversation: Conversation,
     schema: SchemaRef,
     keep_encoded: bool,
+    notes: Option<Map<String, Value>>,
 }
 
 impl BatchSource for RemoteLoader {
@@ -428,9 +441,15 @@ impl BatchSource for RemoteLoader {
                     .map(Batch::Decoded)
                     .map_err(|err| self.conversation.garbled(format!("batch: {err}"))),
             ),
-            Ok((Reply::End, _)) => {
+            Ok((Reply::End { notes }, _)) => {
                 self.conversation.release();
-                None
+                match notes.as_deref().map(decode_notes).transpose() {
+                    Ok(notes) => {
+                        self.notes = notes;
+                        None
+                    }
+                    Err(err) => Some(Err(CallError::Plugin(err))),
+                }
             }
             Ok((other, _)) => Some(Err(self.conversation.unexpected(other))),
             Err(err) => Some(Err(err)),
@@ -439,6 +458,10 @@ impl BatchSource for RemoteLoader {
 
     fn killer(&self) -> Option<Killer> {
         self.conversation.killer()
+    }
+
+    fn notes(&mut self) -> Option<Map<String, Value>> {
+        self.notes.take()
     }
 }
 

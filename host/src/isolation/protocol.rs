@@ -16,7 +16,7 @@ use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 /// The protocol version this build speaks; a worker refuses any other.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Headers are small JSON documents (the largest is a manifest).
 const MAX_HEADER_BYTES: u32 = 16 << 20;
@@ -131,7 +131,12 @@ pub enum Reply {
         rows: u64,
     },
     /// The loader has no more batches (and is closed).
-    End,
+    End {
+        /// What the loader noted about the read, JSON text (since protocol 4;
+        /// older workers send none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        notes: Option<String>,
+    },
     /// The formatter is ready for batches.
     FormatterStarted,
     /// Formatted bytes in the payload.
@@ -305,7 +310,7 @@ mod tests {
     #[test]
     fn a_cut_or_garbled_frame_is_an_error() {
         let mut wire = Vec::new();
-        write_frame(&mut wire, &Reply::End, b"abc").unwrap();
+        write_frame(&mut wire, &Reply::End { notes: None }, b"abc").unwrap();
         let cut = &wire[..wire.len() - 1];
         assert!(matches!(
             read_frame::<_, Reply>(&mut &cut[..]),
@@ -330,7 +335,7 @@ mod tests {
             "{err}"
         );
         let mut small = Vec::new();
-        write_frame(&mut small, &Reply::End, &[0u8; 2048]).unwrap();
+        write_frame(&mut small, &Reply::End { notes: None }, &[0u8; 2048]).unwrap();
         assert!(matches!(
             read_frame_within::<_, Reply>(&mut &small[..], 1024),
             Err(FrameError::Malformed(_))

@@ -260,10 +260,14 @@ fn answer(
                     failed(error)
                 }
                 None => {
+                    // The daemon decodes and checks the notes again itself.
+                    let notes = stream
+                        .notes()
+                        .and_then(|notes| serde_json::to_string(notes).ok());
                     // Dropped before answering: a crash in the plugin's drop
                     // shows as this export's fault.
                     *session = Session::Idle;
-                    (Reply::End, none())
+                    (Reply::End { notes }, none())
                 }
             }
         }

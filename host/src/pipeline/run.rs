@@ -11,6 +11,7 @@ use crate::isolation::{Batch, CallError, Deadline, Fault, Formatted, Killer};
 use crate::plugins::LoadedPlugin;
 use export_plugin_api::arrow_schema::SchemaRef;
 use export_plugin_api::{ErrorKind, Limits, PluginError};
+use serde_json::{Map, Value};
 use std::io::Write;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant};
@@ -110,6 +111,9 @@ pub struct RunSummary {
     pub output: SinkSummary,
     /// Wall time from opening the loader to the last byte.
     pub elapsed: Duration,
+    /// What the loader noted about the read (checked to be a small JSON
+    /// object), for the export's record.
+    pub loader_notes: Option<Map<String, Value>>,
 }
 
 /// What the loader thread hands over.
@@ -120,8 +124,8 @@ enum FromLoader {
     Batch(Batch),
     /// The loader failed; nothing follows.
     Failed(CallError),
-    /// The stream ended cleanly.
-    End,
+    /// The stream ended cleanly, with the loader's notes.
+    End(Option<Map<String, Value>>),
 }
 
 /// What the run asks of the formatter thread.
@@ -205,7 +209,7 @@ pub fn run<W: Write>(
                     let message = match watch.call(|| stream.next_batch()) {
                         Some(Ok(batch)) => FromLoader::Batch(batch),
                         Some(Err(err)) => FromLoader::Failed(err),
-                        None => FromLoader::End,
+                        None => FromLoader::End(stream.notes()),
                     };
                     let last = !matches!(message, FromLoader::Batch(_));
                     // A closed channel means the export stopped: drop the stream.
@@ -225,6 +229,7 @@ pub fn run<W: Write>(
         loader_killer: None,
         formatter: None,
         rows: 0,
+        loader_notes: None,
     };
     let outcome = run.pump(sink, progress);
     // Let go of both threads before waiting on them: a loader blocked on a
@@ -257,6 +262,7 @@ pub fn run<W: Write>(
             schema: output.1,
             output: output.0,
             elapsed: started.elapsed(),
+            loader_notes: run.loader_notes.take(),
         },
     ))
 }
@@ -277,6 +283,7 @@ struct Run<'a> {
     loader_killer: Option<Killer>,
     formatter: Option<FormatterThread>,
     rows: u64,
+    loader_notes: Option<Map<String, Value>>,
 }
 
 impl Run<'_> {
@@ -448,7 +455,7 @@ impl Run<'_> {
                 schema
             }
             FromLoader::Failed(err) => return Err(self.loader_error(err)),
-            FromLoader::Batch(_) | FromLoader::End => {
+            FromLoader::Batch(_) | FromLoader::End(_) => {
                 return Err(self.loader_error(CallError::Plugin(PluginError::internal(
                     "the loader sent data before its schema",
                 ))))
@@ -465,7 +472,10 @@ impl Run<'_> {
         loop {
             let batch = match self.next_from_loader()? {
                 FromLoader::Batch(batch) => batch,
-                FromLoader::End => break,
+                FromLoader::End(notes) => {
+                    self.loader_notes = notes;
+                    break;
+                }
                 FromLoader::Failed(err) => return Err(self.loader_error(err)),
                 FromLoader::Opened(..) => {
                     return Err(self.loader_error(CallError::Plugin(PluginError::internal(

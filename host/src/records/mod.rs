@@ -55,6 +55,7 @@ use sqlx::{Database, Transaction};
 pub use health::WriteHealth;
 pub use lifecycle::{Status, UnknownStatus};
 pub use postgres::{CleanupLock, SCOPED_ROLE};
+pub use progress::Progress;
 
 use cursor::Cursor;
 use lifecycle::{refusal, CurrentState};
@@ -187,6 +188,10 @@ pub struct ExportRecord {
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// How far the export has come (`rows`, `bytes`, `rows_per_s`,
+    /// `elapsed_s`): published while it runs, the final figures once it
+    /// has ended; `null` before the first figures.
+    pub progress: Option<Progress>,
 }
 
 /// A request to record: it starts `pending`.
@@ -260,6 +265,8 @@ pub struct Completion {
     pub metadata: Value,
     /// `None` keeps the expiry given at insert, if any.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The final figures.
+    pub progress: Progress,
 }
 
 /// Which records [`Records::list`] returns, newest first.
@@ -545,6 +552,7 @@ macro_rules! current_state {
 
 mod tokens;
 pub use tokens::{token_hash, NewToken, Principal, TokenInfo, TokenScope, TOKEN_PREFIX};
+pub mod progress;
 pub mod quarantine;
 pub use quarantine::{NewPluginFault, PluginFault, QuarantinePolicy, QuarantineState};
 
@@ -1113,6 +1121,7 @@ impl Records {
                 .bind(Json(&completion.metadata))
                 .bind(completion.expires_at.map(Ts::new))
                 .bind(Ts::new(now))
+                .bind(Json(&completion.progress))
                 .fetch_optional(&mut *tx)
                 .await?;
             match raw {

@@ -100,15 +100,19 @@ pub(crate) static CLAIM_ONE: LazyLock<String> = LazyLock::new(|| {
 pub(crate) const HEARTBEAT: &str = "UPDATE exports SET lease_expires_at = $3, updated_at = $4 \
      WHERE id = $1 AND status = 'processing' AND lease_owner = $2";
 
+/// $1 id, $2 worker, $3 progress, $4 now: only the worker's running export.
+pub(crate) const PUBLISH_PROGRESS: &str = "UPDATE exports SET progress = $3, updated_at = $4 \
+     WHERE id = $1 AND status = 'processing' AND lease_owner = $2";
+
 /// $1 id, $2 worker, $3 storage_key, $4 mime_type, $5 size_bytes,
 /// $6 row_count, $7 sha256, $8 metadata, $9 expires_at (NULL keeps the
-/// current one), $10 now.
+/// current one), $10 now, $11 progress (the final figures).
 pub(crate) static COMPLETE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE exports SET status = 'completed', storage_key = $3, mime_type = $4, \
              size_bytes = $5, row_count = $6, sha256 = $7, metadata = $8, \
              expires_at = COALESCE($9, expires_at), completed_at = $10, updated_at = $10, \
-             error = NULL, lease_owner = NULL, lease_expires_at = NULL \
+             error = NULL, lease_owner = NULL, lease_expires_at = NULL, progress = $11 \
          WHERE id = $1 AND {} AND lease_owner = $2 \
          RETURNING {COLUMNS}",
         guard_sql(Status::Completed)

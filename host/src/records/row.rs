@@ -112,7 +112,7 @@ impl<'r> Decode<'r, Postgres> for Ts {
 pub(crate) const COLUMNS: &str = "id, user_id, loader, format, status, selector, options, \
      metadata, file_name, storage_key, mime_type, size_bytes, row_count, sha256, error, \
      attempts, lease_owner, lease_expires_at, download_count, last_downloaded_at, \
-     request_hash, created_at, updated_at, started_at, completed_at, expires_at";
+     request_hash, created_at, updated_at, started_at, completed_at, expires_at, progress";
 
 /// One `exports` row as the database returns it.
 #[derive(Debug, sqlx::FromRow)]
@@ -143,6 +143,7 @@ pub(crate) struct RawRecord {
     started_at: Option<Ts>,
     completed_at: Option<Ts>,
     expires_at: Option<Ts>,
+    progress: Option<Json<Value>>,
 }
 
 impl RawRecord {
@@ -186,6 +187,10 @@ impl RawRecord {
             started_at: row.get("started_at")?,
             completed_at: row.get("completed_at")?,
             expires_at: row.get("expires_at")?,
+            progress: match row.get::<_, Option<String>>("progress")? {
+                Some(_) => Some(json("progress")?),
+                None => None,
+            },
         })
     }
 }
@@ -201,8 +206,9 @@ impl TryFrom<RawRecord> for ExportRecord {
                 id: raw.id.clone(),
                 reason: err.to_string(),
             })?;
+        let id = raw.id;
         Ok(ExportRecord {
-            id: ExportId::from_db(raw.id),
+            id: ExportId::from_db(id.clone()),
             user_id: raw.user_id,
             loader: raw.loader,
             format: raw.format,
@@ -228,6 +234,14 @@ impl TryFrom<RawRecord> for ExportRecord {
             started_at: raw.started_at.map(|ts| ts.0),
             completed_at: raw.completed_at.map(|ts| ts.0),
             expires_at: raw.expires_at.map(|ts| ts.0),
+            progress: raw
+                .progress
+                .map(|json| serde_json::from_value(json.0))
+                .transpose()
+                .map_err(|err| RecordError::Corrupt {
+                    id: id.clone(),
+                    reason: format!("progress: {err}"),
+                })?,
         })
     }
 }

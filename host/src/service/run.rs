@@ -14,14 +14,26 @@ use crate::pipeline::{
 };
 use crate::plugins::LoadedPlugin;
 use crate::records::{
-    Completion, ExportId, ExportRecord, NewPluginFault, QuarantinePolicy, QuarantineState,
-    RecordError, Scope,
+    Completion, ExportId, ExportRecord, NewPluginFault, Progress, QuarantinePolicy,
+    QuarantineState, RecordError, Scope,
 };
 use crate::storage::{keys, Committed, StorageError, StorageKey, Upload};
 use serde_json::{json, Value};
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a running export's progress is written to its record.
+const PROGRESS_PERIOD: Duration = Duration::from_secs(1);
+
+/// The run's latest figures, written by the pipeline's thread after each
+/// batch and read by the publishing tick.
+#[derive(Default)]
+struct ProgressCounters {
+    rows: AtomicU64,
+    bytes: AtomicU64,
+}
 
 /// An [`Upload`] that refuses further writes once its export is called off
 /// (cancelled, or the lease lost): the pipeline stops at its next write.
@@ -285,6 +297,9 @@ impl ExportService {
         self.mark_in_plugins(&id, worker, Some(plugins.names().as_slice()))
             .await;
         let (left, mut left_plugins) = tokio::sync::oneshot::channel::<()>();
+        let counters = Arc::new(ProgressCounters::default());
+        let counted = counters.clone();
+        let run_started = std::time::Instant::now();
         let mut task =
             tokio::task::spawn_blocking(move || -> Result<(Committed, RunSummary), TaskFailure> {
                 let writer = WriteBehind::new(writer).map_err(TaskFailure::Sink)?;
@@ -292,7 +307,10 @@ impl ExportService {
                     .map_err(TaskFailure::Sink)?;
                 // On error the sink, and with it the upload, is dropped
                 // inside `run`: the temporary file goes, nothing is visible.
-                let ran = pipeline::run(&prepared, limits, sink, &mut |_, _| {});
+                let ran = pipeline::run(&prepared, limits, sink, &mut |rows, bytes| {
+                    counted.rows.store(rows, Ordering::Relaxed);
+                    counted.bytes.store(bytes, Ordering::Relaxed);
+                });
                 let _ = left.send(());
                 let (writer, summary) = ran?;
                 let writer = writer
@@ -306,11 +324,35 @@ impl ExportService {
         let period = self.settings.heartbeat;
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Progress goes to the record at most once a second, and only when
+        // it moved: one small UPDATE, whatever the batch rate.
+        let mut publish = tokio::time::interval_at(
+            tokio::time::Instant::now() + PROGRESS_PERIOD,
+            PROGRESS_PERIOD,
+        );
+        publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut published_rows = None;
         let mut lost: Option<RecordError> = None;
         let mut inside = true;
         let joined = loop {
             tokio::select! {
                 joined = &mut task => break joined,
+                _ = publish.tick(), if lost.is_none() => {
+                    let rows = counters.rows.load(Ordering::Relaxed);
+                    if published_rows != Some(rows) {
+                        let progress = Progress::new(
+                            rows,
+                            counters.bytes.load(Ordering::Relaxed),
+                            run_started.elapsed().as_secs_f64(),
+                        );
+                        match self.records.publish_progress(&id, worker, &progress, self.now()).await {
+                            Ok(_) => published_rows = Some(rows),
+                            // Not worth failing an export over: the next
+                            // tick tries again, and the heartbeat watches the lease.
+                            Err(err) => tracing::debug!(export_id = %id, worker, error = %err, "publishing progress failed"),
+                        }
+                    }
+                }
                 left = &mut left_plugins, if inside => {
                     inside = false;
                     if left.is_ok() && lost.is_none() {
@@ -372,6 +414,11 @@ impl ExportService {
                 json!(summary.output.formatted_bytes),
             );
             map.insert("attempt".to_owned(), json!(claimed.attempts));
+            if let (Some(notes), Some(Value::Object(loader))) =
+                (&summary.loader_notes, map.get_mut("loader"))
+            {
+                loader.insert("notes".to_owned(), Value::Object(notes.clone()));
+            }
             map.insert("caller".to_owned(), json!(caller));
         }
         let completion = Completion {
@@ -382,6 +429,11 @@ impl ExportService {
             sha256: summary.output.sha256.clone().unwrap_or_default(),
             metadata,
             expires_at: Some(later(finished_at, self.settings.expiration)),
+            progress: Progress::new(
+                summary.rows,
+                summary.output.formatted_bytes,
+                summary.elapsed.as_secs_f64(),
+            ),
         };
         match self
             .records

@@ -178,6 +178,7 @@ pub fn completion(id: &ExportId, now: DateTime<Utc>) -> Completion {
         sha256: "ab".repeat(32),
         metadata: json!({"loader": {"name": "csv", "version": "1.0.0"}}),
         expires_at: Some(now + TimeDelta::hours(1)),
+        progress: export_host::records::Progress::new(42, 1234, 0.5),
     }
 }
 

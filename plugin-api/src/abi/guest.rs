@@ -5,7 +5,7 @@
 
 use super::{
     AbiError, AbiFormatWriter, AbiFormatWriter_TO, FormatWriterBox, HostHints, LimitsDocument,
-    PluginMod, PluginModRef,
+    PluginMod, PluginModRef, NOTES_CODE,
 };
 use crate::error::PluginError;
 use crate::formatter::FormatWriter;
@@ -138,7 +138,7 @@ extern "C" fn open_loader(
                 hints.caller.as_ref(),
             )?
         };
-        let stream = FFI_ArrowArrayStream::new(Box::new(GuardedReader::new(reader)));
+        let stream = FFI_ArrowArrayStream::new(Box::new(GuardedReader::new(reader, hints.notes)));
         // SAFETY: the host passes a pointer to an empty (released) stream it owns;
         // overwriting it without dropping leaks nothing.
         unsafe { std::ptr::write(out.cast::<FFI_ArrowArrayStream>(), stream) };
@@ -294,6 +294,12 @@ impl WireError {
             err.kind.code()
         ))
     }
+
+    /// Not an error: the end of a stream, carrying the reader's notes.
+    fn notes(json: &str) -> Self {
+        // serde_json escapes every control character, NUL included.
+        WireError(format!("{WIRE_MARK}{NOTES_CODE}{WIRE_MARK}{json}"))
+    }
 }
 
 impl fmt::Display for WireError {
@@ -309,18 +315,51 @@ impl std::error::Error for WireError {}
 struct GuardedReader {
     reader: Option<Box<dyn BatchReader>>,
     schema: SchemaRef,
+    /// The host asked for the reader's notes at the end.
+    send_notes: bool,
+}
+
+/// How a stream ends on the plugin's side.
+enum Ended {
+    Plainly,
+    /// With the reader's notes, as JSON.
+    WithNotes(String),
 }
 
 impl GuardedReader {
-    fn new(reader: Box<dyn BatchReader>) -> Self {
+    fn new(reader: Box<dyn BatchReader>, send_notes: bool) -> Self {
         let schema = reader.schema();
         GuardedReader {
             reader: Some(reader),
             schema,
+            send_notes,
         }
     }
 
-    fn next_checked(&mut self) -> Result<Option<RecordBatch>, PluginError> {
+    /// Drops the exhausted reader while the host is still listening (a panic
+    /// in its `Drop` then fails the export instead of vanishing when the host
+    /// releases the stream), after taking its notes if the host wants them.
+    fn end(&mut self) -> Result<Ended, PluginError> {
+        let reader = self.reader.take();
+        let send_notes = self.send_notes;
+        guard(move || {
+            let notes = match &reader {
+                Some(reader) if send_notes => reader.notes().filter(|notes| !notes.is_empty()),
+                _ => None,
+            };
+            drop(reader);
+            match notes {
+                None => Ok(Ended::Plainly),
+                Some(notes) => serde_json::to_string(&notes)
+                    .map(Ended::WithNotes)
+                    .map_err(|err| {
+                        PluginError::internal(format!("cannot encode the loader's notes: {err}"))
+                    }),
+            }
+        })
+    }
+
+    fn next_checked(&mut self) -> Result<Option<RecordBatch>, WireError> {
         let Some(reader) = self.reader.as_mut() else {
             return Ok(None);
         };
@@ -342,21 +381,16 @@ impl GuardedReader {
             Ok(batch)
         });
         match result {
-            // Drop an exhausted reader now, while the host is still listening:
-            // a panic in its `Drop` then fails the export instead of vanishing
-            // when the host releases the stream.
-            Ok(None) => {
-                let reader = self.reader.take();
-                guard(move || {
-                    drop(reader);
-                    Ok(None)
-                })
-            }
+            Ok(None) => match self.end() {
+                Ok(Ended::Plainly) => Ok(None),
+                Ok(Ended::WithNotes(json)) => Err(WireError::notes(&json)),
+                Err(err) => Err(WireError::new(&err)),
+            },
             Ok(batch) => Ok(batch),
             Err(err) => {
                 // Never call a reader again after it failed or panicked.
                 self.retire();
-                Err(err)
+                Err(WireError::new(&err))
             }
         }
     }
@@ -373,7 +407,7 @@ impl Iterator for GuardedReader {
 
     fn next(&mut self) -> Option<Self::Item> {
         self.next_checked()
-            .map_err(|err| ArrowError::ExternalError(Box::new(WireError::new(&err))))
+            .map_err(|err| ArrowError::ExternalError(Box::new(err)))
             .transpose()
     }
 }

@@ -5,7 +5,7 @@
 
 use super::guest::WIRE_MARK;
 use super::validate;
-use super::{FormatWriterBox, HostHints, LimitsDocument, LoaderHints, PluginModRef};
+use super::{FormatWriterBox, HostHints, LimitsDocument, LoaderHints, PluginModRef, NOTES_CODE};
 use crate::caller::Caller;
 use crate::error::{ErrorKind, PluginError};
 use crate::loader::Limits;
@@ -17,11 +17,16 @@ use arrow_array::ffi::{from_ffi_and_data_type, FFI_ArrowArray, FFI_ArrowSchema};
 use arrow_array::ffi_stream::FFI_ArrowArrayStream;
 use arrow_array::{Array, RecordBatch, RecordBatchOptions, StructArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use serde_json::{Map, Value};
 use std::ffi::{c_void, CStr};
 use std::ops::Deref;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::Arc;
+
+/// The most bytes of notes a host accepts from a loader: they are stored in
+/// its export's record, so a reader that says more is refused.
+pub const MAX_NOTES_BYTES: usize = 16 * 1024;
 
 /// The plugin-api version this host speaks.
 pub fn host_api_version() -> String {
@@ -211,6 +216,7 @@ impl PluginLibrary {
         let hints = LoaderHints {
             caller: caller.cloned(),
             validate_only: false,
+            notes: true,
         };
         self.call_open_loader(name, config, selector, limits, hints)
             .and_then(LoaderStream::new)
@@ -232,6 +238,7 @@ impl PluginLibrary {
         let hints = LoaderHints {
             caller: caller.cloned(),
             validate_only: true,
+            notes: false,
         };
         // The answer is an empty stream; dropping it releases it.
         self.call_open_loader(name, config, selector, &Limits::default(), hints)
@@ -313,6 +320,9 @@ impl PluginLibrary {
 pub struct LoaderStream {
     stream: FFI_ArrowArrayStream,
     schema: SchemaRef,
+    /// Set once the stream has ended: the plugin is not called again.
+    ended: bool,
+    notes: Option<Map<String, Value>>,
 }
 
 impl LoaderStream {
@@ -327,7 +337,7 @@ impl LoaderStream {
         // produced by the plugin's SDK.
         let code = unsafe { get_schema(&mut stream, &mut ffi_schema) };
         if code != 0 {
-            return Err(stream_error(&mut stream, "schema", code));
+            return Err(stream_error(&mut stream, "schema", code).into_failure());
         }
         let field = Field::try_from(&ffi_schema).map_err(|err| {
             PluginError::internal(format!("the loader's schema is unreadable: {err}"))
@@ -339,12 +349,23 @@ impl LoaderStream {
             )));
         };
         let schema = Arc::new(Schema::new(fields.clone()).with_metadata(field.metadata().clone()));
-        Ok(LoaderStream { stream, schema })
+        Ok(LoaderStream {
+            stream,
+            schema,
+            ended: false,
+            notes: None,
+        })
     }
 
     /// The schema every batch has.
     pub fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+
+    /// What the loader noted about the read
+    /// ([`crate::BatchReader::notes`]); known once the stream has ended.
+    pub fn notes(&self) -> Option<&Map<String, Value>> {
+        self.notes.as_ref()
     }
 
     /// Imports one array the plugin handed over as a batch of the schema,
@@ -398,6 +419,9 @@ impl LoaderStream {
 impl Iterator for LoaderStream {
     type Item = Result<RecordBatch, PluginError>;
     fn next(&mut self) -> Option<Self::Item> {
+        if self.ended {
+            return None;
+        }
         let Some(get_next) = self.stream.get_next() else {
             return Some(Err(PluginError::internal(
                 "the loader's stream has no get_next callback",
@@ -408,18 +432,50 @@ impl Iterator for LoaderStream {
         // `array` or leaves it released at the end.
         let code = unsafe { get_next(&mut self.stream, &mut array) };
         if code != 0 {
-            return Some(Err(stream_error(&mut self.stream, "batch", code)));
+            self.ended = true;
+            return match stream_error(&mut self.stream, "batch", code) {
+                StreamError::Failed(err) => Some(Err(err)),
+                StreamError::EndWithNotes(notes) => match notes {
+                    Ok(notes) => {
+                        self.notes = Some(notes);
+                        None
+                    }
+                    Err(err) => Some(Err(err)),
+                },
+            };
         }
         if array.is_released() {
+            self.ended = true;
             return None;
         }
         Some(self.import(array))
     }
 }
 
+/// What a failed stream call meant.
+enum StreamError {
+    /// The plugin's error.
+    Failed(PluginError),
+    /// Not a failure: the end, with the loader's notes (or why they were refused).
+    EndWithNotes(Result<Map<String, Value>, PluginError>),
+}
+
+impl StreamError {
+    /// Where no end can come (the schema call), notes are a fault too.
+    fn into_failure(self) -> PluginError {
+        match self {
+            StreamError::Failed(err) | StreamError::EndWithNotes(Err(err)) => err,
+            StreamError::EndWithNotes(Ok(_)) => PluginError::internal(
+                "the loader's stream ended before it gave its schema; \
+                 this is a bug in the plugin, report it to its author",
+            ),
+        }
+    }
+}
+
 /// The plugin's error for a failed stream call: its kind and message travel
 /// in the stream's last-error text (see the guest side).
-fn stream_error(stream: &mut FFI_ArrowArrayStream, what: &str, code: i32) -> PluginError {
+fn stream_error(stream: &mut FFI_ArrowArrayStream, what: &str, code: i32) -> StreamError {
     let detail = stream.get_last_error().and_then(|get_last_error| {
         // SAFETY: the stream is live and its last call failed; the text it
         // points to stays valid until the next call on the stream.
@@ -431,11 +487,41 @@ fn stream_error(stream: &mut FFI_ArrowArrayStream, what: &str, code: i32) -> Plu
                 .into_owned()
         })
     });
+    if let Some(json) = detail.as_deref().and_then(notes_json) {
+        return StreamError::EndWithNotes(decode_notes(json));
+    }
     let text = match detail {
         Some(detail) => format!("cannot get the next {what} (error code {code}): {detail}"),
         None => format!("cannot get the next {what} (error code {code})"),
     };
-    decode_stream_error(&text)
+    StreamError::Failed(decode_stream_error(&text))
+}
+
+/// The JSON of a stream end that carries notes, if `text` is one.
+fn notes_json(text: &str) -> Option<&str> {
+    // Arrow's exporter puts its own words in front of the plugin's text.
+    let start = text.find(WIRE_MARK)?;
+    text[start..]
+        .strip_prefix(WIRE_MARK)?
+        .strip_prefix(NOTES_CODE)?
+        .strip_prefix(WIRE_MARK)
+}
+
+/// The loader's notes: one JSON object of at most [`MAX_NOTES_BYTES`].
+pub fn decode_notes(json: &str) -> Result<Map<String, Value>, PluginError> {
+    if json.len() > MAX_NOTES_BYTES {
+        return Err(PluginError::internal(format!(
+            "the loader's notes are {} bytes, over the {MAX_NOTES_BYTES} a record keeps; \
+             this is a bug in the plugin, report it to its author",
+            json.len()
+        )));
+    }
+    serde_json::from_str(json).map_err(|err| {
+        PluginError::internal(format!(
+            "the loader's notes are not a JSON object: {err}; \
+             this is a bug in the plugin, report it to its author"
+        ))
+    })
 }
 
 /// Recovers the plugin's error kind and message from the stream's error text.

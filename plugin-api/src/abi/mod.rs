@@ -169,7 +169,18 @@ pub(crate) struct LoaderHints {
     /// Run `Loader::validate` only, and answer an empty stream.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub validate_only: bool,
+    /// End the stream with the reader's [`crate::BatchReader::notes`], when
+    /// it has any, as a last error marked [`NOTES_CODE`] instead of a plain
+    /// end. A host that does not ask never gets one, so older hosts keep
+    /// seeing plain ends.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub notes: bool,
 }
+
+/// The code in a stream's last-error text (between two wire marks, where an
+/// error carries its kind) that says "the end, and here are the reader's
+/// notes as a JSON object" rather than an error.
+pub(crate) const NOTES_CODE: &str = "notes";
 
 /// The limits document a loader receives: the limits and the host's hints.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -245,6 +256,7 @@ mod tests {
             hints: Some(LoaderHints {
                 caller: Some(Caller::user("u_ada")),
                 validate_only: true,
+                notes: true,
             }),
         };
         let text = serde_json::to_string(&document).unwrap();

@@ -469,6 +469,27 @@ mod tests {
         assert_eq!(out, "\"42\"\n");
     }
 
+    #[test]
+    fn list_columns_are_quoted_json_cells() {
+        use export_plugin_api::arrow_array::builder::{ListBuilder, StringBuilder};
+        let mut lists = ListBuilder::new(StringBuilder::new());
+        lists.values().append_value("");
+        lists.values().append_null();
+        lists.values().append_value("a\"b");
+        lists.append(true);
+        lists.append(false);
+        lists.append(true);
+        let lists: ArrayRef = Arc::new(lists.finish());
+        let ids: ArrayRef = Arc::new(Int64Array::from(vec![1, 2, 3]));
+        let batch = batch(vec![("id", ids), ("tags", lists)]);
+        let out = format_all(json!({}), batch.schema(), &[batch]).unwrap();
+        // A null cell is empty; an empty list is `[]`, which needs no quotes.
+        assert_eq!(
+            out,
+            "id,tags\n1,\"[\"\"\"\",null,\"\"a\\\"\"b\"\"]\"\n2,\n3,[]\n"
+        );
+    }
+
     fn batch_of_text(values: &[&str]) -> RecordBatch {
         let values: Vec<Option<&str>> = values.iter().copied().map(Some).collect();
         batch(vec![("v", text(&values))])

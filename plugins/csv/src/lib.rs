@@ -3,9 +3,11 @@
 //! The first-party `csv` plugin for export-host:
 //!
 //! - loader `csv` ([`CsvLoader`]): streams a CSV file under the configured
-//!   [`CsvConfig::root`] as `Utf8` columns. Nothing is inferred or trimmed:
-//!   every value comes back exactly as written (`007`, `1.50`, `NaN`, empty
-//!   strings, line breaks inside quoted fields). Selector: [`CsvSelector`].
+//!   [`CsvConfig::root`] as `Utf8` columns. By default nothing is inferred
+//!   or trimmed: every value comes back exactly as written (`007`, `1.50`,
+//!   `NaN`, empty strings, line breaks inside quoted fields); `types` and
+//!   `infer` ask for typed columns ([`export_plugin_api::column_types`]).
+//!   Selector: [`CsvSelector`].
 //! - formatter `csv` ([`CsvFormatter`]): writes RFC 4180 CSV, quoting only
 //!   where needed. Options: [`CsvOptions`].
 //!

@@ -1,5 +1,6 @@
 //! The `csv` loader: streams a CSV file under the configured root as `Utf8`
-//! columns, every value exactly as written in the file.
+//! columns, every value exactly as written in the file, unless the selector
+//! asks for types.
 //!
 //! Records come from [`records::RecordReader`] (csv-core's parse, with a
 //! memchr fast path); their fields are copied straight into each column's
@@ -12,12 +13,14 @@ use crate::config::{default_delimiter, delimiter_byte, show_bytes, CsvConfig, DE
 use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use export_plugin_api::arrow_array::{ArrayRef, RecordBatch, StringArray};
 use export_plugin_api::arrow_schema::{DataType, Field, Schema, SchemaRef};
+use export_plugin_api::column_types::{resolve_types, ColumnType, Converter, Inference, OnError};
 use export_plugin_api::files::resolve_for_caller;
 use export_plugin_api::{
     BatchReader, Caller, ErrorKind, JsonSchema, Limits, Loader, PluginError, Result,
 };
 use records::{ReadError, RecordReader};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::PathBuf;
@@ -64,15 +67,56 @@ pub struct CsvSelector {
     /// Export at most this many rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
+
+    /// Types for columns, by exported column name: `int64`, `float64`,
+    /// `bool`, `date` (`YYYY-MM-DD`), `timestamp` (RFC 3339 with an offset
+    /// such as `Z` or `+02:00`, kept as a UTC instant), `decimal(P,S)`
+    /// (1 <= P <= 38, 0 <= S <= P) or `text`, e.g.
+    /// `{"price": "decimal(10,2)", "day": "date"}`. Other columns stay text
+    /// (unless `infer` types them). Values are read strictly: no trimming,
+    /// `12,5` is not a float64, `1.234` is not a decimal(10,2). An empty cell
+    /// is a null in a typed column. A value that does not fit fails the
+    /// export naming its row, column and value (see `on_error`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub types: BTreeMap<String, ColumnType>,
+
+    /// What a value that does not fit its column's type does: `"fail"`
+    /// (the default) fails the export naming the row, column and value;
+    /// `"null"` exports a null instead and counts it per column in the
+    /// export's notes (`{"nulled_values": {"price": 3}}`).
+    #[serde(default, skip_serializing_if = "OnError::is_fail")]
+    pub on_error: OnError,
+
+    /// Guess column types by reading every row to be exported once before
+    /// the export, so that no value is ever lost: a column is typed only if
+    /// each of its non-empty values is written exactly as that type writes
+    /// it back; `types` overrides the guess for the columns it names.
+    /// `int64`: every value matches `-?(0|[1-9][0-9]*)` and fits 64 bits
+    /// (`007`, `-0`, `+1` and `12345678901234567890` keep the column text).
+    /// `float64`: every value is a finite number written exactly as Rust
+    /// prints that f64 back (shortest round trip, no exponent, no negative
+    /// zero): `1.5`, `0.25`, `2` fit; `1.50`, `-0.0`, `1e5`, `1e400`, `NaN`
+    /// keep the column text; a column of only integers is `int64`.
+    /// `bool`: only `true` / `false`. `date`: only valid `YYYY-MM-DD`.
+    /// `timestamp`: only `YYYY-MM-DDTHH:MM:SS` with at most 6 fraction
+    /// digits and the offset `Z` or `+00:00`; any other offset (mixed
+    /// offsets) keeps the column text, since a UTC timestamp would lose it.
+    /// Decimals are never guessed. Everything else, and a column whose
+    /// cells are all empty, stays text; empty cells are nulls in typed
+    /// columns.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub infer: bool,
 }
 
 fn default_has_header() -> bool {
     true
 }
 
-/// The `csv` loader. Every column is `Utf8` and every value comes back
-/// byte for byte as in the file: no type inference, no trimming, no
-/// rewriting of quotes or line breaks inside quoted fields.
+/// The `csv` loader. By default every column is `Utf8` and every value
+/// comes back byte for byte as in the file: no type inference, no trimming,
+/// no rewriting of quotes or line breaks inside quoted fields. The
+/// selector's `types` and `infer` turn chosen columns into typed ones
+/// ([`export_plugin_api::column_types`]).
 ///
 /// A root containing `{user}` is read per caller
 /// ([`export_plugin_api::files::resolve_for_caller`]). A file that ends
@@ -108,7 +152,7 @@ impl Loader for CsvLoader {
     type Selector = CsvSelector;
     const NAME: &'static str = "csv";
     const DESCRIPTION: &'static str =
-        "Reads a CSV file under the configured root; every value is text, exactly as written";
+        "Reads a CSV file under the configured root; text exactly as written, or typed columns on request";
 
     fn open(
         &self,
@@ -192,18 +236,50 @@ impl Loader for CsvLoader {
         // Every field's name, for messages: the header's, or without one
         // the output's, which are then the file's fields in order.
         let field_names = header_names_all.unwrap_or_else(|| names.clone());
-        let schema: SchemaRef = Arc::new(Schema::new(
-            names
-                .into_iter()
-                .map(|name| Field::new(name, DataType::Utf8, false))
-                .collect::<Vec<_>>(),
-        ));
         let batch_size = limits.batch_size.max(1);
         let remaining = selector
             .limit
             .unwrap_or(u64::MAX)
             .min(limits.max_rows.saturating_add(1));
+        // Unknown names in `types` are refused before any data is read.
+        let explicit = resolve_types(&names, &selector.types, None)?;
+        let inferred = if selector.infer {
+            let source = TypeSource {
+                file: &file_path,
+                path: &path,
+                delimiter,
+                max_field,
+                has_header,
+                width,
+                indices: &indices,
+                rows: remaining,
+            };
+            Some(source.infer(&names, &selector.types)?)
+        } else {
+            None
+        };
+        let types = match &inferred {
+            Some(inferred) => resolve_types(&names, &selector.types, Some(inferred))?,
+            None => explicit,
+        };
+        let text_schema: SchemaRef = Arc::new(Schema::new(
+            names
+                .into_iter()
+                .map(|name| Field::new(name, DataType::Utf8, false))
+                .collect::<Vec<_>>(),
+        ));
+        // All text (the default) needs no converter, and costs nothing.
+        let converter = if types.iter().all(|t| *t == ColumnType::Text) {
+            None
+        } else {
+            Some(Converter::new(&text_schema, types, selector.on_error)?)
+        };
+        let schema = converter
+            .as_ref()
+            .map_or_else(|| text_schema.clone(), Converter::schema);
         Ok(Box::new(CsvBatchReader {
+            text_schema,
+            converter,
             path,
             has_header,
             reader,
@@ -234,7 +310,12 @@ struct CsvBatchReader {
     /// Whether the reader holds a row read by `open` and not yet exported.
     pending: bool,
     exhausted: bool,
+    /// The exported schema.
     schema: SchemaRef,
+    /// Every column as `Utf8`: how batches are built before conversion.
+    text_schema: SchemaRef,
+    /// Turns text columns into typed ones; `None` when all stay text.
+    converter: Option<Converter>,
     /// For every output column, the field it comes from.
     indices: Vec<usize>,
     /// Fields in every row: the header's (or the first row's) count.
@@ -274,6 +355,10 @@ impl BatchReader for CsvBatchReader {
         self.schema.clone()
     }
 
+    fn notes(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
+        self.converter.as_ref().and_then(Converter::notes)
+    }
+
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         let rows = usize::try_from(self.remaining)
             .unwrap_or(usize::MAX)
@@ -302,7 +387,7 @@ impl BatchReader for CsvBatchReader {
                     }
                     Err(err) => {
                         // A bad value in an earlier row is reported first.
-                        self.check_utf8(&columns, &lines)?;
+                        self.check_earlier(columns, &lines)?;
                         let at =
                             place(self.reader.record_line(), self.rows_done + count as u64 + 1);
                         return Err(read_error(
@@ -318,7 +403,7 @@ impl BatchReader for CsvBatchReader {
             if self.reader.len() != self.width {
                 // A bad value in an earlier row is reported first, as it
                 // comes first in the file.
-                self.check_utf8(&columns, &lines)?;
+                self.check_earlier(columns, &lines)?;
                 return Err(self.ragged_row(count));
             }
             for (column, &index) in columns.iter_mut().zip(&self.indices) {
@@ -370,7 +455,26 @@ impl CsvBatchReader {
         if let Some((row, field)) = invalid {
             return Err(self.invalid_utf8(lines, row, field));
         }
-        Ok(RecordBatch::try_new(self.schema.clone(), arrays)?)
+        let batch = RecordBatch::try_new(self.text_schema.clone(), arrays)?;
+        let Some(converter) = &mut self.converter else {
+            return Ok(batch);
+        };
+        match converter.convert_or_locate(&batch, self.rows_done + 1) {
+            Ok(converted) => converted,
+            Err(err) => {
+                let line = lines.get(err.index).copied().unwrap_or_default();
+                Err(err.at(format_args!("{:?}, {}", self.path, place(line, err.row))))
+            }
+        }
+    }
+
+    /// An error for the first bad value in the rows read so far (not UTF-8,
+    /// or not of its column's type), if there is one.
+    fn check_earlier(&mut self, columns: Vec<ColumnBuffers>, lines: &[u64]) -> Result<()> {
+        if self.converter.is_none() {
+            return self.check_utf8(&columns, lines);
+        }
+        self.finish(columns, lines).map(|_| ())
     }
 
     /// An error naming the first row and field of `columns` that is not
@@ -423,6 +527,72 @@ impl CsvBatchReader {
             self.path,
             place(self.reader.record_line(), self.rows_done + count as u64 + 1),
         ))
+    }
+}
+
+/// What the inference pass reads: the same file, fields and rows as the export.
+struct TypeSource<'a> {
+    file: &'a std::path::Path,
+    path: &'a str,
+    delimiter: u8,
+    max_field: usize,
+    has_header: bool,
+    width: usize,
+    indices: &'a [usize],
+    /// Data rows to read at most: as many as the export reads.
+    rows: u64,
+}
+
+impl TypeSource<'_> {
+    /// The type [`Inference`] guesses for every output column, from every
+    /// row the export will read. Columns `types` names are not guessed.
+    ///
+    /// A row the export cannot read (a ragged row, a quote never closed, a
+    /// field over the cap) ends the guess there: the export fails on that
+    /// row anyway, with the usual message, after the rows before it, which
+    /// were all guessed from.
+    fn infer(
+        &self,
+        names: &[String],
+        types: &BTreeMap<String, ColumnType>,
+    ) -> Result<Vec<ColumnType>> {
+        let path = self.path;
+        let mut file = File::open(self.file)
+            .map_err(|err| PluginError::from(err).context(format!("cannot open {path:?}")))?;
+        skip_bom(&mut file)
+            .map_err(|err| PluginError::from(err).context(format!("cannot read {path:?}")))?;
+        let mut reader = RecordReader::new(file, self.delimiter, self.max_field);
+        let mut inference = Inference::new(names.len());
+        for (column, name) in names.iter().enumerate() {
+            if types.contains_key(name) {
+                inference.rule_out(column);
+            }
+        }
+        let mut skip_header = self.has_header;
+        let mut rows = 0;
+        while rows < self.rows && !inference.is_settled() {
+            match reader.read_record() {
+                Ok(true) if reader.len() == self.width => {}
+                Ok(_)
+                | Err(ReadError::FieldTooLarge { .. } | ReadError::UnterminatedQuote { .. }) => {
+                    break
+                }
+                Err(ReadError::Io(err)) => return Err(io_error(path, err)),
+            }
+            if skip_header {
+                skip_header = false;
+                continue;
+            }
+            for (column, &index) in self.indices.iter().enumerate() {
+                match std::str::from_utf8(reader.field(index)) {
+                    Ok(value) => inference.feed(column, value),
+                    // The export refuses it; until then it is no type's.
+                    Err(_) => inference.rule_out(column),
+                }
+            }
+            rows += 1;
+        }
+        Ok(inference.finish())
     }
 }
 
@@ -1131,6 +1301,422 @@ mod tests {
                 strings(&["", "end"])
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod type_tests {
+    use crate::plugin;
+    use export_plugin_api::arrow_array::cast::AsArray;
+    use export_plugin_api::arrow_array::types::{
+        Date32Type, Decimal128Type, Float64Type, Int64Type, TimestampMicrosecondType,
+    };
+    use export_plugin_api::arrow_array::{Array, RecordBatch};
+    use export_plugin_api::arrow_schema::{DataType, SchemaRef, TimeUnit};
+    use export_plugin_api::{BatchReader, ErrorKind, Limits, PluginError};
+    use serde_json::{json, Value};
+    use std::fs;
+    use tempfile::TempDir;
+
+    fn dir_with(name: &str, bytes: &[u8]) -> TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(name), bytes).unwrap();
+        dir
+    }
+
+    fn open(
+        dir: &TempDir,
+        selector: Value,
+        limits: &Limits,
+    ) -> Result<Box<dyn BatchReader>, PluginError> {
+        let config = json!({ "root": dir.path() }).to_string();
+        plugin().open_loader("csv", &config, &selector.to_string(), limits)
+    }
+
+    /// The schema, every batch and the notes.
+    fn load_with(
+        dir: &TempDir,
+        selector: Value,
+        limits: &Limits,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>, Option<Value>), PluginError> {
+        let mut reader = open(dir, selector, limits)?;
+        let schema = reader.schema();
+        let mut batches = Vec::new();
+        while let Some(batch) = reader.next_batch()? {
+            assert_eq!(batch.schema(), schema);
+            batches.push(batch);
+        }
+        Ok((schema, batches, reader.notes().map(Value::Object)))
+    }
+
+    fn load(
+        dir: &TempDir,
+        selector: Value,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>, Option<Value>), PluginError> {
+        load_with(dir, selector, &Limits::default())
+    }
+
+    fn data_types(schema: &SchemaRef) -> Vec<DataType> {
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect()
+    }
+
+    const PRICES: &[u8] = b"id,price,day,at,ok,amount,name\n\
+        1,1.5,2024-05-01,2024-05-01T10:00:00+02:00,true,12.50,ada\n\
+        2,,,,,,\n\
+        3,-2e3,1999-12-31,1999-12-31T23:59:59.5Z,FALSE,-0.01,\" b \"\n";
+
+    #[test]
+    fn types_turn_columns_into_typed_ones() {
+        let dir = dir_with("prices.csv", PRICES);
+        let selector = json!({
+            "path": "prices.csv",
+            "types": {
+                "id": "int64", "price": "float64", "day": "date", "at": "timestamp",
+                "ok": "bool", "amount": "decimal(10,2)", "name": "text"
+            }
+        });
+        let (schema, batches, notes) = load(&dir, selector).unwrap();
+        assert_eq!(
+            data_types(&schema),
+            [
+                DataType::Int64,
+                DataType::Float64,
+                DataType::Date32,
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                DataType::Boolean,
+                DataType::Decimal128(10, 2),
+                DataType::Utf8,
+            ]
+        );
+        assert!(notes.is_none());
+        let batch = &batches[0];
+        let ids = batch.column(0).as_primitive::<Int64Type>();
+        assert_eq!(ids.values().to_vec(), [1, 2, 3]);
+        let price = batch.column(1).as_primitive::<Float64Type>();
+        assert_eq!((price.value(0), price.value(2)), (1.5, -2000.0));
+        // Empty cells are nulls in typed columns, and stay empty text in text ones.
+        for column in 1..6 {
+            assert!(batch.column(column).is_null(1), "column {column}");
+            assert_eq!(batch.column(column).null_count(), 1);
+        }
+        let day = batch.column(2).as_primitive::<Date32Type>();
+        assert_eq!(day.value(0), 19_844);
+        let at = batch.column(3).as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(at.value(0), 1_714_550_400_000_000);
+        let ok = batch.column(4).as_boolean();
+        assert!(ok.value(0) && !ok.value(2));
+        let amount = batch.column(5).as_primitive::<Decimal128Type>();
+        assert_eq!((amount.value(0), amount.value(2)), (1250, -1));
+        let name = batch.column(6).as_string::<i32>();
+        assert_eq!(
+            (name.value(0), name.value(1), name.value(2)),
+            ("ada", "", " b ")
+        );
+        assert_eq!(name.null_count(), 0);
+    }
+
+    #[test]
+    fn a_value_that_does_not_fit_names_line_row_column_and_value() {
+        let dir = dir_with("p.csv", b"id,price\n1,1.5\n2,\"x\ny\"\n3,12,5\n");
+        let err = load(
+            &dir,
+            json!({ "path": "p.csv", "types": { "price": "float64" } }),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        assert!(
+            err.message.starts_with(
+                r#""p.csv", line 3 (row 2), column "price": "x\ny" is not a float64; "#
+            ),
+            "{}",
+            err.message
+        );
+        // In a later batch, the row counts on.
+        let mut file = b"n\n".to_vec();
+        for n in 0..10 {
+            file.extend_from_slice(format!("{n}\n").as_bytes());
+        }
+        file.extend_from_slice(b"1.0\n");
+        let dir = dir_with("n.csv", &file);
+        let limits = Limits {
+            batch_size: 4,
+            ..Limits::default()
+        };
+        let err = load_with(
+            &dir,
+            json!({ "path": "n.csv", "types": { "n": "int64" } }),
+            &limits,
+        )
+        .err()
+        .unwrap();
+        assert!(
+            err.message
+                .starts_with(r#""n.csv", line 12 (row 11), column "n": "1.0" is not an int64"#),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn on_error_null_counts_in_the_notes() {
+        let dir = dir_with(
+            "p.csv",
+            b"id,price,when\n1,1.5,x\n2,\"12,5\",\n3,n/a,2024-01-01\n",
+        );
+        let limits = Limits {
+            batch_size: 2,
+            ..Limits::default()
+        };
+        let selector = json!({
+            "path": "p.csv",
+            "types": { "price": "float64", "when": "date" },
+            "on_error": "null"
+        });
+        let (_, batches, notes) = load_with(&dir, selector, &limits).unwrap();
+        assert_eq!(
+            notes,
+            Some(json!({ "nulled_values": { "price": 2, "when": 1 } }))
+        );
+        let prices: Vec<Option<f64>> = batches
+            .iter()
+            .flat_map(|b| {
+                b.column(1)
+                    .as_primitive::<Float64Type>()
+                    .iter()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(prices, [Some(1.5), None, None]);
+        // Nothing nulled: no notes.
+        let (_, _, notes) = load(
+            &dir,
+            json!({ "path": "p.csv", "types": { "id": "int64" }, "on_error": "null" }),
+        )
+        .unwrap();
+        assert!(notes.is_none());
+    }
+
+    #[test]
+    fn unknown_columns_and_bad_type_names_are_refused() {
+        let dir = dir_with("p.csv", b"id,price\n1,2\n");
+        let err = load(
+            &dir,
+            json!({ "path": "p.csv", "types": { "pricee": "int64" } }),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        assert!(err.message.contains("\"pricee\""), "{}", err.message);
+        assert!(err.message.contains("\"id\", \"price\""), "{}", err.message);
+        // A column left out by `columns` is not a column of the export.
+        let err = load(
+            &dir,
+            json!({ "path": "p.csv", "columns": ["id"], "types": { "price": "int64" } }),
+        )
+        .err()
+        .unwrap();
+        assert!(err.message.contains("\"price\""), "{}", err.message);
+
+        for (bad, needle) in [
+            ("floatt", "unknown column type \"floatt\""),
+            ("decimal(40,2)", "between 1 and 38"),
+            ("decimal(4,5)", "between 0 and 4"),
+        ] {
+            let err = load(&dir, json!({ "path": "p.csv", "types": { "price": bad } }))
+                .err()
+                .unwrap();
+            assert_eq!(err.kind, ErrorKind::InvalidInput);
+            assert!(err.message.contains(needle), "{}", err.message);
+            assert!(
+                err.message.contains("int64") || err.message.contains("decimal"),
+                "{}",
+                err.message
+            );
+        }
+        let err = load(&dir, json!({ "path": "p.csv", "on_error": "skip" }))
+            .err()
+            .unwrap();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        assert!(err.message.contains("skip"), "{}", err.message);
+    }
+
+    /// Every cell of every batch as the type writes it back; `None` for nulls.
+    fn cells(batches: &[RecordBatch]) -> Vec<Vec<Option<String>>> {
+        let mut rows = Vec::new();
+        for batch in batches {
+            for row in 0..batch.num_rows() {
+                rows.push(
+                    batch
+                        .columns()
+                        .iter()
+                        .map(|column| {
+                            if column.is_null(row) {
+                                return None;
+                            }
+                            Some(match column.data_type() {
+                                DataType::Utf8 => column.as_string::<i32>().value(row).to_owned(),
+                                DataType::Int64 => {
+                                    column.as_primitive::<Int64Type>().value(row).to_string()
+                                }
+                                DataType::Float64 => {
+                                    column.as_primitive::<Float64Type>().value(row).to_string()
+                                }
+                                DataType::Boolean => column.as_boolean().value(row).to_string(),
+                                DataType::Date32 => column
+                                    .as_primitive::<Date32Type>()
+                                    .value_as_date(row)
+                                    .unwrap()
+                                    .to_string(),
+                                DataType::Timestamp(..) => column
+                                    .as_primitive::<TimestampMicrosecondType>()
+                                    .value_as_datetime(row)
+                                    .unwrap()
+                                    .format("%Y-%m-%dT%H:%M:%S%.fZ")
+                                    .to_string(),
+                                other => panic!("{other}"),
+                            })
+                        })
+                        .collect(),
+                );
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn infer_guesses_only_what_comes_back_unchanged() {
+        let file = "ints,zeros,big,floats,money,nan,negzero,huge,when,offsets,day,flag,empty,text\n\
+            1,00123,12345678901234567890,1.5,1.50,NaN,-0.0,1e400,2024-05-01T10:00:00Z,2024-05-01T10:00:00Z,2024-05-01,true,,a\n\
+            -2,007,1,2,2.25,1.5,1.5,1.5,,2024-05-01T12:00:00+02:00,,false,,\n\
+            ,1,2,0.25,3,1,1,1,2024-05-01T10:00:00.123456+00:00,2024-05-01T10:00:00Z,2024-02-29,,,1\n";
+        let dir = dir_with("hard.csv", file.as_bytes());
+        let limits = Limits {
+            batch_size: 2,
+            ..Limits::default()
+        };
+        let (schema, batches, notes) =
+            load_with(&dir, json!({ "path": "hard.csv", "infer": true }), &limits).unwrap();
+        assert!(notes.is_none());
+        let utc = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        assert_eq!(
+            data_types(&schema),
+            [
+                DataType::Int64,
+                DataType::Utf8,
+                DataType::Utf8,
+                DataType::Float64,
+                DataType::Utf8,
+                DataType::Utf8,
+                DataType::Utf8,
+                DataType::Utf8,
+                utc,
+                DataType::Utf8,
+                DataType::Date32,
+                DataType::Boolean,
+                DataType::Utf8,
+                DataType::Utf8,
+            ]
+        );
+        // Every value survives: typed ones are written back as in the file
+        // (UTC as `Z`), empty cells are nulls only in typed columns.
+        let mut lines = file.lines();
+        lines.next();
+        let got = cells(&batches);
+        assert_eq!(got.len(), 3);
+        for (row, line) in got.iter().zip(lines) {
+            for ((cell, written), field) in row.iter().zip(line.split(',')).zip(schema.fields()) {
+                match cell {
+                    None => assert!(written.is_empty() && field.data_type() != &DataType::Utf8),
+                    Some(cell) => {
+                        assert_eq!(*cell, written.replace("+00:00", "Z"), "{}", field.name())
+                    }
+                }
+            }
+        }
+
+        // `types` overrides the guess; the rest is still guessed.
+        let (schema, _, _) = load(
+            &dir,
+            json!({ "path": "hard.csv", "infer": true, "types": { "ints": "text", "zeros": "int64" } }),
+        )
+        .unwrap();
+        assert_eq!(
+            data_types(&schema)[..4],
+            [
+                DataType::Utf8,
+                DataType::Int64,
+                DataType::Utf8,
+                DataType::Float64
+            ]
+        );
+
+        // Only the rows exported are read for the guess: the second row's
+        // `+02:00` is not among them.
+        let (schema, _, _) = load(
+            &dir,
+            json!({ "path": "hard.csv", "infer": true, "limit": 1 }),
+        )
+        .unwrap();
+        assert_eq!(
+            data_types(&schema)[9],
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        );
+    }
+
+    #[test]
+    fn infer_without_header_and_with_columns() {
+        let dir = dir_with("raw.csv", b"1,x,2024-01-01\n2,y,\n");
+        let (schema, batches, _) = load(
+            &dir,
+            json!({ "path": "raw.csv", "has_header": false, "infer": true }),
+        )
+        .unwrap();
+        assert_eq!(
+            data_types(&schema),
+            [DataType::Int64, DataType::Utf8, DataType::Date32]
+        );
+        assert_eq!(batches[0].num_rows(), 2);
+        let dir = dir_with("h.csv", b"a,b,c\n1,x,2\n2,y,3.5\n");
+        let (schema, _, _) = load(
+            &dir,
+            json!({ "path": "h.csv", "columns": ["c", "a"], "infer": true }),
+        )
+        .unwrap();
+        assert_eq!(data_types(&schema), [DataType::Float64, DataType::Int64]);
+    }
+
+    #[test]
+    fn infer_stops_at_a_bad_row_and_the_export_fails_there() {
+        let dir = dir_with("ragged.csv", b"a,b\n1,2\n3\n");
+        let err = load(&dir, json!({ "path": "ragged.csv", "infer": true }))
+            .err()
+            .unwrap();
+        assert!(err.message.contains("line 3 (row 2)"), "{}", err.message);
+        assert!(err.message.contains("1 field(s)"), "{}", err.message);
+    }
+
+    #[test]
+    fn the_default_is_unchanged_and_validate_reads_no_data() {
+        let dir = dir_with("p.csv", b"id\n007\n");
+        let (schema, _, notes) = load(&dir, json!({ "path": "p.csv" })).unwrap();
+        assert_eq!(data_types(&schema), [DataType::Utf8]);
+        assert!(!schema.field(0).is_nullable());
+        assert!(notes.is_none());
+        let config = json!({ "root": dir.path() }).to_string();
+        let selector = json!({ "path": "p.csv", "types": { "nope": "int64" }, "infer": true });
+        plugin()
+            .validate_loader("csv", &config, &selector.to_string(), None)
+            .unwrap();
+        let selector = json!({ "path": "p.csv", "types": { "id": "int" } });
+        let err = plugin()
+            .validate_loader("csv", &config, &selector.to_string(), None)
+            .unwrap_err();
+        assert!(err.message.contains("\"int\""), "{}", err.message);
     }
 }
 

@@ -12,8 +12,10 @@ use export_plugin_api::arrow_array::{
     new_empty_array, Array, BooleanArray, LargeStringArray, PrimitiveArray, RecordBatch,
     StringArray, StringViewArray,
 };
-use export_plugin_api::arrow_schema::{DataType, Field, Schema};
-use export_plugin_api::json::{is_json_field, is_number_spelling, write_json_string};
+use export_plugin_api::arrow_schema::{DataType, FieldRef, Schema};
+use export_plugin_api::json::{
+    is_json_field, is_nested, is_number_spelling, write_json_string, NestedEncoder,
+};
 use export_plugin_api::time_zone::Rezone;
 use export_plugin_api::{PluginError, Result};
 
@@ -115,7 +117,7 @@ impl Encoder {
         after_row: &[u8],
     ) -> Result<()> {
         let batch = Rezone::apply(self.rezone.as_ref(), batch)?;
-        let columns = self.columns(&batch)?;
+        let mut columns = self.columns(&batch)?;
         let rows = batch.num_rows();
         out.reserve(estimate(&self.plans, &columns, rows));
         if columns.is_empty() {
@@ -128,7 +130,7 @@ impl Encoder {
         }
         for row in 0..rows {
             before_row(out);
-            for (plan, column) in self.plans.iter().zip(&columns) {
+            for (plan, column) in self.plans.iter().zip(&mut columns) {
                 out.extend_from_slice(&plan.prefix);
                 if column
                     .nulls
@@ -183,6 +185,12 @@ impl Encoder {
                 DataType::Utf8 => Values::Utf8(array.as_string()),
                 DataType::LargeUtf8 => Values::LargeUtf8(array.as_string()),
                 DataType::Utf8View => Values::Utf8View(array.as_string_view()),
+                // Lists, structs and maps as real JSON values; one holding
+                // a type without a JSON form (a union) falls back to text.
+                data_type if is_nested(data_type) => match NestedEncoder::new(field, array) {
+                    Ok(encoder) => Values::Nested(encoder),
+                    Err(_) => Values::Other(formatter(array, field)?),
+                },
                 _ => Values::Other(formatter(array, field)?),
             };
             columns.push(Column {
@@ -194,12 +202,16 @@ impl Encoder {
     }
 }
 
-/// Refuses, before any output exists, a column Arrow cannot show as text.
-fn check_type(field: &Field) -> Result<()> {
+/// Refuses, before any output exists, a column that can be written neither
+/// as JSON nor as Arrow's text.
+fn check_type(field: &FieldRef) -> Result<()> {
     if is_native(field.data_type()) {
         return Ok(());
     }
     let empty = new_empty_array(field.data_type());
+    if is_nested(field.data_type()) && NestedEncoder::new(field, empty.as_ref()).is_ok() {
+        return Ok(());
+    }
     formatter(empty.as_ref(), field).map(|_| ())
 }
 
@@ -224,7 +236,7 @@ fn is_native(data_type: &DataType) -> bool {
     )
 }
 
-fn formatter<'a>(array: &'a dyn Array, field: &Field) -> Result<ArrayFormatter<'a>> {
+fn formatter<'a>(array: &'a dyn Array, field: &FieldRef) -> Result<ArrayFormatter<'a>> {
     ArrayFormatter::try_new(array, &DISPLAY).map_err(|err| {
         PluginError::unsupported(format!(
             "column {:?} has type {} which cannot be written as JSON: {err}",
@@ -271,14 +283,22 @@ enum Values<'a> {
     Utf8(&'a StringArray),
     LargeUtf8(&'a LargeStringArray),
     Utf8View(&'a StringViewArray),
-    /// Dates, timestamps, decimals, binary, lists, ...: Arrow's text, as a string.
+    /// Lists, structs and maps: JSON arrays and objects.
+    Nested(NestedEncoder<'a>),
+    /// Dates, timestamps, decimals, binary, ...: Arrow's text, as a string.
     Other(ArrayFormatter<'a>),
 }
 
 impl Column<'_> {
     /// Writes the value at `row`, which is not null.
-    fn write(&self, plan: &Plan, row: usize, out: &mut Vec<u8>, text: &mut String) -> Result<()> {
-        match &self.values {
+    fn write(
+        &mut self,
+        plan: &Plan,
+        row: usize,
+        out: &mut Vec<u8>,
+        text: &mut String,
+    ) -> Result<()> {
+        match &mut self.values {
             Values::Null => out.extend_from_slice(b"null"),
             Values::Bool(array) => out.extend_from_slice(if array.value(row) {
                 b"true".as_slice()
@@ -312,6 +332,7 @@ impl Column<'_> {
             Values::Utf8(array) => write_text(plan, out, array.value(row))?,
             Values::LargeUtf8(array) => write_text(plan, out, array.value(row))?,
             Values::Utf8View(array) => write_text(plan, out, array.value(row))?,
+            Values::Nested(encoder) => encoder.encode(row, out),
             Values::Other(formatter) => {
                 text.clear();
                 formatter.value(row).write(text).map_err(|err| {
@@ -434,6 +455,41 @@ mod tests {
         word.to_le_bytes()
             .iter()
             .any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
+    }
+
+    #[test]
+    fn nested_columns_are_json_values_not_strings() {
+        use export_plugin_api::arrow_array::types::Int32Type;
+        use export_plugin_api::arrow_array::{ArrayRef, ListArray, StructArray};
+        use export_plugin_api::arrow_schema::Field;
+        use std::sync::Arc;
+
+        let lists = ListArray::from_iter_primitive::<Int32Type, _, _>([
+            Some(vec![Some(1), None]),
+            None,
+            Some(vec![]),
+        ]);
+        let names: ArrayRef = Arc::new(StringArray::from(vec![Some(""), None, Some("x")]));
+        let record = StructArray::from(vec![(
+            Arc::new(Field::new("name", DataType::Utf8, true)),
+            names,
+        )]);
+        let batch = RecordBatch::try_from_iter([
+            ("ids", Arc::new(lists) as ArrayRef),
+            ("who", Arc::new(record) as ArrayRef),
+        ])
+        .unwrap();
+        let mut encoder = Encoder::new(&batch.schema(), Layout::Compact, true, None).unwrap();
+        let mut out = Vec::new();
+        encoder.write_rows(&batch, &mut out, |_| {}, b"\n").unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            concat!(
+                "{\"ids\":[1,null],\"who\":{\"name\":\"\"}}\n",
+                "{\"ids\":null,\"who\":{\"name\":null}}\n",
+                "{\"ids\":[],\"who\":{\"name\":\"x\"}}\n",
+            )
+        );
     }
 
     #[test]

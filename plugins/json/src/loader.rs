@@ -6,6 +6,9 @@ use crate::encode::EXACT_TEXT_KEY;
 use export_plugin_api::arrow_array::builder::StringBuilder;
 use export_plugin_api::arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use export_plugin_api::arrow_schema::{DataType, Field, Schema, SchemaRef};
+use export_plugin_api::column_types::{
+    resolve_types, Candidates, ColumnType, Converter, Inference, OnError,
+};
 use export_plugin_api::files::resolve_for_caller;
 use export_plugin_api::json::json_field;
 use export_plugin_api::{BatchReader, Caller, JsonSchema, Limits, Loader, PluginError, Result};
@@ -14,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::error::Category;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -53,6 +56,47 @@ pub struct JsonlSelector {
     /// Export at most this many rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
+
+    /// Types for columns, by column name: `int64`, `float64`, `bool`,
+    /// `date` (`YYYY-MM-DD`), `timestamp` (RFC 3339 with an offset such as
+    /// `Z` or `+02:00`, kept as a UTC instant), `decimal(P,S)`
+    /// (1 <= P <= 38, 0 <= S <= P) or `text`, e.g.
+    /// `{"price": "decimal(10,2)", "day": "date"}`. A typed column reads a
+    /// JSON number or boolean from its JSON spelling and a JSON string from
+    /// its text, by the same strict rules (`1.50` and `"1.50"` are both the
+    /// float64 1.5; `1.0` and `"12,5"` are not int64s); JSON `null` and an
+    /// empty string are nulls. `text` keeps strings as text and writes
+    /// other values as their JSON text (`1.50` stays `1.50`). A value that
+    /// does not fit (an array or object always) fails the export naming its
+    /// line, row, column and value (see `on_error`). Other columns keep the
+    /// default: text for string-only columns, raw JSON for the rest.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub types: BTreeMap<String, ColumnType>,
+
+    /// What a value that does not fit its column's type does: `"fail"`
+    /// (the default) fails the export naming the line, column and value;
+    /// `"null"` exports a null instead and counts it per column in the
+    /// export's notes (`{"nulled_values": {"price": 3}}`).
+    #[serde(default, skip_serializing_if = "OnError::is_fail")]
+    pub on_error: OnError,
+
+    /// Guess column types by reading every line to be exported once before
+    /// the export, so that no value is ever lost: a column is typed only if
+    /// each of its values (nulls aside) is written exactly as that type
+    /// writes it back; `types` overrides the guess for the columns it names.
+    /// JSON numbers can become `int64` (every one matches
+    /// `-?(0|[1-9][0-9]*)` and fits 64 bits) or `float64` (every one is a
+    /// finite number written exactly as Rust prints that f64 back: shortest
+    /// round trip, no exponent, no negative zero, so `1.5` and `2` fit and
+    /// `1.50`, `1.0`, `1e5`, `-0.0` do not; a column of only integers is
+    /// `int64`). JSON booleans can become `bool`. JSON strings can become
+    /// `date` (valid `YYYY-MM-DD`) or `timestamp` (`YYYY-MM-DDTHH:MM:SS`, at
+    /// most 6 fraction digits, offset `Z` or `+00:00`; other or mixed
+    /// offsets keep the column as it is), never numbers: `"12"` stays text.
+    /// A column mixing kinds (numbers and strings), holding arrays, objects
+    /// or empty strings, or only nulls keeps its default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub infer: bool,
 }
 
 /// The `jsonl` loader. Every line holds one JSON object; blank lines are
@@ -61,7 +105,9 @@ pub struct JsonlSelector {
 /// decoded text; any other column is `arrow.json`
 /// ([`json_field`]) holding each value's JSON text verbatim, so `1.50`,
 /// `12345678901234567890123` and `{"a": 1}` come back exactly as written.
-/// A key missing from a line is a null.
+/// A key missing from a line is a null. The selector's `types` and `infer`
+/// turn chosen columns into typed ones
+/// ([`export_plugin_api::column_types`]).
 ///
 /// A root containing `{user}` is read per caller
 /// ([`export_plugin_api::files::resolve_for_caller`]); a line longer than
@@ -175,23 +221,73 @@ impl Loader for JsonlLoader {
         let mut sample_lines: Vec<(u64, usize)> = Vec::new();
         let mut scan = Scan::default();
         let mut exhausted = false;
+        // With types, a bad line among the first is reported after the
+        // values of the lines before it are checked, as the file orders them.
+        let typed = selector.infer || !selector.types.is_empty();
+        let mut pending = None;
         while sample_lines.len() < sample_rows && sample.len() < MAX_BATCH_BYTES {
-            let Some((number, text)) = lines.next()? else {
+            let line = match lines.next() {
+                Err(err) if typed => {
+                    pending = Some(err);
+                    break;
+                }
+                line => line?,
+            };
+            let Some((number, text)) = line else {
                 exhausted = true;
                 break;
             };
-            parse_line(text, &mut scan).map_err(|err| json_error(&path, number, &err))?;
+            if let Err(err) = parse_line(text, &mut scan) {
+                let err = json_error(&path, number, &err);
+                if !typed {
+                    return Err(err);
+                }
+                pending = Some(err);
+                break;
+            }
             sample.push_str(text);
             sample_lines.push((number, sample.len()));
         }
         if sample_lines.is_empty() {
+            if let Some(err) = pending {
+                return Err(err);
+            }
             return Err(PluginError::invalid_input(format!(
                 "file {path:?} is empty: it has no JSON lines to take the columns from"
             )));
         }
 
-        let layout = Layout::new(path, scan, selector.columns, sample_lines.len())?;
-        let schema = layout.schema();
+        let mut layout = Layout::new(path, scan, selector.columns, sample_lines.len())?;
+        // Unknown names in `types` are refused before more data is read.
+        let explicit = resolve_types(&layout.names, &selector.types, None)?;
+        let types = if selector.infer {
+            let inferred = infer_types(&file_path, &layout, max_line, remaining, &selector.types)?;
+            resolve_types(&layout.names, &selector.types, Some(&inferred))?
+        } else {
+            explicit
+        };
+        for ((kind, column_type), name) in layout.kinds.iter_mut().zip(&types).zip(&layout.names) {
+            // An inferred `text` keeps the default; a typed column, or one
+            // the request calls `text`, reads every value's spelling.
+            if *column_type != ColumnType::Text || selector.types.contains_key(name) {
+                *kind = Kind::Spelling;
+            }
+        }
+        let text_schema = layout.schema();
+        // All text (the default) needs no converter, and costs nothing.
+        let converter = if types.iter().all(|t| *t == ColumnType::Text) {
+            None
+        } else {
+            Some(Converter::new(&text_schema, types, selector.on_error)?)
+        };
+        let schema = converter
+            .as_ref()
+            .map_or_else(|| text_schema.clone(), Converter::schema);
+        let mut typing = Typing {
+            converter,
+            text_schema,
+            rows_done: 0,
+        };
         let mut byte_capacity =
             vec![batch_size.saturating_mul(FIRST_BATCH_BYTES_PER_CELL); layout.kinds.len()];
         let first = if first_rows == 0 {
@@ -200,16 +296,22 @@ impl Loader for JsonlLoader {
             let mut builders = Builders::new(&byte_capacity, sample_lines.len());
             let mut start = 0;
             for &(number, end) in &sample_lines {
-                builders.append(&layout, number, &sample[start..end])?;
+                if let Err(err) = builders.append(&layout, number, &sample[start..end]) {
+                    return Err(typing.earlier_first(builders, &layout, err));
+                }
                 start = end;
             }
-            Some(builders.finish(&schema, &mut byte_capacity)?)
+            Some(typing.finish(builders, &layout, &mut byte_capacity)?)
         };
+        if let Some(err) = pending {
+            return Err(err);
+        }
         let emitted = first.as_ref().map_or(0, RecordBatch::num_rows) as u64;
         Ok(Box::new(JsonlBatchReader {
             lines,
             layout,
             schema,
+            typing,
             first,
             exhausted: exhausted || first_rows == 0,
             remaining: remaining.saturating_sub(emitted),
@@ -223,7 +325,9 @@ impl Loader for JsonlLoader {
 struct JsonlBatchReader {
     lines: Lines,
     layout: Layout,
+    /// The exported schema.
     schema: SchemaRef,
+    typing: Typing,
     /// The batch `open` built while learning the columns, not yet exported.
     first: Option<RecordBatch>,
     exhausted: bool,
@@ -251,20 +355,225 @@ impl BatchReader for JsonlBatchReader {
         }
         let mut builders = Builders::new(&self.byte_capacity, rows);
         while builders.rows < rows && builders.bytes < MAX_BATCH_BYTES {
-            let Some((number, text)) = self.lines.next()? else {
-                self.exhausted = true;
-                break;
+            let appended = match self.lines.next() {
+                Ok(Some((number, text))) => builders.append(&self.layout, number, text),
+                Ok(None) => {
+                    self.exhausted = true;
+                    break;
+                }
+                Err(err) => Err(err),
             };
-            builders.append(&self.layout, number, text)?;
+            if let Err(err) = appended {
+                return Err(self.typing.earlier_first(builders, &self.layout, err));
+            }
         }
         let count = builders.rows;
         self.remaining = self.remaining.saturating_sub(count as u64);
         if count == 0 {
             return Ok(None);
         }
-        Ok(Some(
-            builders.finish(&self.schema, &mut self.byte_capacity)?,
-        ))
+        Ok(Some(self.typing.finish(
+            builders,
+            &self.layout,
+            &mut self.byte_capacity,
+        )?))
+    }
+
+    fn notes(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
+        self.typing.converter.as_ref().and_then(Converter::notes)
+    }
+}
+
+/// Turns built text batches into exported ones.
+struct Typing {
+    /// Turns text columns into typed ones; `None` when all stay as read.
+    converter: Option<Converter>,
+    /// The columns as built: text and raw JSON.
+    text_schema: SchemaRef,
+    /// Rows exported by earlier batches.
+    rows_done: u64,
+}
+
+impl Typing {
+    fn finish(
+        &mut self,
+        mut builders: Builders,
+        layout: &Layout,
+        byte_capacity: &mut [usize],
+    ) -> Result<RecordBatch> {
+        let lines = std::mem::take(&mut builders.lines);
+        let batch = builders.finish(&self.text_schema, byte_capacity)?;
+        let first_row = self.rows_done + 1;
+        self.rows_done += batch.num_rows() as u64;
+        let Some(converter) = &mut self.converter else {
+            return Ok(batch);
+        };
+        match converter.convert_or_locate(&batch, first_row) {
+            Ok(converted) => converted,
+            Err(err) => {
+                let line = lines.get(err.index).copied().unwrap_or_default();
+                Err(err.at(format_args!(
+                    "{:?}, line {line} (row {})",
+                    layout.path, err.row
+                )))
+            }
+        }
+    }
+}
+
+impl Typing {
+    /// `err`, or the error of a value that does not fit in the rows of
+    /// `builders` before it, which comes first in the file.
+    fn earlier_first(
+        &mut self,
+        builders: Builders,
+        layout: &Layout,
+        err: PluginError,
+    ) -> PluginError {
+        let Some(converter) = &mut self.converter else {
+            return err;
+        };
+        // The failed line may have set some columns: keep whole rows only.
+        let rows = builders.rows;
+        let columns: Vec<ArrayRef> = builders
+            .columns
+            .into_iter()
+            .map(|mut builder| Arc::new(builder.finish().slice(0, rows)) as ArrayRef)
+            .collect();
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
+        let Ok(batch) =
+            RecordBatch::try_new_with_options(self.text_schema.clone(), columns, &options)
+        else {
+            return err;
+        };
+        match converter.convert_or_locate(&batch, self.rows_done + 1) {
+            Err(bad) => {
+                let line = builders.lines.get(bad.index).copied().unwrap_or_default();
+                bad.at(format_args!(
+                    "{:?}, line {line} (row {})",
+                    layout.path, bad.row
+                ))
+            }
+            Ok(_) => err,
+        }
+    }
+}
+
+/// The type [`Inference`] guesses for every column of `layout`, from every
+/// line the export will read (at most `rows`). Columns `types` names are
+/// not guessed. A line the export cannot read ends the guess there: the
+/// export fails on that line anyway, after the lines before it.
+fn infer_types(
+    file: &std::path::Path,
+    layout: &Layout,
+    max_line: usize,
+    rows: u64,
+    types: &BTreeMap<String, ColumnType>,
+) -> Result<Vec<ColumnType>> {
+    let path = &layout.path;
+    let file = File::open(file)
+        .map_err(|err| PluginError::from(err).context(format!("cannot open {path:?}")))?;
+    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, file);
+    let starts_with_bom = reader
+        .fill_buf()
+        .map_err(|err| PluginError::from(err).context(format!("cannot read {path:?}")))?
+        .starts_with(&UTF8_BOM);
+    if starts_with_bom {
+        reader.consume(UTF8_BOM.len());
+    }
+    let mut lines = Lines {
+        reader,
+        buffer: Vec::new(),
+        number: 0,
+        path: path.clone(),
+        max_line,
+    };
+    let mut inference = Inference::new(layout.names.len());
+    for (column, name) in layout.names.iter().enumerate() {
+        if types.contains_key(name) {
+            inference.rule_out(column);
+        }
+    }
+    let mut read = 0;
+    while read < rows && !inference.is_settled() {
+        let Ok(Some((_, text))) = lines.next() else {
+            break;
+        };
+        let seed = InferSeed {
+            layout,
+            inference: &mut inference,
+        };
+        if parse_line(text, seed).is_err() {
+            break;
+        }
+        read += 1;
+    }
+    Ok(inference.finish())
+}
+
+/// Feeds one line's values to the inference, each as its JSON kind allows.
+struct InferSeed<'r> {
+    layout: &'r Layout,
+    inference: &'r mut Inference,
+}
+
+impl<'de> DeserializeSeed<'de> for InferSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for InferSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let layout = self.layout;
+        let mut position = 0;
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            let slot = layout.find(&key, position);
+            position += 1;
+            let Some(column) = slot.and_then(|slot| layout.targets[slot]) else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            let raw: &RawValue = map.next_value()?;
+            let raw = raw.get();
+            match raw.as_bytes().first() {
+                Some(b'n') => {}
+                Some(b't' | b'f') => self.inference.feed_as(column, raw, Candidates::BOOL),
+                Some(b'-' | b'0'..=b'9') => {
+                    self.inference
+                        .feed_as(column, raw, Candidates::INT64 | Candidates::FLOAT64)
+                }
+                Some(b'"') => match json_string(raw) {
+                    Some(text) if !text.is_empty() => self.inference.feed_as(
+                        column,
+                        &text,
+                        Candidates::DATE | Candidates::TIMESTAMP,
+                    ),
+                    // An empty string is not a null: the column keeps it.
+                    _ => self.inference.rule_out(column),
+                },
+                _ => self.inference.rule_out(column),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The text of a raw JSON string; borrowed unless it has escapes.
+fn json_string(raw: &str) -> Option<Cow<'_, str>> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.contains('\\') {
+        serde_json::from_str::<String>(raw).ok().map(Cow::Owned)
+    } else {
+        Some(Cow::Borrowed(inner))
     }
 }
 
@@ -428,6 +737,9 @@ enum Kind {
     Text,
     /// Anything else: each value's JSON text, verbatim.
     Json,
+    /// A column with a type (or declared `text`): a string's decoded text,
+    /// any other value's JSON text, to be converted to the type.
+    Spelling,
 }
 
 /// What the first batch fixed: the columns, their kinds and where each key goes.
@@ -510,9 +822,11 @@ impl Layout {
                 Kind::Json => json_field(name),
                 // Strings from JSON are strings: a JSON formatter must not
                 // turn "42" into 42.
-                Kind::Text => Field::new(name, DataType::Utf8, true).with_metadata(HashMap::from(
-                    [(EXACT_TEXT_KEY.to_owned(), "true".to_owned())],
-                )),
+                Kind::Text | Kind::Spelling => Field::new(name, DataType::Utf8, true)
+                    .with_metadata(HashMap::from([(
+                        EXACT_TEXT_KEY.to_owned(),
+                        "true".to_owned(),
+                    )])),
             })
             .collect();
         Arc::new(Schema::new(fields))
@@ -582,6 +896,8 @@ enum Failure {
 /// One batch under construction.
 struct Builders {
     columns: Vec<StringBuilder>,
+    /// The line of every row, for messages.
+    lines: Vec<u64>,
     /// For every column, the last row that set it; the others get a null.
     set_in_row: Vec<usize>,
     rows: usize,
@@ -597,6 +913,7 @@ impl Builders {
                 .map(|&bytes| StringBuilder::with_capacity(rows, bytes))
                 .collect(),
             set_in_row: vec![0; byte_capacity.len()],
+            lines: Vec::with_capacity(rows),
             rows: 0,
             bytes: 0,
         }
@@ -623,6 +940,7 @@ impl Builders {
             }
         }
         self.rows = row;
+        self.lines.push(line);
         self.bytes += text.len();
         Ok(())
     }
@@ -702,6 +1020,16 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
                     match raw.get() {
                         "null" => builder.append_null(),
                         raw => builder.append_value(raw),
+                    }
+                }
+                Kind::Spelling => {
+                    let raw: &RawValue = map.next_value()?;
+                    match raw.get() {
+                        "null" => builder.append_null(),
+                        raw => match json_string(raw) {
+                            Some(text) => builder.append_value(text),
+                            None => builder.append_value(raw),
+                        },
                     }
                 }
             }
@@ -1388,6 +1716,335 @@ mod tests {
             all[9_999],
             some(&["09999", "9999.50", "row 9999\nline two"])
         );
+    }
+}
+
+#[cfg(test)]
+mod type_tests {
+    use crate::encode::EXACT_TEXT_KEY;
+    use crate::plugin;
+    use export_plugin_api::arrow_array::cast::AsArray;
+    use export_plugin_api::arrow_array::types::{
+        Date32Type, Decimal128Type, Float64Type, Int64Type, TimestampMicrosecondType,
+    };
+    use export_plugin_api::arrow_array::{Array, RecordBatch};
+    use export_plugin_api::arrow_schema::{DataType, SchemaRef, TimeUnit};
+    use export_plugin_api::json::is_json_field;
+    use export_plugin_api::{ErrorKind, Limits, PluginError};
+    use serde_json::{json, Value};
+    use std::fs;
+    use tempfile::TempDir;
+
+    fn dir_with(name: &str, text: &str) -> TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(name), text).unwrap();
+        dir
+    }
+
+    /// The schema, every batch and the notes.
+    fn load_with(
+        dir: &TempDir,
+        selector: Value,
+        limits: &Limits,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>, Option<Value>), PluginError> {
+        let config = json!({ "root": dir.path() }).to_string();
+        let mut reader = plugin().open_loader("jsonl", &config, &selector.to_string(), limits)?;
+        let schema = reader.schema();
+        let mut batches = Vec::new();
+        while let Some(batch) = reader.next_batch()? {
+            assert_eq!(batch.schema(), schema);
+            batches.push(batch);
+        }
+        Ok((schema, batches, reader.notes().map(Value::Object)))
+    }
+
+    fn load(
+        dir: &TempDir,
+        selector: Value,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>, Option<Value>), PluginError> {
+        load_with(dir, selector, &Limits::default())
+    }
+
+    fn data_types(schema: &SchemaRef) -> Vec<DataType> {
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect()
+    }
+
+    fn utc() -> DataType {
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+    }
+
+    const TYPED: &str = concat!(
+        r#"{"id":1,"price":1.50,"day":"2024-05-01","at":"2024-05-01T10:00:00+02:00","ok":true,"amount":"12.50","n":"7","raw":1.50}"#,
+        "\n\n",
+        r#"{"id":null,"price":"","day":null,"at":"","ok":null,"amount":null,"n":null,"raw":{"a": [1]}}"#,
+        "\n",
+        r#"{"id":"3","price":-2e3,"day":"1999-12-31","ok":"FALSE","amount":-0.01,"n":8,"raw":"x"}"#,
+        "\n",
+    );
+
+    #[test]
+    fn types_read_json_numbers_booleans_and_strings() {
+        let dir = dir_with("t.jsonl", TYPED);
+        let selector = json!({
+            "path": "t.jsonl",
+            "types": {
+                "id": "int64", "price": "float64", "day": "date", "at": "timestamp",
+                "ok": "bool", "amount": "decimal(10,2)", "n": "int64", "raw": "text"
+            }
+        });
+        let (schema, batches, notes) = load(&dir, selector).unwrap();
+        assert!(notes.is_none());
+        assert_eq!(
+            data_types(&schema),
+            [
+                DataType::Int64,
+                DataType::Float64,
+                DataType::Date32,
+                utc(),
+                DataType::Boolean,
+                DataType::Decimal128(10, 2),
+                DataType::Int64,
+                DataType::Utf8,
+            ]
+        );
+        // `text` is text, not raw JSON: strings stay strings for JSON formatters.
+        let raw_field = schema.field(7);
+        assert!(!is_json_field(raw_field));
+        assert!(raw_field.metadata().contains_key(EXACT_TEXT_KEY));
+        let batch = &batches[0];
+        let id = batch.column(0).as_primitive::<Int64Type>();
+        assert_eq!((id.value(0), id.is_null(1), id.value(2)), (1, true, 3));
+        let price = batch.column(1).as_primitive::<Float64Type>();
+        assert_eq!(
+            (price.value(0), price.is_null(1), price.value(2)),
+            (1.5, true, -2000.0)
+        );
+        let day = batch.column(2).as_primitive::<Date32Type>();
+        assert_eq!((day.value(0), day.is_null(1)), (19_844, true));
+        let at = batch.column(3).as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(at.value(0), 1_714_550_400_000_000);
+        // An empty string and a missing key are nulls.
+        assert!(at.is_null(1) && at.is_null(2));
+        let ok = batch.column(4).as_boolean();
+        assert!(ok.value(0) && ok.is_null(1) && !ok.value(2));
+        let amount = batch.column(5).as_primitive::<Decimal128Type>();
+        assert_eq!((amount.value(0), amount.value(2)), (1250, -1));
+        let n = batch.column(6).as_primitive::<Int64Type>();
+        assert_eq!((n.value(0), n.value(2)), (7, 8));
+        let raw = batch.column(7).as_string::<i32>();
+        assert_eq!(
+            (raw.value(0), raw.value(1), raw.value(2)),
+            ("1.50", r#"{"a": [1]}"#, "x")
+        );
+    }
+
+    #[test]
+    fn a_value_that_does_not_fit_names_line_row_column_and_value() {
+        let file = "{\"price\":1.5}\n\n{\"price\":\"12,5\"}\n";
+        let dir = dir_with("p.jsonl", file);
+        let err = load(
+            &dir,
+            json!({ "path": "p.jsonl", "types": { "price": "float64" } }),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        assert!(
+            err.message.starts_with(
+                r#""p.jsonl", line 3 (row 2), column "price": "12,5" is not a float64; "#
+            ),
+            "{}",
+            err.message
+        );
+        for (value, ty, needle) in [
+            ("1.0", "int64", r#""1.0" is not an int64"#),
+            ("[1, 2]", "int64", r#""[1, 2]" is not an int64"#),
+            ("1", "bool", r#""1" is not a bool"#),
+            ("\"2024-05-01T10:00:00\"", "timestamp", "no UTC offset"),
+        ] {
+            let dir = dir_with("v.jsonl", &format!("{{\"v\":null}}\n{{\"v\":{value}}}\n"));
+            let err = load(&dir, json!({ "path": "v.jsonl", "types": { "v": ty } }))
+                .err()
+                .unwrap();
+            assert!(err.message.contains("line 2 (row 2)"), "{}", err.message);
+            assert!(err.message.contains(needle), "{}", err.message);
+        }
+        // In a later batch, rows count on; a bad value comes before a later bad line.
+        let mut file = String::new();
+        for n in 0..5 {
+            file.push_str(&format!("{{\"n\":{n}}}\n"));
+        }
+        file.push_str("{\"n\":\"x\"}\n{not json\n");
+        let dir = dir_with("n.jsonl", &file);
+        for batch_size in [2, 100] {
+            let limits = Limits {
+                batch_size,
+                ..Limits::default()
+            };
+            let err = load_with(
+                &dir,
+                json!({ "path": "n.jsonl", "types": { "n": "int64" } }),
+                &limits,
+            )
+            .err()
+            .unwrap();
+            assert!(
+                err.message
+                    .starts_with(r#""n.jsonl", line 6 (row 6), column "n": "x" is not an int64"#),
+                "{batch_size}: {}",
+                err.message
+            );
+        }
+    }
+
+    #[test]
+    fn on_error_null_counts_in_the_notes() {
+        let file = "{\"price\":1.5,\"day\":\"x\"}\n{\"price\":\"n/a\",\"day\":\"2024-01-01\"}\n{\"price\":[1],\"day\":null}\n";
+        let dir = dir_with("p.jsonl", file);
+        let limits = Limits {
+            batch_size: 2,
+            ..Limits::default()
+        };
+        let selector = json!({
+            "path": "p.jsonl",
+            "types": { "price": "float64", "day": "date" },
+            "on_error": "null"
+        });
+        let (_, batches, notes) = load_with(&dir, selector, &limits).unwrap();
+        assert_eq!(
+            notes,
+            Some(json!({ "nulled_values": { "price": 2, "day": 1 } }))
+        );
+        let prices: Vec<Option<f64>> = batches
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_primitive::<Float64Type>()
+                    .iter()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(prices, [Some(1.5), None, None]);
+        let (_, _, notes) = load(
+            &dir,
+            json!({ "path": "p.jsonl", "types": { "price": "text" }, "on_error": "null" }),
+        )
+        .unwrap();
+        assert!(notes.is_none());
+    }
+
+    #[test]
+    fn unknown_columns_and_bad_type_names_are_refused() {
+        let dir = dir_with("p.jsonl", "{\"id\":1,\"price\":2}\n");
+        let err = load(
+            &dir,
+            json!({ "path": "p.jsonl", "types": { "pricee": "int64" } }),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        assert!(err.message.contains("\"pricee\""), "{}", err.message);
+        assert!(err.message.contains("\"id\", \"price\""), "{}", err.message);
+        for (bad, needle) in [
+            ("floatt", "unknown column type \"floatt\""),
+            ("decimal(39,2)", "between 1 and 38"),
+        ] {
+            let err = load(
+                &dir,
+                json!({ "path": "p.jsonl", "types": { "price": bad } }),
+            )
+            .err()
+            .unwrap();
+            assert_eq!(err.kind, ErrorKind::InvalidInput);
+            assert!(err.message.contains(needle), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn infer_guesses_only_what_comes_back_unchanged() {
+        let lines = [
+            json!({"ints": 1, "floats": 1.5, "money": 1.50, "strnum": "12", "day": "2024-05-01", "at": "2024-05-01T10:00:00Z", "offsets": "2024-05-01T10:00:00Z", "flag": true, "mixed": 1, "blank": "x", "nulls": null, "nested": [1], "big": 1}),
+            json!({"ints": -2, "floats": 2, "money": 2.25, "strnum": "13", "day": null, "at": "2024-05-01T10:00:00.5+00:00", "offsets": "2024-05-01T12:00:00+02:00", "flag": false, "mixed": "1", "blank": "", "nulls": null, "nested": 1, "big": 12345678901234567890u64}),
+        ];
+        // `json!` would respell 1.50 and 12345678901234567890: write them by hand.
+        let mut file = lines[0]
+            .to_string()
+            .replace("\"money\":1.5", "\"money\":1.50");
+        file.push('\n');
+        file.push_str(&lines[1].to_string());
+        file.push('\n');
+        let dir = dir_with("hard.jsonl", &file);
+        let (schema, batches, _) =
+            load(&dir, json!({ "path": "hard.jsonl", "infer": true })).unwrap();
+        let by_name = |name: &str| schema.field_with_name(name).unwrap().clone();
+        assert_eq!(by_name("ints").data_type(), &DataType::Int64);
+        assert_eq!(by_name("floats").data_type(), &DataType::Float64);
+        assert_eq!(by_name("day").data_type(), &DataType::Date32);
+        assert_eq!(by_name("at").data_type(), &utc());
+        assert_eq!(by_name("flag").data_type(), &DataType::Boolean);
+        // The rest keep their defaults: raw JSON, or text for string columns.
+        for name in ["money", "mixed", "nulls", "nested", "big"] {
+            assert!(is_json_field(&by_name(name)), "{name}");
+        }
+        for name in ["strnum", "offsets", "blank"] {
+            let field = by_name(name);
+            assert!(field.metadata().contains_key(EXACT_TEXT_KEY), "{name}");
+        }
+        let batch = &batches[0];
+        let money = batch
+            .column(schema.index_of("money").unwrap())
+            .as_string::<i32>();
+        assert_eq!(money.value(0), "1.50");
+        let floats = batch
+            .column(schema.index_of("floats").unwrap())
+            .as_primitive::<Float64Type>();
+        assert_eq!((floats.value(0), floats.value(1)), (1.5, 2.0));
+        let at = batch
+            .column(schema.index_of("at").unwrap())
+            .as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(at.value(1) - at.value(0), 500_000);
+
+        // `types` overrides the guess.
+        let (schema, _, _) = load(
+            &dir,
+            json!({ "path": "hard.jsonl", "infer": true, "types": { "ints": "text", "strnum": "int64" } }),
+        )
+        .unwrap();
+        assert_eq!(
+            schema.field_with_name("ints").unwrap().data_type(),
+            &DataType::Utf8
+        );
+        assert_eq!(
+            schema.field_with_name("strnum").unwrap().data_type(),
+            &DataType::Int64
+        );
+        // Only the lines exported are read for the guess.
+        let (schema, _, _) = load(
+            &dir,
+            json!({ "path": "hard.jsonl", "infer": true, "limit": 1 }),
+        )
+        .unwrap();
+        assert_eq!(
+            schema.field_with_name("offsets").unwrap().data_type(),
+            &utc()
+        );
+        assert_eq!(
+            schema.field_with_name("big").unwrap().data_type(),
+            &DataType::Int64
+        );
+    }
+
+    #[test]
+    fn the_default_is_unchanged() {
+        let dir = dir_with("p.jsonl", "{\"n\":1,\"s\":\"x\"}\n");
+        let (schema, _, notes) = load(&dir, json!({ "path": "p.jsonl" })).unwrap();
+        assert!(is_json_field(schema.field(0)));
+        assert!(schema.field(1).metadata().contains_key(EXACT_TEXT_KEY));
+        assert!(notes.is_none());
     }
 }
 

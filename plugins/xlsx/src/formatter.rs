@@ -2,13 +2,14 @@
 
 use arrow_array::timezone::Tz;
 use cells::{Column, DateStyle, Kind, Value};
-use export_plugin_api::arrow_array::RecordBatch;
-use export_plugin_api::arrow_schema::SchemaRef;
+use export_plugin_api::arrow_array::{ArrayRef, RecordBatch};
+use export_plugin_api::arrow_schema::{DataType, SchemaRef};
 use export_plugin_api::time_zone::TimeZone;
 use export_plugin_api::{FormatWriter, Formatter, JsonSchema, NoConfig, PluginError, Result};
 use handover::Handover;
 use rust_xlsxwriter::{Color, Format, FormatBorder, FormatPattern, Workbook, Worksheet, XlsxError};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 mod cells;
 mod handover;
@@ -50,6 +51,21 @@ pub enum LongText {
     Truncate,
 }
 
+/// How timestamp columns are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(crate = "export_plugin_api::schemars")]
+pub enum Timestamps {
+    /// Excel dates and times (the default), which sort, filter and compute as
+    /// dates: the wall-clock time of `time_zone` (else of the column's zone),
+    /// without its offset, shown to the millisecond at most.
+    #[default]
+    Date,
+    /// Text, spelt exactly as Arrow shows the value and the csv export writes
+    /// it (RFC 3339 with the offset, every fractional digit kept).
+    Text,
+}
+
 /// Options of the `xlsx` formatter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -80,6 +96,13 @@ pub struct XlsxOptions {
     /// as `"Europe/Paris"`, or `"UTC"`) instead of the column's own zone.
     /// Timestamps without a zone are shown as they are.
     pub time_zone: Option<String>,
+
+    /// Timestamp columns as `"date"` (default): Excel date-time cells, which
+    /// have no zone and show milliseconds at most; or as `"text"`: their exact
+    /// spelling as the csv export writes them, offset and every fractional
+    /// digit kept (in `time_zone` when it is set; timestamps without a zone
+    /// as they are).
+    pub timestamps: Timestamps,
 }
 
 impl Default for XlsxOptions {
@@ -91,6 +114,7 @@ impl Default for XlsxOptions {
             rows_per_sheet: MAX_ROWS_PER_SHEET,
             long_text: LongText::default(),
             time_zone: None,
+            timestamps: Timestamps::default(),
         }
     }
 }
@@ -160,6 +184,9 @@ struct XlsxWriter {
     formats: Formats,
     options: XlsxOptions,
     time_zone: Option<Tz>,
+    /// The zone timestamps written as text are spelt in: the `time_zone`
+    /// option's name, when timestamps are text and the option is set.
+    text_zone: Option<Arc<str>>,
     /// Column widths, fixed by the first batch (or the header alone).
     widths: Option<Vec<f64>>,
     /// How many sheets exist; rows go to the last one.
@@ -207,8 +234,19 @@ impl XlsxWriter {
         let kinds = schema
             .fields()
             .iter()
-            .map(|field| Kind::of(field))
+            .map(|field| {
+                let kind = Kind::of(field)?;
+                // Arrow's display text is the exact spelling `"text"` asks for.
+                Ok(match (options.timestamps, field.data_type()) {
+                    (Timestamps::Text, DataType::Timestamp(_, _)) => Kind::Other,
+                    _ => kind,
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
+        let text_zone = match options.timestamps {
+            Timestamps::Text => options.time_zone.as_deref().map(Arc::from),
+            Timestamps::Date => None,
+        };
         Ok(XlsxWriter {
             workbook: Workbook::new(),
             schema,
@@ -216,6 +254,7 @@ impl XlsxWriter {
             formats: Formats::new(),
             options,
             time_zone,
+            text_zone,
             widths: None,
             sheets: 0,
             next_row: 0,
@@ -240,6 +279,20 @@ impl XlsxWriter {
         }
         name.push_str(&suffix);
         name
+    }
+
+    /// The columns of `batch` as they are written: with a `text_zone`, the
+    /// timestamp columns that have a zone are moved to it, so Arrow spells
+    /// them with its offset; the values themselves are shared, not copied.
+    fn arrays(&self, batch: &RecordBatch) -> Vec<ArrayRef> {
+        match &self.text_zone {
+            Some(zone) => batch
+                .columns()
+                .iter()
+                .map(|array| cells::in_zone(array, zone))
+                .collect(),
+            None => batch.columns().to_vec(),
+        }
     }
 
     /// Adds a sheet, sets its widths, and writes its header.
@@ -306,11 +359,12 @@ impl XlsxWriter {
             .collect();
         if let Some(batch) = sample {
             let rows = batch.num_rows().min(WIDTH_SAMPLE_ROWS);
+            let arrays = self.arrays(batch);
             for (index, (field, kind)) in self.schema.fields().iter().zip(&self.kinds).enumerate() {
                 if kind.fixed_width().is_some() {
                     continue;
                 }
-                let column = Column::new(batch.column(index).as_ref(), field, *kind, None)?;
+                let column = Column::new(arrays[index].as_ref(), field, *kind, None)?;
                 for row in 0..rows {
                     let width = match column.value(row) {
                         Value::Text(text) => text
@@ -368,12 +422,13 @@ impl FormatWriter for XlsxWriter {
             return Ok(());
         }
         self.begin(Some(batch))?;
+        let arrays = self.arrays(batch);
         let columns = self
             .schema
             .fields()
             .iter()
             .zip(&self.kinds)
-            .zip(batch.columns())
+            .zip(&arrays)
             .map(|((field, kind), array)| Column::new(array.as_ref(), field, *kind, self.time_zone))
             .collect::<Result<Vec<_>>>()?;
         for row in 0..batch.num_rows() {
@@ -460,7 +515,7 @@ mod tests {
     use calamine::{Data, Reader, Xlsx};
     use export_plugin_api::arrow_array::{
         ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, StringArray,
-        TimestampMillisecondArray,
+        TimestampMicrosecondArray, TimestampMillisecondArray, TimestampSecondArray,
     };
     use export_plugin_api::arrow_schema::{DataType, Field, Schema, TimeUnit};
     use export_plugin_api::json::json_field;
@@ -579,6 +634,172 @@ mod tests {
         assert_eq!(rows[1][6], Data::String("quoted".into()));
         assert_eq!(rows[2][6], Data::String("1.50".into()));
         assert_eq!(rows[3][6], Data::String("{\"a\":1}".into()));
+    }
+
+    /// Timestamps in three units and zones (one without), and a date.
+    fn timestamp_batch() -> RecordBatch {
+        let columns: Vec<(Field, ArrayRef)> = vec![
+            (
+                Field::new(
+                    "utc",
+                    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                    true,
+                ),
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![
+                        Some(1_714_550_400_123_456),
+                        None,
+                        Some(-1),
+                    ])
+                    .with_timezone("UTC"),
+                ),
+            ),
+            (
+                Field::new(
+                    "paris",
+                    DataType::Timestamp(TimeUnit::Millisecond, Some("Europe/Paris".into())),
+                    true,
+                ),
+                Arc::new(
+                    TimestampMillisecondArray::from(vec![
+                        Some(1_714_550_400_500),
+                        Some(1_704_067_200_000),
+                        None,
+                    ])
+                    .with_timezone("Europe/Paris"),
+                ),
+            ),
+            (
+                Field::new("naive", DataType::Timestamp(TimeUnit::Second, None), true),
+                Arc::new(TimestampSecondArray::from(vec![
+                    Some(1_714_550_400),
+                    None,
+                    Some(0),
+                ])),
+            ),
+            (
+                Field::new("day", DataType::Date32, true),
+                Arc::new(Date32Array::from(vec![Some(19_844), None, Some(0)])),
+            ),
+        ];
+        let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) = columns.into_iter().unzip();
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).unwrap()
+    }
+
+    /// The text the csv formatter's path (Rezone, then Rows) gives each
+    /// timestamp cell; `None` for nulls.
+    fn csv_spelling(batch: &RecordBatch, zone: Option<&str>) -> Vec<Vec<Option<String>>> {
+        use export_plugin_api::rows::{Cell, Rows};
+        use export_plugin_api::time_zone::Rezone;
+        let rezone = Rezone::for_option(&batch.schema(), zone).unwrap();
+        let batch = Rezone::apply(rezone.as_ref(), batch).unwrap();
+        let rows = Rows::new(&batch).unwrap();
+        (0..rows.len())
+            .map(|row| {
+                (0..3)
+                    .map(|column| match rows.cell(row, column) {
+                        Cell::Null => None,
+                        cell => Some(cell.to_string()),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The first three columns of the data rows as text; `None` for blank cells.
+    fn text_cells(file: Vec<u8>) -> Vec<Vec<Option<String>>> {
+        let sheets = read_back(file);
+        sheets[0].1[1..]
+            .iter()
+            .map(|row| {
+                row[..3]
+                    .iter()
+                    .map(|cell| match cell {
+                        Data::String(text) => Some(text.clone()),
+                        Data::Empty => None,
+                        other => panic!("not a text cell: {other:?}"),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn timestamps_as_text_keep_the_exact_spelling_of_the_csv_export() {
+        let batch = timestamp_batch();
+        let text = |s: &str| Some(s.to_owned());
+
+        let file = format_all(
+            json!({ "timestamps": "text" }),
+            batch.schema(),
+            std::slice::from_ref(&batch),
+        )
+        .unwrap();
+        let got = text_cells(file.clone());
+        assert_eq!(
+            got,
+            [
+                [
+                    text("2024-05-01T08:00:00.123456Z"),
+                    text("2024-05-01T10:00:00.500+02:00"),
+                    text("2024-05-01T08:00:00"),
+                ],
+                [None, text("2024-01-01T01:00:00+01:00"), None],
+                [
+                    text("1969-12-31T23:59:59.999999Z"),
+                    None,
+                    text("1970-01-01T00:00:00"),
+                ],
+            ]
+        );
+        assert_eq!(got, csv_spelling(&batch, None));
+        // Dates are whole days, which a date cell holds exactly: they stay dates.
+        match &read_back(file)[0].1[1][3] {
+            Data::DateTime(date) => assert_eq!(date.as_f64(), 45_413.0),
+            other => panic!("not a date: {other:?}"),
+        }
+
+        // With a time_zone, zoned timestamps are spelt in it, as the csv
+        // export spells them; those without a zone keep their wall-clock
+        // spelling, as their date cells do.
+        let file = format_all(
+            json!({ "timestamps": "text", "time_zone": "America/New_York" }),
+            batch.schema(),
+            std::slice::from_ref(&batch),
+        )
+        .unwrap();
+        let got = text_cells(file);
+        let csv = csv_spelling(&batch, Some("America/New_York"));
+        for (got, csv) in got.iter().zip(&csv) {
+            assert_eq!(got[..2], csv[..2]);
+        }
+        assert_eq!(got[0][0], text("2024-05-01T04:00:00.123456-04:00"));
+        assert_eq!(got[1][1], text("2023-12-31T19:00:00-05:00"));
+        assert_eq!(got[0][2], text("2024-05-01T08:00:00"));
+
+        // A fixed offset, which only xlsx's time_zone takes, works too.
+        let file = format_all(
+            json!({ "timestamps": "text", "time_zone": "+05:30" }),
+            batch.schema(),
+            std::slice::from_ref(&batch),
+        )
+        .unwrap();
+        assert_eq!(
+            text_cells(file)[0][..2],
+            [
+                text("2024-05-01T13:30:00.123456+05:30"),
+                text("2024-05-01T13:30:00.500+05:30")
+            ]
+        );
+
+        // "date" is the default: date-time cells.
+        for options in [json!({}), json!({ "timestamps": "date" })] {
+            let file = format_all(options, batch.schema(), std::slice::from_ref(&batch)).unwrap();
+            let sheets = read_back(file);
+            for cell in &sheets[0].1[1][..3] {
+                assert!(matches!(cell, Data::DateTime(_)), "{cell:?}");
+            }
+        }
     }
 
     #[test]
@@ -735,6 +956,8 @@ mod tests {
             json!({ "overflow": "wrap" }),
             json!({ "long_text": "cut" }),
             json!({ "time_zone": "Mars/Olympus" }),
+            json!({ "timestamps": "iso" }),
+            json!({ "timestamps": true }),
             json!({ "sheet": "x" }),
         ] {
             let err = plugin()

@@ -16,7 +16,7 @@
 //! | floats, decimals up to 15 digits | number; NaN and infinities as the text `NaN`, `inf`, `-inf`; wider decimals as text |
 //! | boolean | boolean |
 //! | date | date, format `yyyy-mm-dd` |
-//! | timestamp | date and time, format `yyyy-mm-dd hh:mm:ss` (`.000` when the unit is finer than seconds), shown as the wall-clock time of the column's time zone, or of the `time_zone` option when it is set (Excel cells have no zone) |
+//! | timestamp | date and time, format `yyyy-mm-dd hh:mm:ss` (`.000` when the unit is finer than seconds), shown as the wall-clock time of the column's time zone, or of the `time_zone` option when it is set (Excel cells have no zone); with `timestamps` `"text"`, text spelt as the csv export writes it (`2024-05-01T08:00:00.123456Z`) |
 //! | time of day | time, format `hh:mm:ss` |
 //! | text (`Utf8`, `LargeUtf8`, `Utf8View`) | text, always: `007`, `1.50`, `=SUM(A1)` or `2024-05-01` are never turned into numbers, dates or formulas |
 //! | raw JSON (`arrow.json`) | text: a JSON string without its quotes, any other value as its JSON text |
@@ -54,7 +54,9 @@
 
 mod formatter;
 
-pub use formatter::{LongText, Overflow, XlsxFormatter, XlsxOptions, MAX_ROWS_PER_SHEET};
+pub use formatter::{
+    LongText, Overflow, Timestamps, XlsxFormatter, XlsxOptions, MAX_ROWS_PER_SHEET,
+};
 
 use export_plugin_api::{Plugin, PluginBuilder};
 

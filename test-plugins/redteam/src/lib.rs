@@ -172,7 +172,7 @@ fn panic(place: &str) -> ! {
 fn unknown(mode: &str) -> PluginError {
     PluginError::invalid_input(format!(
         "unknown redteam mode {mode:?}; use normal, lying_length, offsets_past_buffer, \
-         invalid_utf8, exit0_midstream, print_stdout, spin or panic"
+         invalid_utf8, exit0_midstream, print_stdout, spin, panic, notes or huge_notes"
     ))
 }
 
@@ -218,6 +218,8 @@ impl Loader for RedteamLoader {
                 | "print_stdout"
                 | "spin"
                 | "panic"
+                | "notes"
+                | "huge_notes"
         ) {
             return Err(unknown(&mode));
         }
@@ -263,6 +265,20 @@ impl BatchReader for RedteamReader {
             }
             _ => Ok(None),
         }
+    }
+
+    /// `notes`: a small note the record should keep; `huge_notes`: more
+    /// than any record keeps, which must fail the export.
+    fn notes(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let text = match self.mode.as_str() {
+            "notes" => "noted".to_owned(),
+            "huge_notes" => "x".repeat(64 * 1024),
+            _ => return None,
+        };
+        Some(serde_json::Map::from_iter([(
+            "redteam".to_owned(),
+            serde_json::Value::String(text),
+        )]))
     }
 }
 

@@ -9,7 +9,7 @@ use arrow_array::types::{
     TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
     TimestampSecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
-use arrow_array::{new_empty_array, Array, ArrowPrimitiveType, PrimitiveArray};
+use arrow_array::{new_empty_array, Array, ArrayRef, ArrowPrimitiveType, PrimitiveArray};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use chrono::{DateTime, Offset, TimeZone as _};
 use export_plugin_api::arrow_schema::{DataType, Field, TimeUnit};
@@ -18,6 +18,7 @@ use export_plugin_api::time_zone::TimeZone;
 use export_plugin_api::{PluginError, Result};
 use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 /// Excel's serial for 1970-01-01 (days since its epoch of 1899-12-30).
 const UNIX_EPOCH_SERIAL: f64 = 25_569.0;
@@ -316,6 +317,43 @@ impl<'a> Column<'a> {
             _ => return None,
         };
         Some(serial)
+    }
+}
+
+/// `array` spelt in `zone` when it is a timestamp column with a zone of its
+/// own, else `array` itself. The instants stay the same; only the zone Arrow's
+/// display shows them in changes. Timestamps without a zone keep their
+/// wall-clock spelling, as their date cells do.
+pub(crate) fn in_zone(array: &ArrayRef, zone: &Arc<str>) -> ArrayRef {
+    let DataType::Timestamp(unit, Some(_)) = array.data_type() else {
+        return array.clone();
+    };
+    let zone = zone.clone();
+    match unit {
+        TimeUnit::Second => Arc::new(
+            array
+                .as_primitive::<TimestampSecondType>()
+                .clone()
+                .with_timezone(zone),
+        ),
+        TimeUnit::Millisecond => Arc::new(
+            array
+                .as_primitive::<TimestampMillisecondType>()
+                .clone()
+                .with_timezone(zone),
+        ),
+        TimeUnit::Microsecond => Arc::new(
+            array
+                .as_primitive::<TimestampMicrosecondType>()
+                .clone()
+                .with_timezone(zone),
+        ),
+        TimeUnit::Nanosecond => Arc::new(
+            array
+                .as_primitive::<TimestampNanosecondType>()
+                .clone()
+                .with_timezone(zone),
+        ),
     }
 }
 
