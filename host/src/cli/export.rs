@@ -1,5 +1,6 @@
 //! `export-host export`: one export now, without the daemon.
 
+use super::exports::watch::Display;
 use super::{load_registry, load_registry_for, open_service, runtime, InputError};
 use anyhow::Context;
 use clap::Args;
@@ -154,18 +155,61 @@ async fn create_and_run(
         return Ok((created, true));
     }
     let worker = format!("cli-{}", std::process::id());
-    if let Some(done) = service.run_export(&created.id, &worker).await? {
+    // A bar on a terminal only: elsewhere the output stays the summary alone.
+    let mut display = Display::new(false);
+    let ran = if display.is_shown() {
+        // The bar reads the record in a task of its own: the run must never
+        // wait on it (nor it on a database connection the run holds).
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let reader = service.clone();
+        let id = created.id.clone();
+        let watcher = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stopped.changed() => break,
+                    () = tokio::time::sleep(WATCH_EVERY) => {
+                        // The bar is a nicety: a failed read only skips a frame.
+                        if let Ok(record) = reader.get(&Scope::Admin, &id).await {
+                            display.update(&record);
+                        }
+                    }
+                }
+            }
+            display
+        });
+        let ran = service.run_export(&created.id, &worker).await;
+        let _ = stop.send(true);
+        display = match watcher.await {
+            Ok(display) => display,
+            Err(err) => {
+                tracing::warn!(error = %err, "the progress bar stopped");
+                Display::new(false)
+            }
+        };
+        ran
+    } else {
+        service.run_export(&created.id, &worker).await
+    };
+    let ran = ran.inspect_err(|_| display.finish())?;
+    if let Some(done) = ran {
+        display.finish();
         return Ok((done, false));
     }
     // A daemon on the same database claimed it first: wait for its outcome.
     loop {
         let record = service.get(&Scope::Admin, &created.id).await?;
+        display.update(&record);
         if !record.status.is_active() {
+            display.finish();
             return Ok((record, false));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// How often the bar of `export --record` re-reads the record while this
+/// process runs the export.
+const WATCH_EVERY: Duration = Duration::from_millis(500);
 
 fn print_summary(record: &ExportRecord, reused: bool) {
     let optional = |value: Option<String>| value.unwrap_or_else(|| "-".to_owned());

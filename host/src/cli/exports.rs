@@ -1,8 +1,9 @@
-//! `export-host exports list|show|download|cancel|delete`: recorded
+//! `export-host exports list|show|watch|download|cancel|delete`: recorded
 //! exports, as an operator sees them (every user's, unless `--user`
 //! narrows it).
 
 mod download;
+pub(super) mod watch;
 
 use super::{open_service, runtime, InputError};
 use clap::Subcommand;
@@ -49,6 +50,16 @@ pub enum ExportsCommand {
         /// Print JSON instead of `field: value` lines.
         #[arg(long)]
         json: bool,
+    },
+    /// Follow an export until it ends: a progress bar on a terminal, a
+    /// line per change elsewhere, then its status, rows and size. Exits 0
+    /// when it completed, non-zero when it failed, was cancelled or expired.
+    Watch {
+        /// The export id.
+        id: String,
+        /// Look only among this user's exports.
+        #[arg(long)]
+        user: Option<String>,
     },
     /// Copy a completed export's file. An interrupted download is resumed
     /// from where it stopped (`FILE.part`); the file is named FILE only once
@@ -156,6 +167,9 @@ async fn dispatch(service: &ExportService, command: ExportsCommand) -> anyhow::R
                 print_record(&record)?;
             }
             Ok(())
+        }
+        ExportsCommand::Watch { id, user } => {
+            watch::run(service, &scope(user), &export_id(&id)?).await
         }
         ExportsCommand::Download { id, output, user } => {
             download::run(service, &scope(user), &export_id(&id)?, output).await

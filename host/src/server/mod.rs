@@ -12,6 +12,7 @@
 //! | `GET /v1/exports/{id}` | the record |
 //! | `GET /v1/exports` | `{items, next_cursor}`; `status`, `loader`, `format`, `limit`, `cursor` |
 //! | `DELETE /v1/exports/{id}` | cancels an active export (200 and the record), deletes a finished one and its file (204) |
+//! | `GET /v1/exports/{id}/events` | Server-Sent Events: `status`, `progress`, a last `end`, each with the record; `Last-Event-ID` resumes ([`routes::events`]) |
 //! | `GET /v1/exports/{id}/download` | the file, streamed; `Range`, `ETag`/`If-None-Match`; counts the download |
 //! | `POST /v1/exports/{id}/link` | `{ttl}` -> `{url, expires_at}` |
 //! | `GET /v1/plugins` | loaded plugins, their components and schemas |
@@ -199,6 +200,7 @@ fn api() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::exports::create, routes::exports::list))
         .routes(routes!(routes::exports::show, routes::exports::remove))
+        .routes(routes!(routes::events::stream))
         .routes(routes!(routes::downloads::download))
         .routes(routes!(routes::downloads::link))
         .routes(routes!(routes::plugins::list))

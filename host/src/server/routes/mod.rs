@@ -1,6 +1,7 @@
 //! The route handlers.
 
 pub mod downloads;
+pub mod events;
 pub mod exports;
 pub mod health;
 pub mod plugins;
