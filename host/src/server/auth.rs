@@ -26,8 +26,8 @@ use super::error::ApiError;
 use super::AppState;
 use crate::config::HostSettings;
 use crate::pipeline::ExportRequest;
-use crate::plugins::Registry;
 use crate::records::{Principal, Scope, TOKEN_PREFIX};
+use crate::service::PluginAddresses;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -53,38 +53,26 @@ impl Caller {
     /// Whether the caller may create `request`: 403 naming what the token
     /// allows when it is read-only, or the loader, the selector's `query`
     /// or the format is outside its scope. Addresses are compared resolved
-    /// through `registry`, so `csv` and `csv/csv` are the same loader.
-    pub fn may_create(&self, registry: &Registry, request: &ExportRequest) -> Result<(), ApiError> {
+    /// through `addresses`, so `csv` and `csv/csv` are the same loader.
+    pub fn may_create(
+        &self,
+        addresses: &PluginAddresses,
+        request: &ExportRequest,
+    ) -> Result<(), ApiError> {
         let scope = &self.0.scope;
         if scope.read_only {
             return Err(read_only("create exports"));
         }
         if let Some(allowed) = &scope.loaders {
-            let asked = registry
-                .loader(&request.loader)
-                .ok()
-                .map(|c| c.address(&c.manifest.name));
-            let resolve = |entry: &str| {
-                registry
-                    .loader(entry)
-                    .ok()
-                    .map(|c| c.address(&c.manifest.name))
-            };
+            let asked = addresses.loader(&request.loader);
+            let resolve = |entry: &str| addresses.loader(entry);
             if !in_scope(asked.as_deref(), allowed, resolve) {
                 return Err(outside("loader", &request.loader, "loaders", allowed));
             }
         }
         if let Some(allowed) = &scope.formats {
-            let asked = registry
-                .formatter(&request.format)
-                .ok()
-                .map(|c| c.address(&c.manifest.name));
-            let resolve = |entry: &str| {
-                registry
-                    .formatter(entry)
-                    .ok()
-                    .map(|c| c.address(&c.manifest.name))
-            };
+            let asked = addresses.formatter(&request.format);
+            let resolve = |entry: &str| addresses.formatter(entry);
             if !in_scope(asked.as_deref(), allowed, resolve) {
                 return Err(outside("format", &request.format, "formats", allowed));
             }
@@ -183,8 +171,7 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Calle
             ));
         }
     }
-    let now = state.service.now();
-    match state.service.records().verify_token(token, now).await? {
+    match state.service.verify_token(token).await? {
         Some(principal) => Ok(Caller(principal)),
         None => Err(ApiError::unauthorized(
             "the token is unknown or revoked; ask an operator for a new one",

@@ -2,13 +2,15 @@
 //! (which Prometheus scrapes natively), built with `prometheus-client`.
 //!
 //! Gauges read at scrape time: exports by status and the queue depth (one
-//! `GROUP BY status` query, [`Records::count_by_status`]), plugin load
-//! failures by cause. Counters bumped as things happen: exports finished by
-//! this daemon (by status, with rows, bytes and a duration histogram) and
-//! downloads served.
+//! `GROUP BY status` query,
+//! [`ExportService::export_counts_by_status`]), plugin load failures by
+//! cause. Counters bumped as things happen: exports finished by this daemon
+//! (by status, with rows, bytes and a duration histogram) and downloads
+//! served.
 
-use crate::plugins::{FailureCause, Registry as Plugins};
-use crate::records::{ExportRecord, RecordError, Records, Status};
+use crate::plugins::FailureCause;
+use crate::records::{ExportRecord, RecordError, Status};
+use crate::service::ExportService;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -190,19 +192,15 @@ impl Metrics {
     }
 
     /// Reads the gauges and encodes every metric.
-    pub async fn scrape(
-        &self,
-        records: &Records,
-        plugins: &Plugins,
-    ) -> Result<String, RecordError> {
+    pub async fn scrape(&self, service: &ExportService) -> Result<String, RecordError> {
         // The failure count lives with the records (every write reports
         // there); the counter catches up to it at each scrape.
-        let failures = records.write_health().failures();
+        let failures = service.database_write_health().failures();
         self.write_failures
             .inc_by(failures.saturating_sub(self.write_failures.get()));
         // A failing database must not hide the other metrics (the write
         // failures above most of all): its gauges keep their last values.
-        let counts = match records.count_by_status().await {
+        let counts = match service.export_counts_by_status().await {
             Ok(counts) => {
                 self.database_up.set(1);
                 counts
@@ -228,16 +226,15 @@ impl Metrics {
                 self.queue_depth.set(count);
             }
         }
+        let load_failures = service.plugin_load_failures();
         for cause in [
             FailureCause::Trust,
             FailureCause::Load,
             FailureCause::Config,
             FailureCause::Unsupported,
         ] {
-            let n = plugins
-                .failures()
+            let n = load_failures
                 .iter()
-                .chain(plugins.reload_failures())
                 .filter(|failure| failure.cause == cause)
                 .count();
             let labels = vec![("cause", cause.as_str().to_owned())];

@@ -277,7 +277,9 @@ pub async fn serve(settings: &HostSettings) -> Result<(), ServeError> {
     let signer = Signer::from_settings(settings)?;
     let jwt = jwt::JwtVerifier::from_settings(&settings.jwt).await?;
     let service_settings = ServiceSettings::from_host(settings);
-    let service = ExportService::with_live_registry(records, storage, plugins, service_settings);
+    // The daemon keeps its own handle on the live registry for reloads.
+    let service =
+        ExportService::with_live_registry(records, storage, plugins.clone(), service_settings);
 
     // Leases of a daemon that died go back to the queue before any claim.
     match service.requeue_expired_leases(service.now()).await {
@@ -289,11 +291,7 @@ pub async fn serve(settings: &HostSettings) -> Result<(), ServeError> {
     }
     // Partial uploads of a daemon that died: nobody holds their lock, so
     // they go now rather than after the stale-upload age.
-    match service
-        .storage()
-        .purge_stale_uploads(service.settings().stale_upload_age)
-        .await
-    {
+    match service.purge_stale_uploads().await {
         Ok(0) => {}
         Ok(removed) => tracing::info!(removed, "removed partial uploads of a stopped daemon"),
         Err(err) => tracing::warn!(error = %err, "removing partial uploads failed"),
@@ -348,7 +346,7 @@ pub async fn serve(settings: &HostSettings) -> Result<(), ServeError> {
     eprintln!("export-host: serving on http://{local}");
     systemd::ready();
     let watchdog = systemd::spawn_watchdog(state.clone());
-    let reloader = plugin_watch::Reloader::start(service.plugins().clone(), &settings.plugins);
+    let reloader = plugin_watch::Reloader::start(plugins, &settings.plugins);
 
     let early = loop {
         tokio::select! {
@@ -379,7 +377,7 @@ pub async fn serve(settings: &HostSettings) -> Result<(), ServeError> {
     if let Some(watchdog) = watchdog {
         watchdog.abort();
     }
-    service.records().close().await;
+    service.close().await;
     match result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(err)) => Err(ServeError::Http(err)),

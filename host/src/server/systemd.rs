@@ -51,7 +51,7 @@ pub fn spawn_watchdog(state: Arc<AppState>) -> Option<tokio::task::JoinHandle<()
         loop {
             tick.tick().await;
             let checked = state.readiness.check(&state.service).await;
-            let health = state.service.records().write_health();
+            let health = state.service.database_write_health();
             match health.failing_for() {
                 Some(failing) if failing > interval => {
                     tracing::error!(

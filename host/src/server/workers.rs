@@ -7,7 +7,7 @@
 //!
 //! Stopping ([`WorkerPool::shutdown`]): no new claims; running exports get
 //! a grace period to finish; those still running then are released back to
-//! `pending` ([`Records::release`](crate::records::Records::release)) for
+//! `pending` ([`ExportService::release_claim`]) for
 //! the next daemon to take.
 
 use crate::records::ExportId;
@@ -119,12 +119,7 @@ impl WorkerPool {
         }
         let unfinished: Vec<(String, ExportId)> = lock(&self.running).drain().collect();
         for (worker, id) in unfinished {
-            match self
-                .service
-                .records()
-                .release(&id, &worker, self.service.now())
-                .await
-            {
+            match self.service.release_claim(&id, &worker).await {
                 Ok(_) => {
                     tracing::info!(export_id = %id, worker, "released an unfinished export back to the queue")
                 }
@@ -154,12 +149,7 @@ async fn work(
         if *stop.borrow_and_update() {
             break;
         }
-        let lease = service.settings().lease;
-        match service
-            .records()
-            .claim_next(&worker, lease, service.now())
-            .await
-        {
+        match service.claim_next(&worker).await {
             Ok(Some(claimed)) => {
                 let id = claimed.id.clone();
                 lock(&running).insert(worker.clone(), id.clone());

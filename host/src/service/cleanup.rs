@@ -164,6 +164,16 @@ impl ExportService {
         Ok(report)
     }
 
+    /// Removes partial uploads not written to for
+    /// [`ServiceSettings::stale_upload_age`](super::ServiceSettings::stale_upload_age)
+    /// (left by a daemon killed mid-export); returns how many went.
+    pub async fn purge_stale_uploads(&self) -> Result<u64, ServiceError> {
+        Ok(self
+            .storage
+            .purge_stale_uploads(self.settings.stale_upload_age)
+            .await?)
+    }
+
     /// Returns lost leases to the queue (or fails them after
     /// [`ServiceSettings::max_attempts`](super::ServiceSettings::max_attempts)
     /// claims): how many were requeued and how many failed.

@@ -24,6 +24,11 @@
 //!   its name and MIME type).
 //! - [`ExportService::cleanup_pass`] (see [`cleanup`]): expiry, purge,
 //!   orphan files, stale uploads and lost leases.
+//! - What the daemon asks besides exports: token checks
+//!   ([`verify_token`](ExportService::verify_token)), readiness checks and
+//!   write probes, the numbers behind `/metrics`, and read-only views of
+//!   the plugins ([`PluginsOverview`], [`PluginAddresses`]). The daemon
+//!   never reaches past the service to its records, storage or registry.
 //!
 //! Time comes from a [`Clock`], so tests decide what time it is.
 //!
@@ -34,19 +39,23 @@
 //! can never touch the file another attempt recorded.
 
 pub mod cleanup;
+mod health;
+mod plugins;
 mod run;
 
 pub use cleanup::CleanupReport;
+pub use health::ReadinessSummary;
+pub use plugins::{PluginAddresses, PluginsOverview};
 pub use run::quarantine_policy;
 
 use crate::config::HostSettings;
 use crate::pipeline::{self, ExportRequest, RequestError, RunLimits};
 use crate::plugins::{LiveRegistry, Registry, ResolveError};
 use crate::records::{
-    Admission, ExportId, ExportRecord, ListFilter, NewExport, Page, Quota, RecordError, Records,
-    Scope, Status,
+    Admission, ExportId, ExportRecord, ListFilter, NewExport, Page, Principal, Quota, RecordError,
+    Records, Scope, Status,
 };
-use crate::storage::{self, keys, Storage, StorageError, StorageKey};
+use crate::storage::{self, keys, DownloadHeaders, Storage, StorageError, StorageKey};
 use chrono::{DateTime, TimeDelta, Utc};
 use export_plugin_api::{Caller, Credential};
 use serde_json::{json, Map, Value};
@@ -307,7 +316,7 @@ impl ExportService {
 
     /// The plugins as they are now: a snapshot that a reload never changes
     /// (see [`LiveRegistry::current`]).
-    pub fn registry(&self) -> Arc<Registry> {
+    pub(crate) fn registry(&self) -> Arc<Registry> {
         self.plugins.current()
     }
 
@@ -591,6 +600,38 @@ impl ExportService {
             record,
             download,
         })
+    }
+
+    /// Whether downloads of completed exports are handed off to the
+    /// storage's own URLs ([`presign_download`](Self::presign_download))
+    /// rather than streamed through the daemon.
+    pub fn redirects_downloads(&self) -> bool {
+        self.storage.redirects_downloads()
+    }
+
+    /// A URL from which a client may fetch the stored file `key` directly
+    /// for `ttl`, served with `headers`; `None` when the storage does not
+    /// hand downloads off.
+    pub async fn presign_download(
+        &self,
+        key: &StorageKey,
+        ttl: Duration,
+        headers: &DownloadHeaders,
+    ) -> Result<Option<String>, ServiceError> {
+        Ok(self.storage.download_url(key, ttl, headers).await?)
+    }
+
+    /// The principal an API token (`eht_...`) speaks for, as of the
+    /// service's clock; `None` for a malformed, unknown or revoked token.
+    /// Notes the use.
+    pub async fn verify_token(&self, token: &str) -> Result<Option<Principal>, ServiceError> {
+        Ok(self.records.verify_token(token, self.now()).await?)
+    }
+
+    /// Closes the database connections; call once, when nothing will use
+    /// the service any more.
+    pub async fn close(&self) {
+        self.records.close().await;
     }
 
     /// Deletes the file under `key` unless a completed record points at it.

@@ -217,6 +217,27 @@ impl ExportService {
         }
     }
 
+    /// Claims the oldest pending export for `worker` with a lease of
+    /// [`ServiceSettings::lease`](super::ServiceSettings::lease) without
+    /// running it (the caller runs it with [`run`](Self::run)); `None` when
+    /// the queue is empty.
+    pub async fn claim_next(&self, worker: &str) -> Result<Option<ExportRecord>, ServiceError> {
+        Ok(self
+            .records
+            .claim_next(worker, self.settings.lease, self.now())
+            .await?)
+    }
+
+    /// Gives the export `id` that `worker` claimed but will not finish back
+    /// to the queue (`pending`) for another worker to take.
+    pub async fn release_claim(
+        &self,
+        id: &ExportId,
+        worker: &str,
+    ) -> Result<ExportRecord, ServiceError> {
+        Ok(self.records.release(id, worker, self.now()).await?)
+    }
+
     /// Claims the pending export `id` for `worker` and runs it; `None` when
     /// it is not pending (another worker took it, or it was cancelled).
     pub async fn run_export(

@@ -1,5 +1,7 @@
 //! The `parquet` formatter: its options, the writer, and their tests.
 
+mod row_groups;
+
 use export_plugin_api::arrow_array::RecordBatch;
 use export_plugin_api::arrow_schema::SchemaRef;
 use export_plugin_api::{FormatWriter, Formatter, JsonSchema, NoConfig, PluginError, Result};
@@ -7,6 +9,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
+use row_groups::RowGroupWriter;
 use serde::{Deserialize, Serialize};
 
 /// Rows per row group unless the request says otherwise: large enough for
@@ -21,6 +24,14 @@ pub const DEFAULT_ROW_GROUP_SIZE: usize = 65_536;
 /// text-heavy rows cannot make the buffered row group grow without bound
 /// (the writer holds about twice this while it closes one).
 const MAX_ROW_GROUP_BYTES: usize = 32 * 1024 * 1024;
+
+/// Past this size a column chunk's dictionary gives up and the column's
+/// further values are written plain. A column with few distinct values (a
+/// model, a role, a conversation id) stays well under it; one where nearly
+/// every value is new (an id, a message) only costs hashing and a
+/// dictionary page the reader never gains from, so the sooner it gives up
+/// the better. A quarter of the `parquet` crate's default.
+const DICTIONARY_PAGE_BYTES: usize = 256 * 1024;
 
 /// How column pages are compressed inside the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
@@ -110,8 +121,7 @@ impl ParquetOptions {
         }
         Ok(WriterProperties::builder()
             .set_compression(self.compression()?)
-            .set_max_row_group_row_count(Some(self.row_group_size))
-            .set_max_row_group_bytes(Some(MAX_ROW_GROUP_BYTES))
+            .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
             .set_created_by(format!("export-parquet {}", env!("CARGO_PKG_VERSION")))
             .build())
     }
@@ -148,50 +158,34 @@ impl Formatter for ParquetFormatter {
         let properties = options.properties()?;
         // The writer refuses a column type Parquet cannot hold here, before
         // any output exists.
-        let writer = ArrowWriter::try_new(Vec::new(), schema, Some(properties)).map_err(|err| {
-            PluginError::unsupported(format!("this schema cannot be written as Parquet: {err}"))
-        })?;
+        let writer =
+            ArrowWriter::try_new(Vec::new(), schema.clone(), Some(properties)).map_err(|err| {
+                PluginError::unsupported(format!("this schema cannot be written as Parquet: {err}"))
+            })?;
+        let writer =
+            RowGroupWriter::new(writer, schema, options.row_group_size, MAX_ROW_GROUP_BYTES)
+                .map_err(write_error)?;
         Ok(Box::new(ParquetWriter {
             writer: Some(writer),
         }))
     }
 }
 
-/// One running Parquet export. The Arrow writer writes into a `Vec` that is
-/// drained into the host's output after every batch: the writer only
-/// counts the bytes it wrote (for the footer's offsets), it never reads them
-/// back, so taking them away is safe and keeps memory flat.
+/// One running Parquet export; the bytes of every closed row group go to
+/// the host after the batch that closed it.
 struct ParquetWriter {
     /// `None` once finished.
-    writer: Option<ArrowWriter<Vec<u8>>>,
-}
-
-impl ParquetWriter {
-    fn writer(&mut self) -> Result<&mut ArrowWriter<Vec<u8>>> {
-        self.writer
-            .as_mut()
-            .ok_or_else(|| PluginError::internal("the Parquet file was already finished"))
-    }
-}
-
-/// Moves what the writer has produced so far into `out`.
-fn drain(writer: &mut ArrowWriter<Vec<u8>>, out: &mut Vec<u8>) -> Result<()> {
-    // Empties the writer's own buffer into the Vec first.
-    writer.sync().map_err(|err| write_error(err.into()))?;
-    let written = writer.inner_mut();
-    if out.is_empty() {
-        std::mem::swap(out, written);
-    } else {
-        out.append(written);
-    }
-    Ok(())
+    writer: Option<RowGroupWriter>,
 }
 
 impl FormatWriter for ParquetWriter {
     fn write(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<()> {
-        let writer = self.writer()?;
+        let writer = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| PluginError::internal("the Parquet file was already finished"))?;
         writer.write(batch).map_err(write_error)?;
-        drain(writer, out)
+        writer.drain(out).map_err(write_error)
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<()> {
@@ -200,7 +194,7 @@ impl FormatWriter for ParquetWriter {
             .take()
             .ok_or_else(|| PluginError::internal("the Parquet file was already finished"))?;
         writer.finish().map_err(write_error)?;
-        drain(&mut writer, out)
+        writer.drain(out).map_err(write_error)
     }
 }
 
@@ -448,6 +442,58 @@ mod tests {
             })
             .collect();
         assert_eq!(values, (0..1000).collect::<Vec<i64>>());
+    }
+
+    #[test]
+    fn batches_split_at_row_group_boundaries_keep_every_column_in_order() {
+        // Several columns, so they are encoded on several threads, and a
+        // row group size that splits every other batch.
+        let schema: SchemaRef = Arc::new(Schema::new(
+            (0..6)
+                .map(|c| Field::new(format!("c{c}"), DataType::Utf8, true))
+                .collect::<Vec<_>>(),
+        ));
+        let cell = |c: usize, row: usize| (row % 7 != c).then(|| format!("{c}:{row}"));
+        let batches: Vec<RecordBatch> = (0..7)
+            .map(|b| {
+                let columns = (0..6)
+                    .map(|c| {
+                        Arc::new(StringArray::from_iter(
+                            (b * 100..b * 100 + 100).map(|r| cell(c, r)),
+                        )) as ArrayRef
+                    })
+                    .collect();
+                RecordBatch::try_new(schema.clone(), columns).unwrap()
+            })
+            .collect();
+        let (file, _) =
+            format_all(json!({ "row_group_size": 150 }), schema.clone(), &batches).unwrap();
+        let reader = SerializedFileReader::new(bytes::Bytes::from(file.clone())).unwrap();
+        let groups: Vec<i64> = reader
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|group| group.num_rows())
+            .collect();
+        assert_eq!(groups, [150, 150, 150, 150, 100]);
+        let (read_schema, read) = read_back(file);
+        assert_eq!(read_schema.fields(), schema.fields());
+        let mut row = 0;
+        for batch in &read {
+            for r in 0..batch.num_rows() {
+                for c in 0..6 {
+                    let column = batch
+                        .column(c)
+                        .as_any()
+                        .downcast_ref::<StringArray>()
+                        .unwrap();
+                    let got = column.is_valid(r).then(|| column.value(r).to_owned());
+                    assert_eq!(got, cell(c, row), "row {row}, column {c}");
+                }
+                row += 1;
+            }
+        }
+        assert_eq!(row, 700);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! The first-party `parquet` plugin for export-host: formatter `parquet`
 //! ([`ParquetFormatter`]) writes an Apache Parquet file with the `parquet`
-//! crate's Arrow writer. Columns keep the Arrow schema's types (text stays
+//! crate's Arrow column writers, a batch's columns encoded on up to four
+//! threads (as many as the machine has cores). Columns keep the Arrow schema's types (text stays
 //! text, so `007` and `1.50` come back as written; integers, floats,
 //! booleans, dates and timestamps are typed), and the Arrow schema itself is
 //! stored in the file's metadata, so Arrow readers get the same types back.

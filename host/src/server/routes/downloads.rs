@@ -196,7 +196,7 @@ pub async fn download(
         }
     }
 
-    if record.status == Status::Completed && state.service.storage().redirects_downloads() {
+    if record.status == Status::Completed && state.service.redirects_downloads() {
         return redirect(&state, &scope, &id).await;
     }
 
@@ -286,8 +286,7 @@ async fn redirect(state: &AppState, scope: &Scope, id: &ExportId) -> Result<Resp
     };
     let url = state
         .service
-        .storage()
-        .download_url(&key, REDIRECT_TTL, &headers)
+        .presign_download(&key, REDIRECT_TTL, &headers)
         .await?
         .ok_or_else(|| ApiError::internal("the storage does not hand out download URLs"))?;
     let mut response = StatusCode::FOUND.into_response();

@@ -64,7 +64,7 @@ pub async fn create(
     // token, whose scope cannot be told until the plugin is there.
     state.service.check_loading(&request)?;
     // A scoped token answers 403 before anything is checked or recorded.
-    caller.may_create(&state.service.plugins().current(), &request)?;
+    caller.may_create(&state.service.plugin_addresses(), &request)?;
     let wait = match query.wait {
         None => None,
         Some(seconds) if seconds.is_finite() && seconds >= 0.0 => {

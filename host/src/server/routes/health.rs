@@ -1,17 +1,15 @@
 //! `/healthz`, `/readyz`, `/metrics` and the JSON 404 for unknown routes.
 
 use crate::records::health::fault_cause;
-use crate::records::{DaemonBeat, ExportId};
+use crate::records::DaemonBeat;
 use crate::server::error::ApiError;
 use crate::server::AppState;
 use crate::service::ExportService;
-use crate::storage::{keys, StorageError};
 use axum::extract::State;
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,14 +36,10 @@ pub async fn healthz() -> Json<Value> {
         (status = 503, description = "The database does not answer", body = crate::server::error::ErrorBody),
     ))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let text = state
-        .metrics
-        .scrape(state.service.records(), &state.service.registry())
-        .await
-        .map_err(|err| {
-            tracing::warn!(error = %err, "metrics: the database does not answer");
-            ApiError::unavailable("the database does not answer")
-        })?;
+    let text = state.metrics.scrape(&state.service).await.map_err(|err| {
+        tracing::warn!(error = %err, "metrics: the database does not answer");
+        ApiError::unavailable("the database does not answer")
+    })?;
     Ok((
         [(header::CONTENT_TYPE, crate::server::metrics::CONTENT_TYPE)],
         text,
@@ -76,12 +70,13 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<Value>, A
     // hold cores: say so, so an operator restarts the daemon.
     let runaway = crate::pipeline::plugin_threads::runaway_threads();
     let degraded = runaway >= crate::pipeline::plugin_threads::runaway_degraded_at();
+    let summary = state.service.readiness_summary();
     Ok(Json(json!({
         "status": if degraded { "degraded" } else { "ready" },
         "runaway_threads": runaway,
-        "plugins": state.service.registry().plugins().len(),
-        "plugins_loading": state.service.registry().loading().len(),
-        "storage": state.service.storage().describe(),
+        "plugins": summary.plugins,
+        "plugins_loading": summary.plugins_loading,
+        "storage": summary.storage,
         "daemon": state.readiness.daemon().id,
     })))
 }
@@ -144,10 +139,10 @@ impl Readiness {
     /// `Ok` when ready, else one line per cause.
     pub async fn check(&self, service: &ExportService) -> Result<(), Vec<String>> {
         let mut causes = Vec::new();
-        if let Err(err) = service.storage().check().await {
+        if let Err(err) = service.check_storage().await {
             causes.push(format!("storage: {err}"));
         }
-        if let Err(err) = service.records().check_file() {
+        if let Err(err) = service.check_records_file() {
             causes.push(format!("database: {}", fault_cause(&err)));
         }
         if !causes.is_empty() {
@@ -172,7 +167,7 @@ impl Readiness {
         let database = async {
             match tokio::time::timeout(
                 PROBE_TIMEOUT,
-                service.records().probe_write(&self.daemon, service.now()),
+                service.probe_write(&self.daemon),
             )
             .await
             {
@@ -184,7 +179,7 @@ impl Readiness {
             }
         };
         let storage = async {
-            match tokio::time::timeout(PROBE_TIMEOUT, probe_storage(service)).await {
+            match tokio::time::timeout(PROBE_TIMEOUT, service.probe_storage()).await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(err)) => Err(format!("storage: {err}")),
                 Err(_) => Err(format!(
@@ -203,27 +198,6 @@ impl Readiness {
             Err(causes)
         }
     }
-}
-
-/// Writes a few bytes to a new upload and discards it: a full disk, a
-/// read-only mount or a lack of descriptors all fail here.
-async fn probe_storage(service: &ExportService) -> Result<(), StorageError> {
-    let storage = service.storage().clone();
-    let id = ExportId::generate();
-    let key = keys::export_key("export-host-readiness", id.as_str(), "probe")?;
-    tokio::task::spawn_blocking(move || {
-        let mut upload = storage.begin(&key)?;
-        upload
-            .write_all(b"probe")
-            .and_then(|()| upload.flush())
-            .map_err(|e| StorageError::io("writing a probe file", e))?;
-        upload.abort()
-    })
-    .await
-    .map_err(|err| StorageError::Task {
-        what: "probing the storage".to_owned(),
-        reason: err.to_string(),
-    })?
 }
 
 /// Any other route.

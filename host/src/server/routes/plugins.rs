@@ -25,9 +25,9 @@ use std::sync::Arc;
     ),
     security(("bearer" = [])))]
 pub async fn list(State(state): State<Arc<AppState>>, caller: Caller) -> Json<Value> {
-    let registry = state.service.registry();
+    let overview = state.service.plugins_overview();
     let mut loaded: Vec<Value> = Vec::new();
-    for plugin in registry.plugins().iter() {
+    for plugin in overview.loaded().iter() {
         let manifest = plugin.manifest();
         // Quarantine lives in the database: every daemon answers the same.
         let quarantine = match state.service.plugin_quarantine(plugin).await {
@@ -44,7 +44,7 @@ pub async fn list(State(state): State<Arc<AppState>>, caller: Caller) -> Json<Va
         } else {
             plugin.status().as_str()
         };
-        let reload_failed = registry.reload_failure(&plugin.name).map(|failure| {
+        let reload_failed = overview.reload_failure(&plugin.name).map(|failure| {
             json!({
                 "at": humantime::format_rfc3339_seconds(failure.at).to_string(),
                 "cause": failure.cause.as_str(),
@@ -108,13 +108,13 @@ pub async fn list(State(state): State<Arc<AppState>>, caller: Caller) -> Json<Va
             "formatters": manifest.formatters,
         }));
     }
-    let disabled: Vec<Value> = registry
+    let disabled: Vec<Value> = overview
         .disabled()
         .iter()
         .map(|entry| json!({"name": entry.name, "status": "disabled"}))
         .collect();
-    let failed: Vec<Value> = registry
-        .failures()
+    let failed: Vec<Value> = overview
+        .failed()
         .iter()
         .map(|failure| {
             json!({
@@ -127,7 +127,7 @@ pub async fn list(State(state): State<Arc<AppState>>, caller: Caller) -> Json<Va
         .collect();
     // Loads still running since start-up: `loaded` or `failed` within
     // their `load_timeout`.
-    let loading: Vec<Value> = registry
+    let loading: Vec<Value> = overview
         .loading()
         .iter()
         .map(|plugin| {
