@@ -6,7 +6,7 @@
 //! streams an export through them ([`pipeline`]).
 //!
 //! Data flows one way: request -> [`pipeline::prepare`] (resolve and validate)
-//! -> [`pipeline::run`] (loader thread -> formatter -> [`pipeline::Sink`]).
+//! -> [`pipeline::stream_export`] (loader thread -> formatter -> [`pipeline::Sink`]).
 //!
 //! Exports with a lifecycle go through [`service::ExportService`]: requests
 //! become [`records`] (SQLite or PostgreSQL), runs write to [`storage`], and

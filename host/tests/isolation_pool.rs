@@ -58,7 +58,7 @@ fn whoami(registry: &Registry) -> u32 {
     };
     let sink = Sink::new(Vec::new(), limits.max_bytes, None, false).expect("a sink");
     let (bytes, summary) =
-        pipeline::run(&prepared, limits, sink, &mut |_, _| {}).expect("the export runs");
+        pipeline::stream_export(&prepared, limits, sink, &mut |_, _| {}).expect("the export runs");
     assert_eq!(summary.rows, 1);
     let table = read_csv(&bytes);
     assert_eq!(table.header, ["pid"]);

@@ -618,7 +618,7 @@ async fn a_taken_over_worker_finishing_first_changes_nothing(records: Records) {
         "{beat:?}"
     );
 
-    let late = h.service.run(first, "daemon-a-1").await.unwrap();
+    let late = h.service.run_claimed(first, "daemon-a-1").await.unwrap();
     assert_eq!(late.status, Status::Processing, "B still holds it");
     assert_eq!(late.lease_owner.as_deref(), Some("daemon-b-1"));
     assert!(late.storage_key.is_none(), "A recorded nothing");
@@ -628,7 +628,7 @@ async fn a_taken_over_worker_finishing_first_changes_nothing(records: Records) {
         "A's file is discarded"
     );
 
-    let done = h.service.run(second, "daemon-b-1").await.unwrap();
+    let done = h.service.run_claimed(second, "daemon-b-1").await.unwrap();
     assert_eq!(done.status, Status::Completed, "{:?}", done.error);
     assert_eq!(done.attempts, 2);
     assert_eq!(done.sha256.as_deref(), Some(sha256_hex(&bytes).as_str()));
@@ -653,11 +653,11 @@ async fn a_late_worker_cannot_overwrite_a_taken_over_export(records: Records) {
         .expect("pending");
     let second = take_over(&h, &id).await;
 
-    let done = h.service.run(second, "daemon-b-1").await.unwrap();
+    let done = h.service.run_claimed(second, "daemon-b-1").await.unwrap();
     assert_eq!(done.status, Status::Completed, "{:?}", done.error);
     let key = done.storage_key.clone().unwrap();
 
-    let late = h.service.run(first, "daemon-a-1").await.unwrap();
+    let late = h.service.run_claimed(first, "daemon-a-1").await.unwrap();
     assert_eq!(late.status, Status::Completed);
     assert_eq!(
         late.storage_key.as_deref(),

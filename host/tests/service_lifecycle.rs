@@ -469,7 +469,11 @@ async fn a_run_called_off_midway_leaves_no_file(records: Records) {
         .cancel(&Scope::user("alice"), &created.id)
         .await
         .unwrap();
-    let after = h.service.run(claimed, "worker-1").await.expect("run");
+    let after = h
+        .service
+        .run_claimed(claimed, "worker-1")
+        .await
+        .expect("run");
     assert_eq!(after.status, Status::Cancelled, "{:?}", after.error);
     assert!(after.storage_key.is_none());
     assert_eq!(h.stored_files(), Vec::<String>::new(), "no file, no upload");

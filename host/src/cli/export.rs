@@ -58,7 +58,7 @@ pub struct ExportArgs {
     user: Option<String>,
 }
 
-pub fn run(settings: &HostSettings, args: ExportArgs) -> anyhow::Result<()> {
+pub fn export_now(settings: &HostSettings, args: ExportArgs) -> anyhow::Result<()> {
     let request = request(&args)?;
     if args.record {
         let caller = match &args.user {
@@ -268,7 +268,7 @@ fn one_shot(
     let summary = if output == Path::new("-") {
         let stdout = WriteBehind::new(export_stdout)?;
         let sink = Sink::new(stdout, limits.max_bytes, prepared.compression, false)?;
-        let (out, summary) = pipeline::run(&prepared, limits, sink, &mut report)?;
+        let (out, summary) = pipeline::stream_export(&prepared, limits, sink, &mut report)?;
         out.finish().context("writing to standard output")?;
         summary
     } else {
@@ -281,7 +281,7 @@ fn one_shot(
         let file = OutputFile::create(folder)?;
         let writer = WriteBehind::new(EarlyWriteback::new(file))?;
         let sink = Sink::new(writer, limits.max_bytes, prepared.compression, false)?;
-        let (writer, summary) = pipeline::run(&prepared, limits, sink, &mut report)?;
+        let (writer, summary) = pipeline::stream_export(&prepared, limits, sink, &mut report)?;
         let file = writer
             .finish()
             .with_context(|| format!("writing {}", target.display()))?

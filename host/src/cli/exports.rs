@@ -93,7 +93,7 @@ pub enum ExportsCommand {
     },
 }
 
-pub fn run(settings: &HostSettings, command: ExportsCommand) -> anyhow::Result<()> {
+pub fn exports_command(settings: &HostSettings, command: ExportsCommand) -> anyhow::Result<()> {
     let runtime = runtime()?;
     runtime.block_on(async {
         // Listing and deleting need no plugins.
@@ -169,10 +169,10 @@ async fn dispatch(service: &ExportService, command: ExportsCommand) -> anyhow::R
             Ok(())
         }
         ExportsCommand::Watch { id, user } => {
-            watch::run(service, &scope(user), &export_id(&id)?).await
+            watch::watch(service, &scope(user), &export_id(&id)?).await
         }
         ExportsCommand::Download { id, output, user } => {
-            download::run(service, &scope(user), &export_id(&id)?, output).await
+            download::download(service, &scope(user), &export_id(&id)?, output).await
         }
         ExportsCommand::Cancel { id, user } => {
             let record = service.cancel(&scope(user), &export_id(&id)?).await?;

@@ -63,9 +63,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = HostSettings::load(&cli.settings).map_err(BadSetting)?;
     tracing::debug!(?settings, "settings");
     match cli.command {
-        Command::Export(args) => export::run(&settings, args),
-        Command::Plugins(command) => plugins::run(&settings, command),
-        Command::Exports(command) => exports::run(&settings, command),
+        Command::Export(args) => export::export_now(&settings, args),
+        Command::Plugins(command) => plugins::plugins_command(&settings, command),
+        Command::Exports(command) => exports::exports_command(&settings, command),
         Command::Cleanup(args) => maintenance::cleanup(&settings, args),
         Command::Migrate => maintenance::migrate(&settings),
         Command::Serve => serve::serve(&settings),

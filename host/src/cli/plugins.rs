@@ -64,7 +64,7 @@ pub enum PluginsCommand {
     },
 }
 
-pub fn run(settings: &HostSettings, command: PluginsCommand) -> anyhow::Result<()> {
+pub fn plugins_command(settings: &HostSettings, command: PluginsCommand) -> anyhow::Result<()> {
     match command {
         PluginsCommand::List { json } => list(settings, json),
         PluginsCommand::Check {
@@ -405,7 +405,7 @@ fn check(file: &Path, inputs: &Inputs, json: bool) -> anyhow::Result<()> {
             anyhow::anyhow!("{} cannot be used as a plugin: {reason}", file.display())
         })?;
     let manifest = library.manifest();
-    let report = conformance::run(&library, inputs);
+    let report = conformance::check_library(&library, inputs);
     if json {
         let document = serde_json::json!({
             "file": file,

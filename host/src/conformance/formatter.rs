@@ -31,11 +31,15 @@ struct Target<'a> {
 
 impl Target<'_> {
     /// Starts a session for `schema`, writes `batches`, finishes; returns every byte.
-    fn run(&self, schema: &Schema, batches: &[RecordBatch]) -> Result<Vec<u8>, PluginError> {
-        self.run_with(&self.options, schema, batches)
+    fn format_batches(
+        &self,
+        schema: &Schema,
+        batches: &[RecordBatch],
+    ) -> Result<Vec<u8>, PluginError> {
+        self.format_batches_with(&self.options, schema, batches)
     }
 
-    fn run_with(
+    fn format_batches_with(
         &self,
         options: &str,
         schema: &Schema,
@@ -140,8 +144,8 @@ fn data(
     let everyday = everyday_schema();
 
     // An empty stream is a complete, valid export: no batch, or an empty one.
-    let empty = target.run(&everyday, &[]);
-    let empty_batch = target.run(&everyday, &[RecordBatch::new_empty(everyday.clone())]);
+    let empty = target.format_batches(&everyday, &[]);
+    let empty_batch = target.format_batches(&everyday, &[RecordBatch::new_empty(everyday.clone())]);
     checks.push(match (&empty, &empty_batch) {
         (Ok(none), Ok(zero)) => Check::pass(
             label("empty stream"),
@@ -163,7 +167,7 @@ fn data(
         ),
     });
 
-    checks.push(match target.run(&everyday, &[one_row()]) {
+    checks.push(match target.format_batches(&everyday, &[one_row()]) {
         Ok(bytes) if empty.as_ref().is_ok_and(|empty| *empty == bytes) => Check::fail(
             label("one row"),
             "the output is the same as for an empty stream: the row was not written",
@@ -174,16 +178,18 @@ fn data(
 
     let promised = promised_types_batch();
     let schema = promised.schema();
-    checks.push(match target.run(&schema, &[all_nulls(&schema, 2)]) {
-        Ok(bytes) => Check::pass(
-            label("nulls in every column type"),
-            format!("{} columns, {} bytes", schema.fields().len(), bytes.len()),
-        ),
-        Err(err) => Check::fail(label("nulls in every column type"), describe(&err)),
-    });
+    checks.push(
+        match target.format_batches(&schema, &[all_nulls(&schema, 2)]) {
+            Ok(bytes) => Check::pass(
+                label("nulls in every column type"),
+                format!("{} columns, {} bytes", schema.fields().len(), bytes.len()),
+            ),
+            Err(err) => Check::fail(label("nulls in every column type"), describe(&err)),
+        },
+    );
 
     let textual = is_textual(&component.mime_type);
-    checks.push(match target.run(&schema, &[promised]) {
+    checks.push(match target.format_batches(&schema, &[promised]) {
         Ok(bytes) if textual && std::str::from_utf8(&bytes).is_err() => Check::fail(
             label("every promised type"),
             format!(
@@ -209,7 +215,7 @@ fn data(
     }
 
     let unicode = unicode_batch();
-    checks.push(match target.run(&unicode.schema(), &[unicode]) {
+    checks.push(match target.format_batches(&unicode.schema(), &[unicode]) {
         Err(err) => Check::fail(label("Unicode"), describe(&err)),
         Ok(bytes) if !textual => Check::pass(
             label("Unicode"),
@@ -402,7 +408,7 @@ fn well_formed(
     let mut checked = 0;
     for (sample, schema, batches) in samples {
         // A failed run is reported by its own check.
-        let Ok(bytes) = target.run(schema, &batches) else {
+        let Ok(bytes) = target.format_batches(schema, &batches) else {
             continue;
         };
         if let Some(problem) = syntax.problem(&bytes) {
@@ -550,7 +556,7 @@ fn panic_contained(target: &Target<'_>, inputs: &Inputs, label: String) -> Check
         );
     };
     let everyday = everyday_schema();
-    match target.run_with(&options.to_string(), &everyday, &[one_row()]) {
+    match target.format_batches_with(&options.to_string(), &everyday, &[one_row()]) {
         Ok(_) => Check::fail(label, format!("options {options} did not make it panic")),
         Err(err) if err.kind != ErrorKind::Panic => Check::fail(
             label,
@@ -559,7 +565,7 @@ fn panic_contained(target: &Target<'_>, inputs: &Inputs, label: String) -> Check
                 err.kind, err.message
             ),
         ),
-        Err(panic) => match target.run(&everyday, &[one_row()]) {
+        Err(panic) => match target.format_batches(&everyday, &[one_row()]) {
             Ok(_) => Check::pass(label, format!("came back as an error: {}", panic.message)),
             Err(err) => Check::fail(
                 label,

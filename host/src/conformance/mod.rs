@@ -188,7 +188,7 @@ impl ConfigDoc {
 }
 
 /// Runs every check on `library`.
-pub fn run(library: &PluginLibrary, inputs: &Inputs) -> Report {
+pub fn check_library(library: &PluginLibrary, inputs: &Inputs) -> Report {
     let manifest = library.manifest();
     let mut checks = manifest::checks(manifest);
     let config_schema = DocumentSchema::compile(&manifest.config_schema).ok();

@@ -1,5 +1,5 @@
 //! The export pipeline: a request is checked against the plugins
-//! ([`request`]), then streamed loader -> formatter -> [`sink`] ([`run`]),
+//! ([`request`]), then streamed loader -> formatter -> [`sink`] ([`stream_export`]),
 //! which compresses on its own thread ([`compress`]) when asked; callers
 //! put their output writer on a thread of its own too ([`write_behind`]).
 //! Where these steps sit in an export: docs/architecture.md.
@@ -16,7 +16,7 @@ mod test_writers;
 pub mod write_behind;
 
 pub use request::{prepare, Compression, ExportRequest, PreparedExport, RequestError};
-pub use run::{run, RunError, RunLimits, RunSummary, Stage};
+pub use run::{stream_export, RunError, RunLimits, RunSummary, Stage};
 pub use sink::{Sink, SinkSummary};
 pub use sizes::{check_sizes, SizeLimits};
 pub use write_behind::WriteBehind;

@@ -146,14 +146,15 @@ fn thread_grace(in_process: bool, succeeded: bool) -> Duration {
     }
 }
 
-/// Runs `export` into `sink`, calling `progress(rows, bytes)` after each batch.
+/// Streams `export` loader -> formatter -> `sink`, calling
+/// `progress(rows, bytes)` after each batch.
 /// On error nothing is committed: the caller discards what the sink wrote.
 ///
 /// The loader runs on one thread and the formatter on another; this thread
 /// waits on both with the earliest plugin timeout, so an in-process plugin
 /// that never returns fails its export on time (its thread is left behind).
 /// A loader thread that ends without a clean end of stream fails the export.
-pub fn run<W: Write>(
+pub fn stream_export<W: Write>(
     export: &PreparedExport,
     limits: RunLimits,
     sink: Sink<W>,

@@ -167,7 +167,7 @@ pub struct PendingLoad {
 impl PendingLoad {
     /// Loads it, bounded by its `load_timeout` (blocking: run it on a
     /// blocking thread).
-    pub fn run(&self) -> Result<LoadedPlugin, LoadFailure> {
+    pub fn load(&self) -> Result<LoadedPlugin, LoadFailure> {
         load_bounded(&self.entry)
     }
 }

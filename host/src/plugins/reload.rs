@@ -85,16 +85,17 @@ impl LiveRegistry {
         for load in loads {
             let live = Arc::clone(self);
             tokio::task::spawn_blocking(move || {
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| load.run()))
-                    .unwrap_or_else(|_| {
-                        Err(LoadFailure {
-                            name: load.entry.name.clone(),
-                            path: load.entry.library.clone(),
-                            cause: super::FailureCause::Load,
-                            reason: "loading it panicked in the host; see the log".to_owned(),
-                            at: std::time::SystemTime::now(),
-                        })
-                    });
+                let outcome =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| load.load()))
+                        .unwrap_or_else(|_| {
+                            Err(LoadFailure {
+                                name: load.entry.name.clone(),
+                                path: load.entry.library.clone(),
+                                cause: super::FailureCause::Load,
+                                reason: "loading it panicked in the host; see the log".to_owned(),
+                                at: std::time::SystemTime::now(),
+                            })
+                        });
                 live.finish(load.ticket, outcome.map(Arc::new));
             });
         }

@@ -61,7 +61,7 @@ impl Reloader {
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
         let (triggers, received) = mpsc::unbounded_channel();
         let watcher = watcher(&path, triggers.clone());
-        let task = tokio::spawn(run(plugins, path, watcher, received));
+        let task = tokio::spawn(reload_on_triggers(plugins, path, watcher, received));
         Reloader { triggers, task }
     }
 
@@ -109,7 +109,9 @@ fn matters(event: &Event, toml: &Path) -> bool {
             .any(|p| p == toml || p.extension().is_some_and(|x| x == "so"))
 }
 
-async fn run(
+/// Reloads `plugins` on each trigger (debounced file events, or SIGHUP),
+/// keeping the watched folders in step, until the channel closes.
+async fn reload_on_triggers(
     plugins: Arc<LiveRegistry>,
     path: PathBuf,
     mut watcher: Option<RecommendedWatcher>,

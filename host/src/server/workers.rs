@@ -1,5 +1,5 @@
 //! The worker pool: `WORKERS` tasks that claim pending exports (with a lease
-//! on the export row) and run them through [`ExportService::run`], which
+//! on the export row) and run them through [`ExportService::run_claimed`], which
 //! renews the lease while the pipeline runs on a blocking thread; plus the
 //! periodic cleanup pass, and a lease sweep every heartbeat interval (so an
 //! export whose daemon was killed goes back to the queue within about a
@@ -153,7 +153,7 @@ async fn work(
             Ok(Some(claimed)) => {
                 let id = claimed.id.clone();
                 lock(&running).insert(worker.clone(), id.clone());
-                let outcome = service.run(claimed, &worker).await;
+                let outcome = service.run_claimed(claimed, &worker).await;
                 lock(&running).remove(&worker);
                 if let Ok(record) = &outcome {
                     metrics.export_finished(record);

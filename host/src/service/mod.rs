@@ -9,7 +9,7 @@
 //!   of the same user made within `CACHE_TTL_MINUTES` when there is one,
 //!   enforces `MAX_PER_USER`, and records the request as `pending`.
 //! - [`ExportService::run_next`] (a worker) claims the oldest pending export
-//!   with a lease and [runs](ExportService::run) it: loader -> formatter ->
+//!   with a lease and [runs](ExportService::run_claimed) it: loader -> formatter ->
 //!   sink (counting rows and bytes against `MAX_ROWS` and
 //!   `MAX_FILE_SIZE_MB`, compressing, hashing) -> an [`Upload`] that only
 //!   becomes visible when committed. The pipeline runs on a blocking thread

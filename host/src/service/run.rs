@@ -212,14 +212,14 @@ impl ExportService {
             .claim_next(worker, self.settings.lease, self.now())
             .await?;
         match claimed {
-            Some(claimed) => self.run(claimed, worker).await.map(Some),
+            Some(claimed) => self.run_claimed(claimed, worker).await.map(Some),
             None => Ok(None),
         }
     }
 
     /// Claims the oldest pending export for `worker` with a lease of
     /// [`ServiceSettings::lease`](super::ServiceSettings::lease) without
-    /// running it (the caller runs it with [`run`](Self::run)); `None` when
+    /// running it (the caller runs it with [`run_claimed`](Self::run_claimed)); `None` when
     /// the queue is empty.
     pub async fn claim_next(&self, worker: &str) -> Result<Option<ExportRecord>, ServiceError> {
         Ok(self
@@ -250,7 +250,7 @@ impl ExportService {
             .claim(id, worker, self.settings.lease, self.now())
             .await?;
         match claimed {
-            Some(claimed) => self.run(claimed, worker).await.map(Some),
+            Some(claimed) => self.run_claimed(claimed, worker).await.map(Some),
             None => Ok(None),
         }
     }
@@ -263,7 +263,7 @@ impl ExportService {
     /// which returns the failed record. An `Err` means the outcome could not
     /// be recorded (the database failed); the lease then runs out and the
     /// export is retried.
-    pub async fn run(
+    pub async fn run_claimed(
         &self,
         claimed: ExportRecord,
         worker: &str,
@@ -327,8 +327,8 @@ impl ExportService {
                 let sink = Sink::new(writer, limits.max_bytes, compression, true)
                     .map_err(TaskFailure::Sink)?;
                 // On error the sink, and with it the upload, is dropped
-                // inside `run`: the temporary file goes, nothing is visible.
-                let ran = pipeline::run(&prepared, limits, sink, &mut |rows, bytes| {
+                // inside `stream_export`: the temporary file goes, nothing is visible.
+                let ran = pipeline::stream_export(&prepared, limits, sink, &mut |rows, bytes| {
                     counted.rows.store(rows, Ordering::Relaxed);
                     counted.bytes.store(bytes, Ordering::Relaxed);
                 });

@@ -15,7 +15,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
-pub async fn run(
+pub async fn download(
     service: &ExportService,
     scope: &Scope,
     id: &ExportId,

@@ -26,7 +26,7 @@ pub struct WatchedExportDidNotComplete {
     outcome: String,
 }
 
-pub async fn run(service: &ExportService, scope: &Scope, id: &ExportId) -> anyhow::Result<()> {
+pub async fn watch(service: &ExportService, scope: &Scope, id: &ExportId) -> anyhow::Result<()> {
     let mut display = Display::new(true);
     let record = loop {
         // A missing export is reported by the service, naming its id.
