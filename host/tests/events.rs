@@ -8,27 +8,12 @@ mod faults_common;
 mod server_common;
 
 use faults_common::{gate_sandbox, wait_until, FreshPg};
-use serde_json::{json, Value};
+use serde_json::Value;
 use server_common::Daemon;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// Starts a `gate` export (one row every few ms until `until` exists).
-fn start_gate(daemon: &Daemon, token: &str, until: &Path) -> String {
-    let request = json!({"loader": "gate", "format": "csv", "selector": {"until": until}});
-    let answer = daemon.post("/v1/exports", Some(token), &request);
-    assert_eq!(answer.status, 202, "{}", daemon.log());
-    answer.json()["id"].as_str().expect("an id").to_owned()
-}
-
-fn record(daemon: &Daemon, token: &str, id: &str) -> Value {
-    let answer = daemon.get(&format!("/v1/exports/{id}"), Some(token));
-    assert_eq!(answer.status, 200, "{}", daemon.log());
-    answer.json()
-}
 
 fn rows(record: &Value) -> u64 {
     record["progress"]["rows"].as_u64().unwrap_or(0)
@@ -223,7 +208,7 @@ fn the_events_show_progress_then_the_end_and_a_resumed_end_answers_204() {
     let gate = sandbox.path().join("gate-open");
     let daemon = Daemon::start(sandbox, &[]);
     let token = daemon.token("ada", false);
-    let id = start_gate(&daemon, &token, &gate);
+    let id = daemon.start_gate_export(&token, &gate);
 
     let mut stream = Stream::open(&daemon, &token, &id, None);
     assert_eq!(stream.status, 200, "{}", daemon.log());
@@ -278,7 +263,7 @@ fn the_events_show_progress_then_the_end_and_a_resumed_end_answers_204() {
     assert!(stream.next().is_none(), "the stream closes after the end");
     assert_eq!(
         end.data,
-        record(&daemon, &token, &id),
+        daemon.record(&token, &id),
         "the end is the record"
     );
 
@@ -300,7 +285,7 @@ fn a_resumed_stream_sends_only_newer_states() {
     let gate = sandbox.path().join("gate-open");
     let daemon = Daemon::start(sandbox, &[]);
     let token = daemon.token("ada", false);
-    let id = start_gate(&daemon, &token, &gate);
+    let id = daemon.start_gate_export(&token, &gate);
 
     let mut stream = Stream::open(&daemon, &token, &id, None);
     assert_eq!(stream.status, 200, "{}", daemon.log());
@@ -313,7 +298,7 @@ fn a_resumed_stream_sends_only_newer_states() {
     wait_until(
         Duration::from_secs(20),
         "progress past the seen rows",
-        || rows(&record(&daemon, &token, &id)) > seen_rows,
+        || rows(&daemon.record(&token, &id)) > seen_rows,
     );
 
     let mut resumed = Stream::open(&daemon, &token, &id, Some(seen_id));
@@ -349,14 +334,14 @@ fn the_events_follow_an_export_another_daemon_runs() {
     let a = Daemon::start(first, &env);
     let b = Daemon::start(gate_sandbox(), &env);
     let token = a.token("ada", false);
-    let id = start_gate(&a, &token, &gate);
+    let id = a.start_gate_export(&token, &gate);
     wait_until(
         Duration::from_secs(20),
         "a daemon to claim the export",
-        || record(&a, &token, &id)["lease_owner"].is_string(),
+        || a.record(&token, &id)["lease_owner"].is_string(),
     );
     // Workers are named `<host>-<pid>-<n>`: read from the other daemon.
-    let owner = record(&a, &token, &id)["lease_owner"]
+    let owner = a.record(&token, &id)["lease_owner"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
@@ -378,7 +363,7 @@ fn the_events_follow_an_export_another_daemon_runs() {
     let events = read_until(&mut stream, reader, last, |event| event.name == "end");
     let end = events.last().expect("the end");
     assert_eq!(end.data["status"], "completed", "{end:?}");
-    assert_eq!(end.data, record(runner, &token, &id), "{end:?}");
+    assert_eq!(end.data, runner.record(&token, &id), "{end:?}");
     assert!(stream.next().is_none(), "the stream closes after the end");
 }
 
@@ -389,7 +374,7 @@ fn a_stopping_daemon_closes_its_streams() {
     let gate = sandbox.path().join("gate-open");
     let mut daemon = Daemon::start(sandbox, &[("EXPORT_HOST_SHUTDOWN_GRACE", "1")]);
     let token = daemon.token("ada", false);
-    let id = start_gate(&daemon, &token, &gate);
+    let id = daemon.start_gate_export(&token, &gate);
     let mut stream = Stream::open(&daemon, &token, &id, None);
     assert_eq!(stream.status, 200, "{}", daemon.log());
     assert!(stream.next().is_some(), "the current state");
@@ -414,7 +399,7 @@ fn another_users_export_has_no_events() {
     let daemon = Daemon::start(sandbox, &[]);
     let ada = daemon.token("ada", false);
     let bob = daemon.token("bob", false);
-    let id = start_gate(&daemon, &ada, &gate);
+    let id = daemon.start_gate_export(&ada, &gate);
     let stream = Stream::open(&daemon, &bob, &id, None);
     assert_eq!(stream.status, 404, "{}", daemon.log());
     let missing = Stream::open(&daemon, &ada, "exp_0123456789abcdef0123456789abcdef", None);
@@ -459,10 +444,10 @@ fn exports_watch_prints_progress_lines_then_the_summary() {
     let gate = sandbox.path().join("gate-open");
     let daemon = Daemon::start(sandbox, &[]);
     let token = daemon.token("ada", false);
-    let id = start_gate(&daemon, &token, &gate);
+    let id = daemon.start_gate_export(&token, &gate);
     let output = watch(&daemon, &id, || {
         wait_until(Duration::from_secs(20), "progress", || {
-            rows(&record(&daemon, &token, &id)) > 0
+            rows(&daemon.record(&token, &id)) > 0
         });
         // Long enough for a line or two of progress.
         std::thread::sleep(Duration::from_millis(2500));
@@ -482,7 +467,7 @@ fn exports_watch_prints_progress_lines_then_the_summary() {
             .all(|l| l.contains(" rows, ") && l.contains(" rows/s, ")),
         "{stderr}"
     );
-    let done = record(&daemon, &token, &id);
+    let done = daemon.record(&token, &id);
     assert!(stdout.contains("status: completed"), "{stdout}");
     assert!(
         stdout.contains(&format!("rows: {}", done["row_count"])),
@@ -500,10 +485,10 @@ fn exports_watch_fails_for_a_cancelled_export() {
     let gate = sandbox.path().join("gate-open");
     let daemon = Daemon::start(sandbox, &[]);
     let token = daemon.token("ada", false);
-    let id = start_gate(&daemon, &token, &gate);
+    let id = daemon.start_gate_export(&token, &gate);
     let output = watch(&daemon, &id, || {
         wait_until(Duration::from_secs(20), "the export to run", || {
-            record(&daemon, &token, &id)["status"] == "processing"
+            daemon.record(&token, &id)["status"] == "processing"
         });
         let answer = daemon.delete(&format!("/v1/exports/{id}"), Some(&token));
         assert_eq!(answer.status, 200, "{}", daemon.log());

@@ -8,24 +8,10 @@ mod faults_common;
 mod server_common;
 
 use faults_common::{gate_sandbox, wait_until, FreshPg};
-use serde_json::{json, Value};
+use serde_json::Value;
 use server_common::Daemon;
 use std::path::Path;
 use std::time::Duration;
-
-/// Starts a `gate` export (one row every few ms until `until` exists).
-fn start_gate(daemon: &Daemon, token: &str, until: &Path) -> String {
-    let request = json!({"loader": "gate", "format": "csv", "selector": {"until": until}});
-    let answer = daemon.post("/v1/exports", Some(token), &request);
-    assert_eq!(answer.status, 202, "{}", daemon.log());
-    answer.json()["id"].as_str().expect("an id").to_owned()
-}
-
-fn record(daemon: &Daemon, token: &str, id: &str) -> Value {
-    let answer = daemon.get(&format!("/v1/exports/{id}"), Some(token));
-    assert_eq!(answer.status, 200, "{}", daemon.log());
-    answer.json()
-}
 
 fn rows(record: &Value) -> u64 {
     record["progress"]["rows"].as_u64().unwrap_or(0)
@@ -37,13 +23,13 @@ fn grows_past(readers: &[&Daemon], token: &str, id: &str, above: u64) -> u64 {
     let mut seen = u64::MAX;
     for daemon in readers {
         wait_until(Duration::from_secs(20), "progress to grow", || {
-            let record = record(daemon, token, id);
+            let record = daemon.record(token, id);
             // Until a worker claims it, the export is still pending.
             let status = record["status"].as_str().unwrap_or_default();
             assert!(matches!(status, "pending" | "processing"), "{record}");
             status == "processing" && rows(&record) > above
         });
-        let record = record(daemon, token, id);
+        let record = daemon.record(token, id);
         assert_eq!(record["status"], "processing", "{record}");
         let progress = &record["progress"];
         assert!(
@@ -79,10 +65,10 @@ fn progress_grows_while_an_export_runs_and_ends_at_the_final_figures() {
     let gate = sandbox.path().join("gate-open");
     let daemon = Daemon::start(sandbox, &[]);
     let token = daemon.token("ada", false);
-    let id = start_gate(&daemon, &token, &gate);
+    let id = daemon.start_gate_export(&token, &gate);
     assert!(
-        record(&daemon, &token, &id)["progress"].is_null()
-            || rows(&record(&daemon, &token, &id)) < 1000,
+        daemon.record(&token, &id)["progress"].is_null()
+            || rows(&daemon.record(&token, &id)) < 1000,
         "no figures before the run has started"
     );
     let first = grows_past(&[&daemon], &token, &id, 0);
@@ -99,14 +85,14 @@ fn every_daemon_on_the_database_sees_the_progress_of_an_export_another_runs() {
     let a = Daemon::start(first, &env);
     let b = Daemon::start(gate_sandbox(), &env);
     let token = a.token("ada", false);
-    let id = start_gate(&a, &token, &gate);
+    let id = a.start_gate_export(&token, &gate);
     let seen = grows_past(&[&a, &b], &token, &id, 0);
     grows_past(&[&b, &a], &token, &id, seen);
-    let runner = record(&a, &token, &id)["lease_owner"].clone();
+    let runner = a.record(&token, &id)["lease_owner"].clone();
     assert!(runner.is_string(), "a daemon holds the export");
     finish(&a, &token, &id, &gate);
     assert_eq!(
-        record(&b, &token, &id)["progress"],
-        record(&a, &token, &id)["progress"]
+        b.record(&token, &id)["progress"],
+        a.record(&token, &id)["progress"]
     );
 }

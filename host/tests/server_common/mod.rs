@@ -363,6 +363,23 @@ impl Daemon {
         self.request("DELETE", path, token, &[], None)
     }
 
+    /// Starts a `gate` export (one row every few ms until `until` exists;
+    /// see `faults_common::gate_sandbox`); returns its id.
+    pub fn start_gate_export(&self, token: &str, until: &std::path::Path) -> String {
+        let request =
+            serde_json::json!({"loader": "gate", "format": "csv", "selector": {"until": until}});
+        let answer = self.post("/v1/exports", Some(token), &request);
+        assert_eq!(answer.status, 202, "{}", self.log());
+        answer.json()["id"].as_str().expect("an id").to_owned()
+    }
+
+    /// The export's record, as `GET /v1/exports/{id}` answers it.
+    pub fn record(&self, token: &str, id: &str) -> Value {
+        let answer = self.get(&format!("/v1/exports/{id}"), Some(token));
+        assert_eq!(answer.status, 200, "{}", self.log());
+        answer.json()
+    }
+
     /// Polls the export until it is no longer pending or processing.
     pub fn wait_until_done(&self, id: &str, token: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(60);

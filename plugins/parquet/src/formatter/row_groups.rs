@@ -78,8 +78,8 @@ impl RowGroupWriter {
             let mut take = remaining.num_rows().min(self.max_rows - *rows);
             // Splits where the encoded size estimate reaches max_bytes, from
             // the average row so far.
-            if let Some(average) = estimated_bytes(writers).checked_div(*rows) {
-                let bytes = estimated_bytes(writers);
+            let bytes = estimated_bytes(writers);
+            if let Some(average) = bytes.checked_div(*rows) {
                 let fit = self.max_bytes.saturating_sub(bytes) / average.max(1);
                 if fit == 0 {
                     self.close_row_group()?;
