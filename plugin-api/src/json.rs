@@ -15,8 +15,9 @@
 //! text): [`crate::rows::Rows`] shows them as [`crate::rows::Cell::Json`],
 //! and a JSON formatter can copy them as real JSON values.
 
-pub use crate::rows::nested::{is_nested, NestedEncoder, NestedValues};
+mod nested;
 use arrow_schema::{DataType, Field};
+pub use nested::{is_nested, NestedEncoder, NestedValues};
 use std::borrow::Cow;
 use std::collections::HashMap;
 

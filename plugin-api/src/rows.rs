@@ -44,8 +44,7 @@
 //! ```
 
 use crate::error::{PluginError, Result};
-use crate::json::{is_json_field, json_value_text};
-use crate::rows::nested::{is_nested, NestedValues};
+use crate::json::{is_json_field, is_nested, json_value_text, NestedValues};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type, UInt64Type,
@@ -57,7 +56,6 @@ use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use arrow_schema::{DataType, Field, Fields};
 use std::fmt;
 
-pub(crate) mod nested;
 mod writer;
 pub use writer::{RowFormat, RowWriter};
 

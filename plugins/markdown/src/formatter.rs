@@ -1,10 +1,10 @@
 //! The `markdown` formatter: a GitHub-flavoured Markdown table, bare or
 //! inside a report.
 
-use crate::escape::{escape_inline, escaped};
 use crate::report::{Report, TemplateOption};
 use export_plugin_api::arrow_array::RecordBatch;
 use export_plugin_api::arrow_schema::{DataType, SchemaRef};
+use export_plugin_api::escape::markdown::{escape_inline, escaped};
 use export_plugin_api::report::{
     self as stats, format_number, Audience, ChartOption, ReportBuilder, SUMMARY_HEADERS,
 };
@@ -445,7 +445,10 @@ mod tests {
         for (row, line) in lines[2..].iter().enumerate() {
             let cells = raw_cells(line);
             assert_eq!(cells.len(), 2, "row {row}: {line:?}");
-            assert_eq!(cells[0], crate::escape::escaped(hard[row]));
+            assert_eq!(
+                cells[0],
+                export_plugin_api::escape::markdown::escaped(hard[row])
+            );
         }
     }
 

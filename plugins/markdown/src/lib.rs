@@ -16,7 +16,8 @@
 //!   and backslashes are escaped (`\|`, `\\`), line breaks become `<br>` (a
 //!   CR is `&#13;`, so LF, CRLF and CR stay distinct), inline markup
 //!   characters get a backslash, and edge whitespace a reader would trim
-//!   becomes a character reference. The rules are in [`escape`].
+//!   becomes a character reference. The rules are those of
+//!   [`export_plugin_api::escape::markdown`].
 //! - Nulls are empty cells; an empty column name is an empty header cell;
 //!   an export without rows is the header and delimiter rows, still a table.
 //!   Numeric columns are right-aligned (`---:`).
@@ -34,7 +35,6 @@
 //! library = "libexport_markdown.so"
 //! ```
 
-pub mod escape;
 mod formatter;
 pub use formatter::report;
 

@@ -41,14 +41,7 @@
 //! ```
 
 mod config;
-mod document;
-mod draw;
-mod embed;
-mod fonts;
 mod formatter;
-mod insights;
-mod layout;
-mod shape;
 
 pub use config::PdfConfig;
 pub use formatter::{Orientation, PageSize, PdfFormatter, PdfOptions};

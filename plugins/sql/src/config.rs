@@ -1,8 +1,6 @@
 //! The plugin's `[plugins.<name>.config]` table: which database, and the
 //! named queries a request may run.
 
-use crate::columns::ColumnKind;
-use crate::params::ParamType;
 use export_plugin_api::{JsonSchema, PluginError, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -197,6 +195,98 @@ pub struct ParamDef {
     /// own id when the parameter is `required`.
     #[serde(default, skip_serializing_if = "ParamSource::is_request")]
     pub from: ParamSource,
+}
+
+/// The type of a parameter, as written in `type = "..."`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(crate = "export_plugin_api::schemars")]
+pub enum ParamType {
+    /// A JSON string.
+    #[serde(rename = "text")]
+    Text,
+    /// A JSON integer that fits 64 bits.
+    #[serde(rename = "integer")]
+    Integer,
+    /// Any JSON number.
+    #[serde(rename = "number")]
+    Number,
+    /// `true` or `false`.
+    #[serde(rename = "boolean")]
+    Boolean,
+    /// An RFC 3339 time (`2024-05-01T10:00:00Z`, `2024-05-01T12:00:00+02:00`)
+    /// or a date (`2024-05-01`, midnight UTC). SQLite receives it as UTC text
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, PostgreSQL as a `timestamptz`.
+    #[serde(rename = "timestamp")]
+    Timestamp,
+    /// A date, `YYYY-MM-DD`.
+    #[serde(rename = "date")]
+    Date,
+    /// A list of strings. PostgreSQL receives a `text[]` (`= ANY(:p)`);
+    /// SQLite receives JSON text (`IN (SELECT value FROM json_each(:p))`).
+    #[serde(rename = "text[]")]
+    TextArray,
+    /// A list of integers (`bigint[]` on PostgreSQL, JSON text on SQLite).
+    #[serde(rename = "integer[]")]
+    IntegerArray,
+    /// A list of numbers (`double precision[]` on PostgreSQL, JSON text on SQLite).
+    #[serde(rename = "number[]")]
+    NumberArray,
+}
+
+impl ParamType {
+    /// The name as written in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            ParamType::Text => "text",
+            ParamType::Integer => "integer",
+            ParamType::Number => "number",
+            ParamType::Boolean => "boolean",
+            ParamType::Timestamp => "timestamp",
+            ParamType::Date => "date",
+            ParamType::TextArray => "text[]",
+            ParamType::IntegerArray => "integer[]",
+            ParamType::NumberArray => "number[]",
+        }
+    }
+
+    /// What a value of this type looks like, for messages.
+    pub(crate) fn expected(self) -> &'static str {
+        match self {
+            ParamType::Text => "a JSON string",
+            ParamType::Integer => "a whole JSON number such as 42",
+            ParamType::Number => "a JSON number such as 1.5",
+            ParamType::Boolean => "true or false",
+            ParamType::Timestamp => {
+                "an RFC 3339 time such as \"2024-05-01T10:00:00Z\" or a date such as \"2024-05-01\""
+            }
+            ParamType::Date => "a date such as \"2024-05-01\"",
+            ParamType::TextArray => "a JSON array of strings",
+            ParamType::IntegerArray => "a JSON array of whole numbers",
+            ParamType::NumberArray => "a JSON array of numbers",
+        }
+    }
+}
+
+/// A column type a query may declare under `columns` in plugins.toml.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[schemars(crate = "export_plugin_api::schemars")]
+pub enum ColumnKind {
+    /// Text (`Utf8`).
+    Text,
+    /// A 64-bit integer.
+    Integer,
+    /// A double.
+    Number,
+    /// A boolean (SQLite's 0 and 1 count).
+    Boolean,
+    /// A point in time, shown in UTC (`Timestamp(µs, "UTC")`); text in
+    /// ISO 8601 / RFC 3339 form and Unix seconds are read.
+    Timestamp,
+    /// A calendar date (`Date32`); `YYYY-MM-DD` text is read.
+    Date,
+    /// Raw JSON text, tagged so JSON formatters embed it as JSON.
+    Json,
 }
 
 /// Where a parameter's value comes from.

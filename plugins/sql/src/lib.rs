@@ -105,21 +105,14 @@
 //! exist; a PostgreSQL query runs in a `BEGIN READ ONLY` transaction on a
 //! session with `default_transaction_read_only`.
 
-mod columns;
 mod config;
 mod loader;
-mod params;
-mod placeholders;
-mod postgres;
-mod sqlite;
-mod stream;
 
-pub use columns::ColumnKind;
 pub use config::{
-    OnMaxRows, ParamDef, ParamSource, PerBackendSql, QueryDef, QuerySql, SessionConfig, SqlConfig,
+    ColumnKind, OnMaxRows, ParamDef, ParamSource, ParamType, PerBackendSql, QueryDef, QuerySql,
+    SessionConfig, SqlConfig,
 };
 pub use loader::{SqlLoader, SqlSelector};
-pub use params::ParamType;
 
 use export_plugin_api::{Plugin, PluginBuilder};
 

@@ -1,18 +1,23 @@
 //! The `sql` loader: runs one of the configured named queries with the
 //! request's parameters and streams the result as Arrow batches.
 
+mod columns;
+mod params;
+mod placeholders;
+mod postgres;
+mod sqlite;
+mod stream;
+
 use crate::config::{Backend, Database, OnMaxRows, QueryDef, SqlConfig};
-use crate::params::{self, ParamValue};
-use crate::placeholders;
-use crate::postgres::Session;
-use crate::stream::{Output, RowCap, Shape};
-use crate::{postgres, sqlite};
 use export_plugin_api::arrow_array::RecordBatch;
 use export_plugin_api::arrow_schema::SchemaRef;
 use export_plugin_api::{
     BatchReader, Caller, ErrorKind, JsonSchema, Limits, Loader, PluginError, Result,
 };
+use params::ParamValue;
+use postgres::Session;
 use serde::{Deserialize, Serialize};
+use stream::{Output, RowCap, Shape};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -99,7 +104,7 @@ struct Plan {
     sql: String,
     /// The values in placeholder order.
     values: Vec<ParamValue>,
-    columns: std::collections::BTreeMap<String, crate::columns::ColumnKind>,
+    columns: std::collections::BTreeMap<String, crate::config::ColumnKind>,
     session: Option<Session>,
     cap: Option<RowCap>,
 }

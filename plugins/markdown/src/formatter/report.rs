@@ -16,8 +16,8 @@
 //! errors, so a typo is refused before any output exists, and each render has
 //! a fixed work budget (minijinja's fuel).
 
-use crate::escape::escape_inline;
 use export_plugin_api::arrow_schema::Schema;
+use export_plugin_api::escape::markdown::escape_inline;
 use export_plugin_api::{JsonSchema, PluginError, Result};
 use minijinja::value::Value;
 use minijinja::{context, AutoEscape, Environment, UndefinedBehavior};

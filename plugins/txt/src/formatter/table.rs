@@ -14,10 +14,10 @@
 //! continues on lines whose rules are `:` instead of `|`, so a continuation
 //! can never be mistaken for a row of empty values.
 
+use super::options::Overflow;
 use super::text::{
     display_width, push_visible, single_line, split_lines, truncate, widest_line, wrap,
 };
-use crate::formatter::Overflow;
 
 /// No column is narrower than this, so that any character (CJK and emoji
 /// take two columns) fits in it.

@@ -7,8 +7,8 @@
 //! `[...]` on SQLite), comments (`--`, `/* */`) and PostgreSQL dollar quotes
 //! (`$tag$...$tag$`); `::` casts are not parameters.
 
+use super::params::is_param_name;
 use crate::config::Backend;
-use crate::params::is_param_name;
 
 /// SQL with positional placeholders, and the parameter name of every position.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,10 +5,10 @@
 //! from a table; an expression's type is inferred from the values of the
 //! first batch, or declared under the query's `columns`.
 
-use crate::columns::{ColumnType, Value};
+use super::columns::{ColumnType, Value};
+use super::params::ParamValue;
+use super::stream::{self, db_error, Output, Shape};
 use crate::config::Database;
-use crate::params::ParamValue;
-use crate::stream::{self, db_error, Output, Shape};
 use export_plugin_api::{PluginError, Result};
 use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteRow};
 use sqlx::{

@@ -7,7 +7,7 @@
 //! combining marks are shaped with rustybuzz, which picks the joining forms
 //! and ligatures and places the marks.
 
-use crate::fonts::{joins_previous, Face, Fonts};
+use super::fonts::{joins_previous, Face, Fonts};
 use export_plugin_api::{PluginError, Result};
 use rustybuzz::{Direction, UnicodeBuffer};
 use std::ops::Range;

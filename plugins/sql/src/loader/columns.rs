@@ -6,6 +6,7 @@
 //! integer into a double column, ISO text into a timestamp) and refusing
 //! with a reason otherwise.
 
+use crate::config::ColumnKind;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use export_plugin_api::arrow_array::builder::{
     BinaryBuilder, BooleanBuilder, Date32Builder, Float32Builder, Float64Builder, Int16Builder,
@@ -15,35 +16,11 @@ use export_plugin_api::arrow_array::builder::{
 use export_plugin_api::arrow_array::ArrayRef;
 use export_plugin_api::arrow_schema::{DataType, Field, TimeUnit};
 use export_plugin_api::json::json_field;
-use export_plugin_api::JsonSchema;
-use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::sync::Arc;
 
 /// The time zone of every zoned timestamp column.
 pub const UTC: &str = "UTC";
-
-/// A column type a query may declare under `columns` in plugins.toml.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-#[schemars(crate = "export_plugin_api::schemars")]
-pub enum ColumnKind {
-    /// Text (`Utf8`).
-    Text,
-    /// A 64-bit integer.
-    Integer,
-    /// A double.
-    Number,
-    /// A boolean (SQLite's 0 and 1 count).
-    Boolean,
-    /// A point in time, shown in UTC (`Timestamp(µs, "UTC")`); text in
-    /// ISO 8601 / RFC 3339 form and Unix seconds are read.
-    Timestamp,
-    /// A calendar date (`Date32`); `YYYY-MM-DD` text is read.
-    Date,
-    /// Raw JSON text, tagged so JSON formatters embed it as JSON.
-    Json,
-}
 
 impl From<ColumnKind> for ColumnType {
     fn from(kind: ColumnKind) -> ColumnType {

@@ -1,7 +1,8 @@
 //! From database rows to Arrow batches, shared by both backends: the schema
 //! of a result, batching, the row cap, and the channel to the reader.
 
-use crate::columns::{infer, ColumnBuilder, ColumnKind, ColumnType, Value};
+use super::columns::{infer, ColumnBuilder, ColumnType, Value};
+use crate::config::ColumnKind;
 use export_plugin_api::arrow_array::RecordBatch;
 use export_plugin_api::arrow_schema::{Schema, SchemaRef};
 use export_plugin_api::{ErrorKind, PluginError, Result};

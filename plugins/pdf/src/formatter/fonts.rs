@@ -19,9 +19,9 @@ use skrifa::instance::{LocationRef, Size};
 use skrifa::metrics::GlyphMetrics;
 use skrifa::{FontRef, GlyphId, MetadataProvider};
 
-static REGULAR: &[u8] = include_bytes!("../fonts/DejaVuSans.ttf");
-static BOLD: &[u8] = include_bytes!("../fonts/DejaVuSans-Bold.ttf");
-static FALLBACK: &[u8] = include_bytes!("../fonts/DroidSansFallbackFull.ttf");
+static REGULAR: &[u8] = include_bytes!("../../fonts/DejaVuSans.ttf");
+static BOLD: &[u8] = include_bytes!("../../fonts/DejaVuSans-Bold.ttf");
+static FALLBACK: &[u8] = include_bytes!("../../fonts/DroidSansFallbackFull.ttf");
 
 /// Which face a run of text uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

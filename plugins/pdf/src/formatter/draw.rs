@@ -13,12 +13,11 @@
 //! back the glyphs it drew, and the writer's side writes the subset fonts,
 //! the page tree and the cross-reference table.
 
-use crate::document::{deflate, PdfFile, HEADER};
-use crate::embed::GlyphSet;
-use crate::fonts::{Face, Fonts};
-use crate::formatter::{Orientation, PageSize, PdfOptions};
-use crate::insights::InsightsPage;
-use crate::shape::{Placed, Shaper};
+use super::document::{deflate, PdfFile, HEADER};
+use super::embed::GlyphSet;
+use super::fonts::{Face, Fonts};
+use super::options::{Orientation, PageSize, PdfOptions};
+use super::shape::{Placed, Shaper};
 use export_plugin_api::{PluginError, Result};
 use pdf_writer::{Content, Filter, Name, Rect, Ref, Str, TextStr};
 use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender, TryRecvError};
@@ -107,11 +106,19 @@ pub(crate) struct PageFrame {
     pub(crate) numeric: Vec<bool>,
 }
 
+/// A page whose body is not table rows (the report's summary and charts):
+/// it paints its own shapes and text, and the painter adds the title and
+/// page label around it. A trait, so the drawing core knows nothing of what
+/// such a page shows.
+pub(crate) trait PaintBody: Send {
+    fn paint(&self, painter: &mut Painter, canvas: &mut Canvas);
+}
+
 /// One page, ready to draw.
 pub(crate) struct PageContent {
     pub(crate) number: usize,
     /// A report page (summary and charts) instead of table rows.
-    pub(crate) insights: Option<InsightsPage>,
+    pub(crate) insights: Option<Box<dyn PaintBody>>,
     /// The page's label at the foot instead of its number (`Page i` for
     /// report pages, which come first though they are drawn last).
     pub(crate) label: Option<String>,
@@ -209,8 +216,8 @@ impl Painter {
             used: [false; 3],
         };
 
-        if let Some(insights) = &content.insights {
-            self.insights_page(&mut canvas, insights);
+        if let Some(body) = &content.insights {
+            body.paint(self, &mut canvas);
             canvas.content.begin_text();
             canvas.set_fill(INK);
             self.frame_text(&mut canvas, content);

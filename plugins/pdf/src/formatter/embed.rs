@@ -14,8 +14,8 @@
 //! TrueType program (FontFile2) and a ToUnicode CMap, so text can be
 //! searched, copied and extracted.
 
-use crate::document::{deflate, PdfFile};
-use crate::fonts::{Face, Fonts};
+use super::document::{deflate, PdfFile};
+use super::fonts::{Face, Fonts};
 use export_plugin_api::{PluginError, Result};
 use pdf_writer::types::{CidFontType, FontFlags, SystemInfo, UnicodeCmap};
 use pdf_writer::{Filter, Finish, Name, Rect, Ref, Str};

@@ -1,7 +1,7 @@
 //! Text layout without drawing: cleaning a value for the page, wrapping it
 //! into a column, and sharing the page width among the columns.
 
-use crate::fonts::{joins_previous, Fonts};
+use super::fonts::{joins_previous, Fonts};
 
 /// What a cut cell ends with.
 pub(crate) const ELLIPSIS: char = '…';

@@ -2,9 +2,11 @@
 //! the writer ([`paginate`]), drawn as vector shapes and real text by the
 //! drawing thread ([`Painter::insights_page`]).
 
-use crate::draw::{Canvas, Color, Geometry, Painter, INK, MUTED, RULE_LIGHT, RULE_STRONG};
-use crate::fonts::Fonts;
-use crate::layout::{clean, wrap};
+use super::draw::{
+    Canvas, Color, Geometry, PaintBody, Painter, INK, MUTED, RULE_LIGHT, RULE_STRONG,
+};
+use super::fonts::Fonts;
+use super::layout::{clean, wrap};
 use export_plugin_api::report::{Chart, ChartKind, Report, COLORS, DASHES, SUMMARY_HEADERS};
 use std::sync::Arc;
 
@@ -152,6 +154,12 @@ fn rgb(color: Color) -> (f32, f32, f32) {
         f32::from(g) / 255.0,
         f32::from(b) / 255.0,
     )
+}
+
+impl PaintBody for InsightsPage {
+    fn paint(&self, painter: &mut Painter, canvas: &mut Canvas) {
+        painter.insights_page(canvas, self);
+    }
 }
 
 impl Painter {

@@ -7,10 +7,11 @@
 //! JSON text; a type the plugin cannot read is refused before the first row,
 //! with the cast that fixes it.
 
-use crate::columns::{ColumnType, Value};
+use super::columns::{ColumnType, Value};
+use super::params::ParamValue;
+use super::stream::{self, db_error, Output, Shape};
+use crate::config::ParamType;
 use crate::config::{Backend, Database, SessionConfig};
-use crate::params::{ParamType, ParamValue};
-use crate::stream::{self, db_error, Output, Shape};
 use chrono::{DateTime, NaiveDate, Utc};
 use export_plugin_api::{Caller, PluginError, Result};
 use sqlx::postgres::{
