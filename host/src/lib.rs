@@ -28,3 +28,4 @@ pub mod scaffold;
 pub mod server;
 pub mod service;
 pub mod storage;
+pub mod webhooks;

@@ -11,7 +11,6 @@ use common::{refused, succeeded, Exit, Sandbox};
 use export_host::config::{Setting, CONFIG_ENV, STATE_DIRECTORY_ENV};
 use serde_json::Value;
 use sha2::Digest;
-use sqlx::Executor;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
@@ -304,28 +303,12 @@ fn records_commands_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_commands_on_postgres() {
-    let mut admin = records_common::admin_connection().await;
-    let name = format!("eh_{:032x}", rand::random::<u128>());
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create the test database");
-    let base = std::env::var("EXPORT_HOST_TEST_POSTGRES")
-        .unwrap_or_else(|_| records_common::DEFAULT_POSTGRES.to_owned());
-    let url = format!("{base}/{name}");
-    let outcome = tokio::task::spawn_blocking(move || {
+    records_common::with_scratch_postgres_url(|url| {
         let cli = Cli::new(Some(url));
         the_records_commands_work(&cli);
         assert!(!cli.data_dir.join("exports.db").exists(), "no SQLite file");
     })
     .await;
-    admin
-        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await
-        .expect("drop the test database");
-    if let Err(err) = outcome {
-        std::panic::resume_unwind(err.into_panic());
-    }
 }
 
 #[test]

@@ -150,6 +150,7 @@ fn a_list_page_is_bounded_in_bytes() {
                 request_hash: None,
                 expires_at: None,
                 metadata: json!({}),
+                callback_url: None,
             };
             records
                 .insert(new, chrono::Utc::now())

@@ -49,6 +49,7 @@ fn whoami(registry: &Registry) -> u32 {
         format: "csv/csv".into(),
         selector: json!({}),
         options: json!({}),
+        callback_url: None,
     };
     let prepared = pipeline::prepare(registry, &request, None).expect("a valid request");
     let limits = RunLimits {
@@ -58,7 +59,7 @@ fn whoami(registry: &Registry) -> u32 {
     };
     let sink = Sink::new(Vec::new(), limits.max_bytes, None, false).expect("a sink");
     let (bytes, summary) =
-        pipeline::stream_export(&prepared, limits, sink, &mut |_, _| {}).expect("the export runs");
+        pipeline::stream_export(&prepared, limits, sink, &mut |_| {}).expect("the export runs");
     assert_eq!(summary.rows, 1);
     let table = read_csv(&bytes);
     assert_eq!(table.header, ["pid"]);

@@ -47,7 +47,7 @@ fn list_shows_a_table_of_plugins_with_their_status() {
     let csv = row("csv");
     for needle in [
         "0.1.0",
-        "1.2.0",
+        "1.3.0",
         "loaders: csv",
         "formats: csv",
         "in-process",
@@ -60,7 +60,7 @@ fn list_shows_a_table_of_plugins_with_their_status() {
         "{table}"
     );
     let future = row("future");
-    for needle in ["failed", "2.0.0", "1.2.0"] {
+    for needle in ["failed", "2.0.0", "1.3.0"] {
         assert!(
             future.contains(needle),
             "future row lacks {needle:?}: {future}"
@@ -99,7 +99,7 @@ fn list_json_parses() {
     }
     let csv = listed.iter().find(|p| p["plugin"] == "csv").unwrap();
     assert_eq!(csv["status"], "loaded");
-    assert_eq!(csv["api_version"], "1.2.0");
+    assert_eq!(csv["api_version"], "1.3.0");
     assert_eq!(csv["isolation"], "in-process");
     let future = listed.iter().find(|p| p["plugin"] == "future").unwrap();
     assert!(
@@ -164,7 +164,7 @@ fn check_refuses_api_v2_and_non_plugins() {
     let text_so = sandbox.path().join("x.so");
     std::fs::write(&text_so, "text\n").unwrap();
     for (file, needles) in [
-        (library(API_V2_LIB), &["2.0.0", "1.2.0"][..]),
+        (library(API_V2_LIB), &["2.0.0", "1.3.0"][..]),
         (
             library(PANIC_ON_LOAD_LIB),
             &["boom while building the plugin"][..],

@@ -90,7 +90,7 @@ fn the_csv_plugin_passes_the_battery() {
     succeeded(&output);
     assert_all_pass(&report);
     assert_eq!(report["plugin"], "csv");
-    assert_eq!(report["host_api_version"], "1.2.0");
+    assert_eq!(report["host_api_version"], "1.3.0");
     for row in FORMATTER_ROWS {
         status(&report, &format!("formatter \"csv\": {row}"));
     }
@@ -329,7 +329,7 @@ fn another_major_version_is_refused_naming_both() {
         Exit::Failure,
         &[
             "built against export-plugin-api 2.0.0",
-            "this host speaks export-plugin-api 1.2.0",
+            "this host speaks export-plugin-api 1.3.0",
             "rebuild the plugin against export-plugin-api 1.x",
         ],
     );

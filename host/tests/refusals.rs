@@ -109,7 +109,7 @@ fn plugin_built_against_api_v2_is_refused_naming_both_versions() {
         Entry::new("bad", &file),
         &file,
         true,
-        &["2.0.0", "1.2.0"],
+        &["2.0.0", "1.3.0"],
     );
 }
 

@@ -20,7 +20,6 @@ use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use server_common::{Answer, Daemon};
-use sqlx::Executor;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
@@ -790,26 +789,10 @@ fn scoped_tokens_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scoped_tokens_on_postgres() {
-    let mut admin = records_common::admin_connection().await;
-    let name = format!("eh_{:032x}", rand::random::<u128>());
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create the test database");
-    let base = std::env::var("EXPORT_HOST_TEST_POSTGRES")
-        .unwrap_or_else(|_| records_common::DEFAULT_POSTGRES.to_owned());
-    let url = format!("{base}/{name}");
-    let outcome = tokio::task::spawn_blocking(move || {
+    records_common::with_scratch_postgres_url(|url| {
         scoped_tokens_are_held_to_their_scope(&[("EXPORT_HOST_DATABASE_URL", url.as_str())])
     })
     .await;
-    admin
-        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await
-        .expect("drop the test database");
-    if let Err(err) = outcome {
-        std::panic::resume_unwind(err.into_panic());
-    }
 }
 
 /// The path and query of a link URL under `base`.

@@ -10,7 +10,6 @@ mod server_common;
 use common::Sandbox;
 use serde_json::json;
 use server_common::Daemon;
-use sqlx::Executor;
 
 fn the_daemon_works_on(url: String) {
     let sandbox = Sandbox::with_csv();
@@ -80,21 +79,5 @@ fn the_daemon_works_on(url: String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_serves_on_postgres() {
-    let mut admin = records_common::admin_connection().await;
-    let name = format!("eh_{:032x}", rand::random::<u128>());
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create the test database");
-    let base = std::env::var("EXPORT_HOST_TEST_POSTGRES")
-        .unwrap_or_else(|_| records_common::DEFAULT_POSTGRES.to_owned());
-    let url = format!("{base}/{name}");
-    let outcome = tokio::task::spawn_blocking(move || the_daemon_works_on(url)).await;
-    admin
-        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await
-        .expect("drop the test database");
-    if let Err(err) = outcome {
-        std::panic::resume_unwind(err.into_panic());
-    }
+    records_common::with_scratch_postgres_url(the_daemon_works_on).await;
 }

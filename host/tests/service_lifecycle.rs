@@ -237,6 +237,7 @@ async fn an_identical_request_within_the_ttl_returns_the_existing_export(records
                 selector: serde_json::from_str(r#"{"path": "a.csv"}"#).unwrap(),
                 options: serde_json::from_str(r#"{"delimiter": ";", "compression": "gzip"}"#)
                     .unwrap(),
+                callback_url: None,
             },
         )
         .await

@@ -111,6 +111,12 @@ fn every_flag_parses_and_flags_work_after_the_subcommand() {
         "18",
         "--jwks-refresh-seconds",
         "19",
+        "--webhook-allow",
+        "https://hooks.example.com/",
+        "--webhook-secret",
+        "whsec-0123456789abcdef",
+        "--webhook-backoff",
+        "2s",
         "--config",
         "/c.toml",
     ])

@@ -47,6 +47,15 @@ pub trait BatchReader: Send {
     fn notes(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
         None
     }
+    /// How far through its input the read is, from 0 to 1 (since 1.3),
+    /// asked after every batch: for example the bytes read so far over the
+    /// file's size. The host shows it as the export's progress `fraction`.
+    /// Answer `None` when the share is unknown (a query, a stream of
+    /// unknown length), which is the default. Keep it cheap; values outside
+    /// 0..1 are clamped and a non-number counts as `None`.
+    fn fraction(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// A [`BatchReader`] over any iterator of batches: handy for small loaders and tests.

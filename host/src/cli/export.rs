@@ -91,6 +91,7 @@ fn request(args: &ExportArgs) -> anyhow::Result<ExportRequest> {
             Some(text) => json_object("--options", text)?,
             None => Value::Object(Map::new()),
         },
+        callback_url: None,
     })
 }
 
@@ -255,7 +256,8 @@ fn one_shot(
     let limits = export_host::service::ServiceSettings::from_host(settings).run_limits();
     let progress = progress_bar();
     let started = std::time::Instant::now();
-    let mut report = |rows: u64, bytes: u64| {
+    let mut report = |now: pipeline::RunProgress| {
+        let (rows, bytes) = (now.rows, now.bytes);
         let seconds = started.elapsed().as_secs_f64().max(1e-3);
         progress.set_message(format!(
             "{rows} rows, {} ({:.0} rows/s, {}/s)",

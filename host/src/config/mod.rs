@@ -19,6 +19,7 @@
 //! value is an error.
 
 use crate::storage::StorageUrl;
+use crate::webhooks::{AllowList, WebhookSecret, WebhookSettings};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -101,11 +102,17 @@ pub enum Setting {
     ShutdownGrace,
     /// `JWKS_REFRESH_SECONDS`
     JwksRefreshSeconds,
+    /// `WEBHOOK_ALLOW`
+    WebhookAllow,
+    /// `WEBHOOK_SECRET`
+    WebhookSecret,
+    /// `WEBHOOK_BACKOFF`
+    WebhookBackoff,
 }
 
 impl Setting {
     /// Every setting, in table order.
-    pub const ALL: [Setting; 33] = [
+    pub const ALL: [Setting; 36] = [
         Setting::DataDir,
         Setting::DatabaseUrl,
         Setting::Storage,
@@ -139,6 +146,9 @@ impl Setting {
         Setting::LeaseSeconds,
         Setting::ShutdownGrace,
         Setting::JwksRefreshSeconds,
+        Setting::WebhookAllow,
+        Setting::WebhookSecret,
+        Setting::WebhookBackoff,
     ];
 
     /// The name, as README.md and `--help` spell it: `MAX_ROWS`.
@@ -177,6 +187,9 @@ impl Setting {
             Setting::LeaseSeconds => "LEASE_SECONDS",
             Setting::ShutdownGrace => "SHUTDOWN_GRACE",
             Setting::JwksRefreshSeconds => "JWKS_REFRESH_SECONDS",
+            Setting::WebhookAllow => "WEBHOOK_ALLOW",
+            Setting::WebhookSecret => "WEBHOOK_SECRET",
+            Setting::WebhookBackoff => "WEBHOOK_BACKOFF",
         }
     }
 
@@ -265,6 +278,9 @@ impl Setting {
             Setting::LeaseSeconds => "expected a whole number of seconds from 2 to 3600, e.g. 60",
             Setting::ShutdownGrace => "expected a duration from 0s to 1day (a bare number is seconds), e.g. 30s",
             Setting::JwksRefreshSeconds => "expected a whole number of seconds from 1 to 86400 between two fetches of JWT_JWKS, e.g. 60",
+            Setting::WebhookAllow => "expected comma-separated http:// or https:// URL prefixes without user, query or fragment, e.g. https://hooks.example.com/exports/,http://127.0.0.1:9000/",
+            Setting::WebhookSecret => "expected at least 16 characters without spaces, e.g. the output of `openssl rand -hex 32`",
+            Setting::WebhookBackoff => "expected a duration from 10ms to 1h (a bare number is seconds), e.g. 1s; shorter than 1s is for tests",
         }
     }
 
@@ -272,7 +288,10 @@ impl Setting {
     fn is_secret(self) -> bool {
         matches!(
             self,
-            Setting::SigningKey | Setting::SigningKeyPrevious | Setting::JwtSecret
+            Setting::SigningKey
+                | Setting::SigningKeyPrevious
+                | Setting::JwtSecret
+                | Setting::WebhookSecret
         )
     }
 
@@ -311,6 +330,9 @@ impl Setting {
             Setting::LeaseSeconds => args.lease_seconds.as_ref(),
             Setting::ShutdownGrace => args.shutdown_grace.as_ref(),
             Setting::JwksRefreshSeconds => args.jwks_refresh_seconds.as_ref(),
+            Setting::WebhookAllow => args.webhook_allow.as_ref(),
+            Setting::WebhookSecret => args.webhook_secret.as_ref(),
+            Setting::WebhookBackoff => args.webhook_backoff.as_ref(),
         }
     }
 }
@@ -472,6 +494,9 @@ pub struct HostSettings {
     pub jwt: JwtSettings,
     /// The limits that keep one client or user from starving the rest.
     pub guards: Guards,
+    /// `WEBHOOK_*`: where `callback_url`s may point, the signing secret and
+    /// the retry wait.
+    pub webhooks: WebhookSettings,
     origins: BTreeMap<Setting, Origin>,
 }
 
@@ -578,6 +603,15 @@ impl HostSettings {
                     Setting::LeaseSeconds => self.guards.lease.as_secs().to_string(),
                     Setting::ShutdownGrace => seconds(self.guards.shutdown_grace),
                     Setting::JwksRefreshSeconds => self.jwt.jwks_refresh.as_secs().to_string(),
+                    Setting::WebhookAllow => {
+                        if self.webhooks.allow.is_empty() {
+                            "-".to_owned()
+                        } else {
+                            self.webhooks.allow.display()
+                        }
+                    }
+                    Setting::WebhookSecret => redacted(self.webhooks.secret.is_some()),
+                    Setting::WebhookBackoff => seconds(self.webhooks.backoff_base),
                 };
                 (setting, value, self.origin(setting))
             })
@@ -842,6 +876,15 @@ pub struct SettingsArgs {
     /// Shortest time between two fetches of a JWT_JWKS URL. [env: EXPORT_HOST_JWKS_REFRESH_SECONDS] [default: 60]
     #[arg(long, value_name = "SECONDS", global = true)]
     pub jwks_refresh_seconds: Option<String>,
+    /// URL prefixes a request's callback_url may start with (comma-separated); internal addresses only when a prefix names that host. [env: EXPORT_HOST_WEBHOOK_ALLOW] [default: none, callbacks refused]
+    #[arg(long, value_name = "PREFIXES", global = true)]
+    pub webhook_allow: Option<String>,
+    /// Secret that signs webhook deliveries (Export-Host-Signature); prefer the environment or the config file. [env: EXPORT_HOST_WEBHOOK_SECRET] [default: none, callbacks refused]
+    #[arg(long, value_name = "SECRET", global = true)]
+    pub webhook_secret: Option<String>,
+    /// Wait after a webhook's first failed attempt, doubling after each further one (at most 1h); below 1s only for tests. [env: EXPORT_HOST_WEBHOOK_BACKOFF] [default: 1s]
+    #[arg(long, value_name = "DURATION", global = true)]
+    pub webhook_backoff: Option<String>,
 }
 
 /// The config file to read, if any, and where its name came from:
@@ -1029,6 +1072,16 @@ fn timeout(text: &str, min: Duration) -> Option<Duration> {
         .map(Duration::from_secs)
         .or_else(|| humantime::parse_duration(text).ok())
         .filter(|d| *d >= min && *d <= Duration::from_secs(86_400))
+}
+
+/// `WEBHOOK_BACKOFF`: like [`timeout`] but from 10ms to an hour, so tests
+/// can make retries quick.
+fn webhook_backoff(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    whole_number(text)
+        .map(Duration::from_secs)
+        .or_else(|| humantime::parse_duration(text).ok())
+        .filter(|d| *d >= Duration::from_millis(10) && *d <= Duration::from_secs(3600))
 }
 
 /// `http(s)://host[:port][/prefix]`, kept without a trailing slash.
@@ -1298,6 +1351,12 @@ pub fn resolve(
         shutdown_grace: get!(Setting::ShutdownGrace, |t| timeout(t, Duration::ZERO))
             .unwrap_or(defaults.shutdown_grace),
     };
+    let webhooks = WebhookSettings {
+        allow: get!(Setting::WebhookAllow, AllowList::parse).unwrap_or_default(),
+        secret: get!(Setting::WebhookSecret, WebhookSecret::parse),
+        backoff_base: get!(Setting::WebhookBackoff, webhook_backoff)
+            .unwrap_or(WebhookSettings::BACKOFF_BASE),
+    };
     if !jwt.enabled() {
         // A check that would never run is a mistake, not a default.
         for setting in [Setting::JwtIssuer, Setting::JwtAudience, Setting::JwtAdmin] {
@@ -1334,6 +1393,7 @@ pub fn resolve(
         signing_key_previous,
         jwt,
         guards,
+        webhooks,
         origins,
     })
 }

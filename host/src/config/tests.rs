@@ -63,6 +63,9 @@ fn set_flag(args: &mut SettingsArgs, setting: Setting, v: Option<String>) {
         Setting::LeaseSeconds => args.lease_seconds = v,
         Setting::ShutdownGrace => args.shutdown_grace = v,
         Setting::JwksRefreshSeconds => args.jwks_refresh_seconds = v,
+        Setting::WebhookAllow => args.webhook_allow = v,
+        Setting::WebhookSecret => args.webhook_secret = v,
+        Setting::WebhookBackoff => args.webhook_backoff = v,
     }
 }
 
@@ -210,6 +213,12 @@ fn every_setting_reads_from_each_level() {
         (Setting::LeaseSeconds, "4"),
         (Setting::ShutdownGrace, "0"),
         (Setting::JwksRefreshSeconds, "5"),
+        (
+            Setting::WebhookAllow,
+            "https://hooks.example.com/in/, http://127.0.0.1:9000",
+        ),
+        (Setting::WebhookSecret, "whsec-0123456789abcdef"),
+        (Setting::WebhookBackoff, "200ms"),
     ];
     let check = |s: &HostSettings| {
         assert_eq!(s.data_dir, PathBuf::from("/d"));
@@ -267,6 +276,12 @@ fn every_setting_reads_from_each_level() {
             }
         );
         assert_eq!(s.jwt.jwks_refresh, Duration::from_secs(5));
+        assert_eq!(
+            s.webhooks.allow.display(),
+            "https://hooks.example.com/in/,http://127.0.0.1:9000/"
+        );
+        assert!(s.webhooks.secret.is_some());
+        assert_eq!(s.webhooks.backoff_base, Duration::from_millis(200));
     };
     // Flags.
     let mut args = SettingsArgs::default();
@@ -374,6 +389,10 @@ fn bad_values_name_setting_value_origin_and_what_is_accepted() {
         (Setting::LeaseSeconds, "1"),
         (Setting::ShutdownGrace, "-1"),
         (Setting::JwksRefreshSeconds, "0"),
+        (Setting::WebhookAllow, "ftp://files.example.com/"),
+        (Setting::WebhookAllow, "https://user@hooks.example.com/"),
+        (Setting::WebhookSecret, "short"),
+        (Setting::WebhookBackoff, "1ms"),
         // On needs an S3 bucket to redirect to; the default STORAGE is local.
         (Setting::DownloadRedirect, "on"),
         (Setting::PublicUrl, "exports.example.com"),
@@ -480,7 +499,7 @@ fn unknown_file_keys_are_refused_with_the_valid_ones() {
         "{err}"
     );
     assert!(
-        err.ends_with("shutdown_grace, jwks_refresh_seconds"),
+        err.ends_with("jwks_refresh_seconds, webhook_allow, webhook_secret, webhook_backoff"),
         "{err}"
     );
     let err = error(&args, &no_env, Some(&table("MAX_ROWS = 5")));

@@ -101,6 +101,12 @@ pub trait BatchSource: Send {
     fn notes(&mut self) -> Option<Map<String, Value>> {
         None
     }
+    /// How far through its input the loader was after the last batch, from
+    /// 0 to 1 ([`export_plugin_api::BatchReader::fraction`]); `None` when
+    /// it cannot tell.
+    fn fraction(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// A running formatter.
@@ -252,6 +258,7 @@ impl PluginHandle {
                     schema,
                     keep_encoded,
                     notes: None,
+                    fraction: None,
                 }))
             }
         }
@@ -305,6 +312,9 @@ impl BatchSource for LocalLoader {
     }
     fn notes(&mut self) -> Option<Map<String, Value>> {
         self.0.notes().cloned()
+    }
+    fn fraction(&self) -> Option<f64> {
+        self.0.fraction()
     }
 }
 
@@ -422,6 +432,8 @@ struct RemoteLoader {
     schema: SchemaRef,
     keep_encoded: bool,
     notes: Option<Map<String, Value>>,
+    /// What the worker said about the last batch.
+    fraction: Option<f64>,
 }
 
 impl BatchSource for RemoteLoader {
@@ -431,11 +443,20 @@ impl BatchSource for RemoteLoader {
 
     fn next_batch(&mut self) -> Option<Result<Batch, CallError>> {
         self.conversation.worker.as_ref()?;
-        match self.conversation.call(&Request::NextBatch, &[]) {
-            Ok((Reply::Batch { rows }, payload)) if self.keep_encoded => Some(Ok(Batch::Encoded {
-                ipc: payload,
-                rows: rows as usize,
-            })),
+        let reply = self.conversation.call(&Request::NextBatch, &[]);
+        if let Ok((Reply::Batch { fraction, .. }, _)) = &reply {
+            // The worker is this same binary, but its answer is still checked.
+            self.fraction = fraction
+                .filter(|f| f.is_finite())
+                .map(|f| f.clamp(0.0, 1.0));
+        }
+        match reply {
+            Ok((Reply::Batch { rows, .. }, payload)) if self.keep_encoded => {
+                Some(Ok(Batch::Encoded {
+                    ipc: payload,
+                    rows: rows as usize,
+                }))
+            }
             Ok((Reply::Batch { .. }, payload)) => Some(
                 protocol::decode_batch(&payload)
                     .map(Batch::Decoded)
@@ -462,6 +483,10 @@ impl BatchSource for RemoteLoader {
 
     fn notes(&mut self) -> Option<Map<String, Value>> {
         self.notes.take()
+    }
+
+    fn fraction(&self) -> Option<f64> {
+        self.fraction
     }
 }
 

@@ -16,7 +16,7 @@ use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 /// The protocol version this build speaks; a worker refuses any other.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Headers are small JSON documents (the largest is a manifest).
 const MAX_HEADER_BYTES: u32 = 16 << 20;
@@ -129,6 +129,10 @@ pub enum Reply {
     Batch {
         /// Its row count.
         rows: u64,
+        /// How far through its input the loader was after it, from 0 to 1,
+        /// when it can tell (since protocol 5).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fraction: Option<f64>,
     },
     /// The loader has no more batches (and is closed).
     End {
@@ -296,13 +300,17 @@ mod tests {
     fn frames_round_trip_and_eof_is_clean() {
         let mut wire = Vec::new();
         write_frame(&mut wire, &Request::NextBatch, b"").unwrap();
-        write_frame(&mut wire, &Reply::Batch { rows: 3 }, b"payload").unwrap();
+        let batch = Reply::Batch {
+            rows: 3,
+            fraction: Some(0.5),
+        };
+        write_frame(&mut wire, &batch, b"payload").unwrap();
         let mut input = &wire[..];
         let (first, payload): (Request, Vec<u8>) = read_frame(&mut input).unwrap().unwrap();
         assert_eq!(first, Request::NextBatch);
         assert!(payload.is_empty());
         let (second, payload): (Reply, Vec<u8>) = read_frame(&mut input).unwrap().unwrap();
-        assert_eq!(second, Reply::Batch { rows: 3 });
+        assert_eq!(second, batch);
         assert_eq!(payload, b"payload");
         assert!(read_frame::<_, Reply>(&mut input).unwrap().is_none());
     }

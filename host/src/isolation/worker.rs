@@ -245,6 +245,7 @@ fn answer(
                     Ok(bytes) => (
                         Reply::Batch {
                             rows: batch.num_rows() as u64,
+                            fraction: stream.fraction(),
                         },
                         Formatted::Owned(bytes),
                     ),

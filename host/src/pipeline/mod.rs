@@ -16,7 +16,7 @@ mod test_writers;
 pub mod write_behind;
 
 pub use request::{prepare, Compression, ExportRequest, PreparedExport, RequestError};
-pub use run::{stream_export, RunError, RunLimits, RunSummary, Stage};
+pub use run::{stream_export, RunError, RunLimits, RunProgress, RunSummary, Stage};
 pub use sink::{Sink, SinkSummary};
 pub use sizes::{check_sizes, SizeLimits};
 pub use write_behind::WriteBehind;

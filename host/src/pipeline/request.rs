@@ -30,6 +30,12 @@ pub struct ExportRequest {
     #[serde(default = "empty_object")]
     #[schema(value_type = HashMap<String, Value>)]
     pub options: Value,
+    /// Where to POST the final record when the export ends (completed,
+    /// failed or cancelled), signed in the `Export-Host-Signature` header.
+    /// Must start with a prefix the operator allows (`WEBHOOK_ALLOW`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "https://hooks.example.com/exports")]
+    pub callback_url: Option<String>,
 }
 
 fn empty_object() -> Value {

@@ -100,6 +100,18 @@ impl RunError {
     }
 }
 
+/// How far a run has come, told after each batch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunProgress {
+    /// Rows the formatter has been given.
+    pub rows: u64,
+    /// Bytes the formatter has written (before compression).
+    pub bytes: u64,
+    /// How far through its input the loader is, from 0 to 1: the latest
+    /// share it told; `None` while it has told none (or cannot tell).
+    pub fraction: Option<f64>,
+}
+
 /// What a finished run reports.
 #[derive(Debug, Clone)]
 pub struct RunSummary {
@@ -114,14 +126,17 @@ pub struct RunSummary {
     /// What the loader noted about the read (checked to be a small JSON
     /// object), for the export's record.
     pub loader_notes: Option<Map<String, Value>>,
+    /// Whether the loader told how far through its input it was, after
+    /// at least one batch.
+    pub loader_told_fraction: bool,
 }
 
 /// What the loader thread hands over.
 enum FromLoader {
     /// The loader is open: its schema, and how to end its worker.
     Opened(SchemaRef, Option<Killer>),
-    /// One batch.
-    Batch(Batch),
+    /// One batch, and how far through its input the loader was after it.
+    Batch(Batch, Option<f64>),
     /// The loader failed; nothing follows.
     Failed(CallError),
     /// The stream ended cleanly, with the loader's notes.
@@ -146,8 +161,8 @@ fn thread_grace(in_process: bool, succeeded: bool) -> Duration {
     }
 }
 
-/// Streams `export` loader -> formatter -> `sink`, calling
-/// `progress(rows, bytes)` after each batch.
+/// Streams `export` loader -> formatter -> `sink`, calling `progress`
+/// after each batch.
 /// On error nothing is committed: the caller discards what the sink wrote.
 ///
 /// The loader runs on one thread and the formatter on another; this thread
@@ -158,7 +173,7 @@ pub fn stream_export<W: Write>(
     export: &PreparedExport,
     limits: RunLimits,
     sink: Sink<W>,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut dyn FnMut(RunProgress),
 ) -> Result<(W, RunSummary), RunError> {
     let started = Instant::now();
     let deadline = deadline(export, started);
@@ -208,11 +223,11 @@ pub fn stream_export<W: Write>(
                 }
                 loop {
                     let message = match watch.call(|| stream.next_batch()) {
-                        Some(Ok(batch)) => FromLoader::Batch(batch),
+                        Some(Ok(batch)) => FromLoader::Batch(batch, stream.fraction()),
                         Some(Err(err)) => FromLoader::Failed(err),
                         None => FromLoader::End(stream.notes()),
                     };
-                    let last = !matches!(message, FromLoader::Batch(_));
+                    let last = !matches!(message, FromLoader::Batch(..));
                     // A closed channel means the export stopped: drop the stream.
                     if sender.send(message).is_err() || last {
                         break;
@@ -230,6 +245,7 @@ pub fn stream_export<W: Write>(
         loader_killer: None,
         formatter: None,
         rows: 0,
+        fraction: None,
         loader_notes: None,
     };
     let outcome = run.pump(sink, progress);
@@ -264,6 +280,7 @@ pub fn stream_export<W: Write>(
             output: output.0,
             elapsed: started.elapsed(),
             loader_notes: run.loader_notes.take(),
+            loader_told_fraction: run.fraction.is_some(),
         },
     ))
 }
@@ -284,10 +301,21 @@ struct Run<'a> {
     loader_killer: Option<Killer>,
     formatter: Option<FormatterThread>,
     rows: u64,
+    /// The loader's latest share of its input read; a batch without one
+    /// leaves the last one standing.
+    fraction: Option<f64>,
     loader_notes: Option<Map<String, Value>>,
 }
 
 impl Run<'_> {
+    fn progress(&self, bytes: u64) -> RunProgress {
+        RunProgress {
+            rows: self.rows,
+            bytes,
+            fraction: self.fraction,
+        }
+    }
+
     fn loader_error(&self, error: CallError) -> RunError {
         call_error(
             Stage::Loader,
@@ -448,7 +476,7 @@ impl Run<'_> {
     fn pump<W: Write>(
         &mut self,
         mut sink: Sink<W>,
-        progress: &mut dyn FnMut(u64, u64),
+        progress: &mut dyn FnMut(RunProgress),
     ) -> Result<(W, (SinkSummary, SchemaRef)), RunError> {
         let schema = match self.next_from_loader()? {
             FromLoader::Opened(schema, killer) => {
@@ -456,7 +484,7 @@ impl Run<'_> {
                 schema
             }
             FromLoader::Failed(err) => return Err(self.loader_error(err)),
-            FromLoader::Batch(_) | FromLoader::End(_) => {
+            FromLoader::Batch(..) | FromLoader::End(_) => {
                 return Err(self.loader_error(CallError::Plugin(PluginError::internal(
                     "the loader sent data before its schema",
                 ))))
@@ -472,7 +500,12 @@ impl Run<'_> {
         };
         loop {
             let batch = match self.next_from_loader()? {
-                FromLoader::Batch(batch) => batch,
+                FromLoader::Batch(batch, fraction) => {
+                    if let Some(fraction) = fraction.filter(|f| f.is_finite()) {
+                        self.fraction = Some(fraction.clamp(0.0, 1.0));
+                    }
+                    batch
+                }
                 FromLoader::End(notes) => {
                     self.loader_notes = notes;
                     break;
@@ -493,7 +526,7 @@ impl Run<'_> {
             if let Some(bytes) = self.ask_formatter(ToFormatter::Write(batch))? {
                 write_out(&mut sink, &bytes)?;
             }
-            progress(self.rows, sink.formatted_bytes());
+            progress(self.progress(sink.formatted_bytes()));
             if let Some(err) = self.timed_out() {
                 return Err(err);
             }
@@ -501,7 +534,7 @@ impl Run<'_> {
         let mut closing = self.ask_formatter(ToFormatter::Finish)?;
         while let Some(piece) = closing {
             write_out(&mut sink, &piece)?;
-            progress(self.rows, sink.formatted_bytes());
+            progress(self.progress(sink.formatted_bytes()));
             // Dropped before the next call, so one piece at a time is held.
             drop(piece);
             closing = self.ask_formatter(ToFormatter::FinishMore)?;

@@ -114,6 +114,7 @@ mod tests {
             format: "csv".to_owned(),
             selector,
             options,
+            callback_url: None,
         }
     }
 

@@ -192,6 +192,11 @@ pub struct ExportRecord {
     /// `elapsed_s`): published while it runs, the final figures once it
     /// has ended; `null` before the first figures.
     pub progress: Option<Progress>,
+    /// Where the daemon POSTs the final record when the export ends (the
+    /// request's `callback_url`); `null` when none was given.
+    pub callback_url: Option<String>,
+    /// How that delivery has gone; `null` without a `callback_url`.
+    pub webhook: Option<WebhookState>,
 }
 
 /// A request to record: it starts `pending`.
@@ -209,6 +214,8 @@ pub struct NewExport {
     pub expires_at: Option<DateTime<Utc>>,
     /// What is known at submission (who asked); the completion adds to it.
     pub metadata: Value,
+    /// Where to announce the export's end (checked by the caller).
+    pub callback_url: Option<String>,
 }
 
 /// The limits [`Records::insert_within`] keeps a user under.
@@ -555,6 +562,8 @@ pub use tokens::{token_hash, NewToken, Principal, TokenInfo, TokenScope, TOKEN_P
 pub mod progress;
 pub mod quarantine;
 pub use quarantine::{NewPluginFault, PluginFault, QuarantinePolicy, QuarantineState};
+pub mod webhooks;
+pub use webhooks::{AttemptOutcome, WebhookAttempt, WebhookDelivery, WebhookState};
 
 fn log_transition(id: &ExportId, to: Status) {
     tracing::info!(export_id = %id, status = %to, "export transition");
@@ -798,6 +807,7 @@ impl Records {
                 .bind(Ts::new(now))
                 .bind(new.expires_at.map(Ts::new))
                 .bind(Json(&new.metadata))
+                .bind(new.callback_url.as_deref())
                 .fetch_one(&mut *tx)
                 .await?;
             Ok(Admission::Recorded(Box::new(ExportRecord::try_from(raw)?)))
@@ -829,6 +839,7 @@ impl Records {
                 .bind(Ts::new(now))
                 .bind(new.expires_at.map(Ts::new))
                 .bind(Json(&new.metadata))
+                .bind(new.callback_url.as_deref())
                 .fetch_one(&mut *tx)
                 .await?;
             ExportRecord::try_from(raw)
@@ -1475,6 +1486,7 @@ fn approx_json_size(record: &ExportRecord) -> usize {
         record.storage_key.as_ref(),
         record.error.as_ref(),
         record.lease_owner.as_ref(),
+        record.callback_url.as_ref(),
     ];
     count.0 + strings.iter().flatten().map(|s| s.len()).sum::<usize>() + 600
 }

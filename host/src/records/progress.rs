@@ -49,6 +49,16 @@ impl Progress {
             fraction: None,
         }
     }
+
+    /// The same figures with the loader's share of its input read, clamped
+    /// to 0..1 and rounded to a hundredth of a percent; a share that is not
+    /// a number counts as unknown.
+    pub fn with_fraction(mut self, fraction: Option<f64>) -> Progress {
+        self.fraction = fraction
+            .filter(|f| f.is_finite())
+            .map(|f| (f.clamp(0.0, 1.0) * 10_000.0).round() / 10_000.0);
+        self
+    }
 }
 
 impl Records {
@@ -73,5 +83,20 @@ impl Records {
                 .rows_affected();
             Ok(done == 1)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Progress;
+
+    #[test]
+    fn the_fraction_is_clamped_rounded_or_unknown() {
+        let progress = |f| Progress::new(10, 20, 1.0).with_fraction(f).fraction;
+        assert_eq!(progress(None), None);
+        assert_eq!(progress(Some(0.123456)), Some(0.1235));
+        assert_eq!(progress(Some(1.7)), Some(1.0));
+        assert_eq!(progress(Some(-0.2)), Some(0.0));
+        assert_eq!(progress(Some(f64::NAN)), None);
     }
 }

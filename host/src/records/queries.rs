@@ -35,13 +35,14 @@ pub(crate) fn deletable() -> Vec<Status> {
 }
 
 /// $1 id, $2 user_id, $3 loader, $4 format, $5 selector, $6 options,
-/// $7 file_name, $8 request_hash, $9 now, $10 expires_at, $11 metadata.
+/// $7 file_name, $8 request_hash, $9 now, $10 expires_at, $11 metadata,
+/// $12 callback_url.
 pub(crate) static INSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO exports (id, user_id, loader, format, status, selector, options, \
              file_name, request_hash, attempts, download_count, created_at, updated_at, expires_at, \
-             metadata) \
-         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, 0, 0, $9, $9, $10, $11) \
+             metadata, callback_url) \
+         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, 0, 0, $9, $9, $10, $11, $12) \
          RETURNING {COLUMNS}"
     )
 });

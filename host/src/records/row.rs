@@ -20,6 +20,7 @@ use sqlx::sqlite::{SqliteArgumentValue, SqliteTypeInfo, SqliteValueRef};
 use sqlx::types::Json;
 use sqlx::{Decode, Encode, Postgres, Sqlite, Type};
 
+use super::webhooks::WebhookState;
 use super::{ExportId, ExportRecord, RecordError, Status};
 
 /// A UTC timestamp with microsecond precision, stored so it sorts correctly.
@@ -112,7 +113,9 @@ impl<'r> Decode<'r, Postgres> for Ts {
 pub(crate) const COLUMNS: &str = "id, user_id, loader, format, status, selector, options, \
      metadata, file_name, storage_key, mime_type, size_bytes, row_count, sha256, error, \
      attempts, lease_owner, lease_expires_at, download_count, last_downloaded_at, \
-     request_hash, created_at, updated_at, started_at, completed_at, expires_at, progress";
+     request_hash, created_at, updated_at, started_at, completed_at, expires_at, progress, \
+     callback_url, webhook_attempts, webhook_last_status, webhook_delivered_at, \
+     webhook_next_attempt_at, webhook_gave_up_at";
 
 /// One `exports` row as the database returns it.
 #[derive(Debug, sqlx::FromRow)]
@@ -144,6 +147,12 @@ pub(crate) struct RawRecord {
     completed_at: Option<Ts>,
     expires_at: Option<Ts>,
     progress: Option<Json<Value>>,
+    callback_url: Option<String>,
+    webhook_attempts: i32,
+    webhook_last_status: Option<i32>,
+    webhook_delivered_at: Option<Ts>,
+    webhook_next_attempt_at: Option<Ts>,
+    webhook_gave_up_at: Option<Ts>,
 }
 
 impl RawRecord {
@@ -191,6 +200,12 @@ impl RawRecord {
                 Some(_) => Some(json("progress")?),
                 None => None,
             },
+            callback_url: row.get("callback_url")?,
+            webhook_attempts: row.get("webhook_attempts")?,
+            webhook_last_status: row.get("webhook_last_status")?,
+            webhook_delivered_at: row.get("webhook_delivered_at")?,
+            webhook_next_attempt_at: row.get("webhook_next_attempt_at")?,
+            webhook_gave_up_at: row.get("webhook_gave_up_at")?,
         })
     }
 }
@@ -207,6 +222,14 @@ impl TryFrom<RawRecord> for ExportRecord {
                 reason: err.to_string(),
             })?;
         let id = raw.id;
+        // The delivery state means something only when a callback was asked for.
+        let webhook = raw.callback_url.as_ref().map(|_| WebhookState {
+            attempts: raw.webhook_attempts,
+            last_status: raw.webhook_last_status,
+            delivered_at: raw.webhook_delivered_at.map(|ts| ts.0),
+            next_attempt_at: raw.webhook_next_attempt_at.map(|ts| ts.0),
+            gave_up_at: raw.webhook_gave_up_at.map(|ts| ts.0),
+        });
         Ok(ExportRecord {
             id: ExportId::from_db(id.clone()),
             user_id: raw.user_id,
@@ -242,6 +265,8 @@ impl TryFrom<RawRecord> for ExportRecord {
                     id: id.clone(),
                     reason: format!("progress: {err}"),
                 })?,
+            callback_url: raw.callback_url,
+            webhook,
         })
     }
 }

@@ -19,6 +19,7 @@
 //! | `GET /v1/openapi.json` | the OpenAPI 3.1 document, generated from the handlers' annotations |
 //! | `GET /healthz`, `GET /readyz` | liveness; readiness (503 until started, or while the database or storage is unreachable) |
 //! | `GET /metrics` | Prometheus metrics, no token ([`metrics`]) |
+//! | `GET /`, `GET /console/{file}` | the web console's page and files, no token, under a strict CSP ([`console`]) |
 //!
 //! Errors are `{"error": {"code", "message"}}` ([`error::ApiError`]).
 //! Another user's export answers 404 exactly like a missing one: every
@@ -41,6 +42,7 @@
 //! at once. Running exports keep the plugin instance they started with.
 
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod jwt;
 pub mod listener;
@@ -223,6 +225,7 @@ pub fn openapi() -> &'static utoipa::openapi::OpenApi {
 pub fn router(state: Arc<AppState>) -> Router {
     let (routes, _) = api();
     routes
+        .merge(console::router())
         .fallback(routes::health::not_found)
         .method_not_allowed_fallback(routes::health::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
@@ -254,6 +257,8 @@ pub enum ServeError {
     Signals(#[source] std::io::Error),
     #[error("the HTTP server failed: {0}")]
     Http(#[source] std::io::Error),
+    #[error(transparent)]
+    Webhooks(#[from] crate::service::webhooks::delivery::StartError),
 }
 
 /// Runs the daemon until SIGTERM or SIGINT, then stops gracefully.
@@ -321,6 +326,10 @@ pub async fn serve(settings: &HostSettings) -> Result<(), ServeError> {
         &worker_prefix,
         settings.cleanup_interval,
     );
+    let webhooks = crate::service::webhooks::DeliveryLoop::start(
+        service.clone(),
+        state.signals.finished.subscribe(),
+    )?;
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(ServeError::Signals)?;
@@ -363,6 +372,7 @@ pub async fn serve(settings: &HostSettings) -> Result<(), ServeError> {
     let _ = shutdown_tx.send(true);
     let grace = settings.guards.shutdown_grace;
     pool.shutdown(grace).await;
+    webhooks.shutdown().await;
     let result = match early {
         Some(joined) => joined,
         None => match tokio::time::timeout(Duration::from_secs(5), &mut server).await {

@@ -42,6 +42,7 @@ pub mod cleanup;
 mod health;
 mod plugins;
 mod run;
+pub mod webhooks;
 
 pub use cleanup::CleanupReport;
 pub use health::ReadinessSummary;
@@ -105,6 +106,8 @@ pub struct ServiceSettings {
     /// Most records (of any status, failed ones included) kept per user;
     /// past it new requests are refused until some are deleted or purged.
     pub max_stored_per_user: u64,
+    /// `WEBHOOK_*`: where callbacks may go, what signs them, the retry wait.
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl ServiceSettings {
@@ -138,6 +141,7 @@ impl ServiceSettings {
                 settings.guards.max_options_bytes,
             ),
             max_stored_per_user: settings.guards.max_stored_per_user,
+            webhooks: settings.webhooks.clone(),
             ..ServiceSettings::default()
         }
     }
@@ -169,6 +173,7 @@ impl Default for ServiceSettings {
             stale_upload_age: Self::STALE_UPLOAD_AGE,
             size_limits: pipeline::SizeLimits::default(),
             max_stored_per_user: Self::MAX_STORED_PER_USER,
+            webhooks: crate::webhooks::WebhookSettings::default(),
         }
     }
 }
@@ -476,8 +481,13 @@ impl ExportService {
             request_hash(&loader, &format, &request.selector, &request.options),
             caller,
         );
+        let callback_url = self
+            .check_callback(request.callback_url.as_deref())
+            .map_err(|refusal| ServiceError::Invalid(refusal.to_string()))?;
         let now = self.now();
-        if let Some(ttl) = self.settings.cache_ttl {
+        // A request with a callback always runs: a reused export's end was
+        // announced (or not) to whoever asked first.
+        if let Some(ttl) = self.settings.cache_ttl.filter(|_| callback_url.is_none()) {
             let since = earlier(now, ttl);
             if let Some(existing) = self.records.find_reusable(user, &hash, since, now).await? {
                 tracing::info!(export_id = %existing.id, user, "identical request within CACHE_TTL_MINUTES: reusing the export");
@@ -494,6 +504,7 @@ impl ExportService {
             request_hash: Some(hash),
             expires_at: None,
             metadata: json!({ "caller": caller }),
+            callback_url,
         };
         let quota = Quota {
             max_active: self.settings.max_per_user,

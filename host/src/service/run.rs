@@ -10,7 +10,8 @@
 
 use super::{credential_label, later, recorded_caller, ExportService, ServiceError};
 use crate::pipeline::{
-    self, Compression, ExportRequest, PreparedExport, RunError, RunSummary, Sink, WriteBehind,
+    self, Compression, ExportRequest, PreparedExport, RunError, RunProgress, RunSummary, Sink,
+    WriteBehind,
 };
 use crate::plugins::LoadedPlugin;
 use crate::records::{
@@ -29,10 +30,40 @@ const PROGRESS_PERIOD: Duration = Duration::from_secs(1);
 
 /// The run's latest figures, written by the pipeline's thread after each
 /// batch and read by the publishing tick.
-#[derive(Default)]
 struct ProgressCounters {
     rows: AtomicU64,
     bytes: AtomicU64,
+    /// The loader's share of its input read, as `f64` bits;
+    /// [`ProgressCounters::NO_FRACTION`] while it has told none.
+    fraction: AtomicU64,
+}
+
+impl Default for ProgressCounters {
+    fn default() -> Self {
+        ProgressCounters {
+            rows: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            fraction: AtomicU64::new(Self::NO_FRACTION),
+        }
+    }
+}
+
+impl ProgressCounters {
+    const NO_FRACTION: u64 = u64::MAX;
+
+    fn store(&self, progress: RunProgress) {
+        self.rows.store(progress.rows, Ordering::Relaxed);
+        self.bytes.store(progress.bytes, Ordering::Relaxed);
+        let fraction = progress.fraction.map_or(Self::NO_FRACTION, f64::to_bits);
+        self.fraction.store(fraction, Ordering::Relaxed);
+    }
+
+    fn fraction(&self) -> Option<f64> {
+        match self.fraction.load(Ordering::Relaxed) {
+            Self::NO_FRACTION => None,
+            bits => Some(f64::from_bits(bits)),
+        }
+    }
 }
 
 /// An [`Upload`] that refuses further writes once its export is called off
@@ -275,6 +306,7 @@ impl ExportService {
             format: claimed.format.clone(),
             selector: claimed.selector.clone(),
             options: claimed.options.clone(),
+            callback_url: None,
         };
         let caller = recorded_caller(&claimed);
         tracing::info!(export_id = %id, worker, user = %claimed.user_id, credential = %credential_label(&caller), "export claimed");
@@ -328,9 +360,8 @@ impl ExportService {
                     .map_err(TaskFailure::Sink)?;
                 // On error the sink, and with it the upload, is dropped
                 // inside `stream_export`: the temporary file goes, nothing is visible.
-                let ran = pipeline::stream_export(&prepared, limits, sink, &mut |rows, bytes| {
-                    counted.rows.store(rows, Ordering::Relaxed);
-                    counted.bytes.store(bytes, Ordering::Relaxed);
+                let ran = pipeline::stream_export(&prepared, limits, sink, &mut |progress| {
+                    counted.store(progress)
                 });
                 let _ = left.send(());
                 let (writer, summary) = ran?;
@@ -352,7 +383,7 @@ impl ExportService {
             PROGRESS_PERIOD,
         );
         publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut published_rows = None;
+        let mut published = None;
         let mut lost: Option<RecordError> = None;
         let mut inside = true;
         let joined = loop {
@@ -360,14 +391,16 @@ impl ExportService {
                 joined = &mut task => break joined,
                 _ = publish.tick(), if lost.is_none() => {
                     let rows = counters.rows.load(Ordering::Relaxed);
-                    if published_rows != Some(rows) {
+                    let fraction = counters.fraction();
+                    if published != Some((rows, fraction)) {
                         let progress = Progress::new(
                             rows,
                             counters.bytes.load(Ordering::Relaxed),
                             run_started.elapsed().as_secs_f64(),
-                        );
+                        )
+                        .with_fraction(fraction);
                         match self.records.publish_progress(&id, worker, &progress, self.now()).await {
-                            Ok(_) => published_rows = Some(rows),
+                            Ok(_) => published = Some((rows, fraction)),
                             // Not worth failing an export over: the next
                             // tick tries again, and the heartbeat watches the lease.
                             Err(err) => tracing::debug!(export_id = %id, worker, error = %err, "publishing progress failed"),
@@ -450,11 +483,14 @@ impl ExportService {
             sha256: summary.output.sha256.clone().unwrap_or_default(),
             metadata,
             expires_at: Some(later(finished_at, self.settings.expiration)),
+            // All of the input was read: a loader that told how far it
+            // was ends at 1; one that never told stays unknown.
             progress: Progress::new(
                 summary.rows,
                 summary.output.formatted_bytes,
                 summary.elapsed.as_secs_f64(),
-            ),
+            )
+            .with_fraction(summary.loader_told_fraction.then_some(1.0)),
         };
         match self
             .records

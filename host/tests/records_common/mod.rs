@@ -94,6 +94,23 @@ pub async fn admin_connection() -> PgConnection {
     }
 }
 
+/// Runs the blocking `body` (a daemon or CLI driven as a process) with the
+/// URL of a fresh PostgreSQL database, dropped afterwards even when the body
+/// panics.
+pub async fn with_scratch_postgres_url<F>(body: F)
+where
+    F: FnOnce(String) + Send + 'static,
+{
+    let mut admin = admin_connection().await;
+    let name = create_database(&mut admin).await;
+    let url = format!("{}/{name}", postgres_base());
+    let outcome = tokio::task::spawn_blocking(move || body(url)).await;
+    drop_database(&mut admin, &name).await;
+    if let Err(err) = outcome {
+        resume(err);
+    }
+}
+
 /// Runs `body` on a fresh PostgreSQL database, dropped afterwards even when
 /// the body panics.
 pub async fn with_postgres<F, Fut>(body: F)
@@ -102,11 +119,7 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let mut admin = admin_connection().await;
-    let name = format!("eh_{:032x}", rand::random::<u128>());
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create the test database");
+    let name = create_database(&mut admin).await;
     let url = format!("{}/{name}", postgres_base());
     let connected = Records::connect(&url).await;
     let outcome = match connected {
@@ -125,6 +138,16 @@ where
     if let Some(Err(err)) = outcome {
         resume(err);
     }
+}
+
+/// Creates a database with a fresh name on the server and returns the name.
+async fn create_database(admin: &mut PgConnection) -> String {
+    let name = format!("eh_{:032x}", rand::random::<u128>());
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create the test database");
+    name
 }
 
 async fn drop_database(admin: &mut PgConnection, name: &str) {
@@ -166,6 +189,7 @@ pub fn new_export(user: &str) -> NewExport {
         request_hash: None,
         expires_at: None,
         metadata: json!({}),
+        callback_url: None,
     }
 }
 

@@ -195,6 +195,7 @@ pub fn csv_request(path: &str, options: Value) -> ExportRequest {
         format: "csv".to_owned(),
         selector: json!({ "path": path }),
         options,
+        callback_url: None,
     }
 }
 

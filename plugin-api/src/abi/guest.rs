@@ -3,6 +3,7 @@
 //! Each entry point runs the plugin's code inside `catch_unwind`, because a
 //! panic unwinding into an `extern "C"` frame aborts the whole host.
 
+use super::fraction::FractionCell;
 use super::{
     AbiError, AbiFormatWriter, AbiFormatWriter_TO, FormatWriterBox, HostHints, LimitsDocument,
     PluginMod, PluginModRef, NOTES_CODE,
@@ -138,7 +139,13 @@ extern "C" fn open_loader(
                 hints.caller.as_ref(),
             )?
         };
-        let stream = FFI_ArrowArrayStream::new(Box::new(GuardedReader::new(reader, hints.notes)));
+        let fraction = hints.fraction.then(FractionCell::default);
+        let guarded = GuardedReader::new(reader, hints.notes, fraction.clone());
+        let stream = FFI_ArrowArrayStream::new(Box::new(guarded));
+        let stream = match fraction {
+            Some(cell) => super::fraction::wrap(stream, cell),
+            None => stream,
+        };
         // SAFETY: the host passes a pointer to an empty (released) stream it owns;
         // overwriting it without dropping leaks nothing.
         unsafe { std::ptr::write(out.cast::<FFI_ArrowArrayStream>(), stream) };
@@ -317,6 +324,8 @@ struct GuardedReader {
     schema: SchemaRef,
     /// The host asked for the reader's notes at the end.
     send_notes: bool,
+    /// Where the reader's fraction goes after each batch, when the host asked.
+    fraction: Option<FractionCell>,
 }
 
 /// How a stream ends on the plugin's side.
@@ -327,12 +336,13 @@ enum Ended {
 }
 
 impl GuardedReader {
-    fn new(reader: Box<dyn BatchReader>, send_notes: bool) -> Self {
+    fn new(reader: Box<dyn BatchReader>, send_notes: bool, fraction: Option<FractionCell>) -> Self {
         let schema = reader.schema();
         GuardedReader {
             reader: Some(reader),
             schema,
             send_notes,
+            fraction,
         }
     }
 
@@ -364,8 +374,12 @@ impl GuardedReader {
             return Ok(None);
         };
         let schema = self.schema.clone();
+        let fraction = self.fraction.as_ref();
         let result = guard(|| {
             let batch = reader.next_batch()?;
+            if let (Some(cell), Some(_)) = (fraction, &batch) {
+                cell.set(reader.fraction());
+            }
             if let Some(batch) = &batch {
                 if !Arc::ptr_eq(batch.schema_ref(), &schema) && batch.schema_ref() != &schema {
                     return Err(PluginError::internal(format!(

@@ -3,6 +3,7 @@
 //! Plugin authors never need this module; hosts (export-host, a conformance
 //! checker, a test harness) do.
 
+use super::fraction;
 use super::guest::WIRE_MARK;
 use super::validate;
 use super::{FormatWriterBox, HostHints, LimitsDocument, LoaderHints, PluginModRef, NOTES_CODE};
@@ -191,6 +192,11 @@ impl PluginLibrary {
         self.api_version.minor >= 2
     }
 
+    /// Whether the library's loaders can tell how far their read is (1.3 or later).
+    pub fn knows_fractions(&self) -> bool {
+        self.api_version.minor >= 3
+    }
+
     /// Opens loader `name` with no caller. `config` and `selector` are JSON
     /// documents the host has already validated against the plugin's schemas.
     pub fn open_loader(
@@ -213,13 +219,15 @@ impl PluginLibrary {
         limits: &Limits,
         caller: Option<&Caller>,
     ) -> Result<LoaderStream, PluginError> {
+        let asks_fraction = self.knows_fractions();
         let hints = LoaderHints {
             caller: caller.cloned(),
             validate_only: false,
             notes: true,
+            fraction: asks_fraction,
         };
         self.call_open_loader(name, config, selector, limits, hints)
-            .and_then(LoaderStream::new)
+            .and_then(|stream| LoaderStream::new(stream, asks_fraction))
     }
 
     /// Asks loader `name` whether it would accept `selector` from `caller`
@@ -239,6 +247,7 @@ impl PluginLibrary {
             caller: caller.cloned(),
             validate_only: true,
             notes: false,
+            fraction: false,
         };
         // The answer is an empty stream; dropping it releases it.
         self.call_open_loader(name, config, selector, &Limits::default(), hints)
@@ -323,10 +332,14 @@ pub struct LoaderStream {
     /// Set once the stream has ended: the plugin is not called again.
     ended: bool,
     notes: Option<Map<String, Value>>,
+    /// The plugin was asked to tell how far its read is after each batch.
+    asks_fraction: bool,
+    /// What it told after the last batch.
+    fraction: Option<f64>,
 }
 
 impl LoaderStream {
-    fn new(mut stream: FFI_ArrowArrayStream) -> Result<Self, PluginError> {
+    fn new(mut stream: FFI_ArrowArrayStream, asks_fraction: bool) -> Result<Self, PluginError> {
         let (Some(get_schema), Some(_)) = (stream.get_schema(), stream.release()) else {
             return Err(PluginError::internal(
                 "the loader's stream is released or has no schema callback",
@@ -354,7 +367,30 @@ impl LoaderStream {
             schema,
             ended: false,
             notes: None,
+            asks_fraction,
+            fraction: None,
         })
+    }
+
+    /// How far through its input the loader was after the last batch, from
+    /// 0 to 1 ([`crate::BatchReader::fraction`]); `None` when it cannot
+    /// tell, or was built against a plugin-api older than 1.3.
+    pub fn fraction(&self) -> Option<f64> {
+        self.fraction
+    }
+
+    /// Reads the fraction the plugin's stream tells after a batch.
+    fn read_fraction(&mut self) -> Option<f64> {
+        let get_last_error = self.stream.get_last_error()?;
+        // SAFETY: the stream is live and its last call handed over a batch;
+        // the text stays valid until the next call on the stream.
+        let text = unsafe { get_last_error(&mut self.stream) };
+        if text.is_null() {
+            return None;
+        }
+        // SAFETY: a NUL-terminated string owned by the stream (above).
+        let text = unsafe { CStr::from_ptr(text) }.to_str().ok()?;
+        fraction::decode(text)
     }
 
     /// The schema every batch has.
@@ -447,6 +483,9 @@ impl Iterator for LoaderStream {
         if array.is_released() {
             self.ended = true;
             return None;
+        }
+        if self.asks_fraction {
+            self.fraction = self.read_fraction();
         }
         Some(self.import(array))
     }

@@ -25,6 +25,7 @@
 // abi_stable 0.11's #[sabi_trait] emits impls inside a generated const block.
 #![allow(non_local_definitions)]
 
+mod fraction;
 pub(crate) mod guest;
 pub mod host;
 mod validate;
@@ -175,6 +176,11 @@ pub(crate) struct LoaderHints {
     /// seeing plain ends.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub notes: bool,
+    /// Since 1.3: after each batch, tell how far the read is
+    /// ([`crate::BatchReader::fraction`]) in the stream's error text (see
+    /// [`fraction`]). A host that does not ask never gets one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fraction: bool,
 }
 
 /// The code in a stream's last-error text (between two wire marks, where an
@@ -257,6 +263,7 @@ mod tests {
                 caller: Some(Caller::user("u_ada")),
                 validate_only: true,
                 notes: true,
+                fraction: true,
             }),
         };
         let text = serde_json::to_string(&document).unwrap();

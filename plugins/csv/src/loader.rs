@@ -189,6 +189,12 @@ impl Loader for CsvLoader {
             .map_err(|err| PluginError::from(err).context(format!("cannot open {path:?}")))?;
         skip_bom(&mut file)
             .map_err(|err| PluginError::from(err).context(format!("cannot read {path:?}")))?;
+        // Only a regular file has a size to measure the read against.
+        let size = file
+            .metadata()
+            .ok()
+            .filter(|metadata| metadata.is_file())
+            .map(|metadata| metadata.len());
 
         let mut reader = RecordReader::new(file, delimiter, max_field);
         let has_header = selector.has_header;
@@ -297,6 +303,7 @@ impl Loader for CsvLoader {
             rows_done: 0,
             remaining,
             batch_size,
+            size,
         }))
     }
 }
@@ -331,6 +338,8 @@ struct CsvBatchReader {
     batch_size: usize,
     /// Value bytes to reserve per column, from the previous batch.
     byte_capacity: Vec<usize>,
+    /// The file's size when it was opened; `None` when it is not a regular file.
+    size: Option<u64>,
 }
 
 /// One column of a batch being built: Arrow's offsets and values buffers.
@@ -357,6 +366,18 @@ impl BatchReader for CsvBatchReader {
 
     fn notes(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
         self.converter.as_ref().and_then(Converter::notes)
+    }
+
+    /// The bytes parsed so far over the file's size.
+    fn fraction(&self) -> Option<f64> {
+        if self.exhausted {
+            return Some(1.0);
+        }
+        let size = self.size.filter(|&size| size > 0)?;
+        let mut file: &File = self.reader.source();
+        let position = file.stream_position().ok()?;
+        let parsed = position.saturating_sub(self.reader.unparsed() as u64);
+        Some((parsed as f64 / size as f64).min(1.0))
     }
 
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
@@ -1225,6 +1246,31 @@ mod tests {
             .unwrap();
         assert_eq!(err.kind, ErrorKind::Io);
         assert!(err.message.contains("configured root"), "{}", err.message);
+    }
+
+    #[test]
+    fn fraction_follows_the_bytes_read_up_to_one() {
+        let mut file = b"id,text\n".to_vec();
+        for n in 0..50_000 {
+            file.extend_from_slice(format!("{n:06},\"row {n}, quoted\"\n").as_bytes());
+        }
+        let (_dir, root) = root_with(&[("big.csv", &file)]);
+        let limits = Limits {
+            batch_size: 1000,
+            ..Limits::default()
+        };
+        let mut reader = open(&root, json!({ "path": "big.csv" }), &limits).unwrap();
+        let mut fractions = Vec::new();
+        while reader.next_batch().unwrap().is_some() {
+            fractions.push(reader.fraction().expect("a regular file has a size"));
+        }
+        assert_eq!(fractions.len(), 50);
+        assert!(fractions.windows(2).all(|w| w[0] <= w[1]), "{fractions:?}");
+        assert!(fractions[0] > 0.0 && fractions[0] < 0.1, "{fractions:?}");
+        // Rows of even length: the share read tracks the rows read.
+        assert!((fractions[24] - 0.5).abs() < 0.05, "{fractions:?}");
+        assert_eq!(fractions.last(), Some(&1.0));
+        assert_eq!(reader.fraction(), Some(1.0));
     }
 
     #[test]

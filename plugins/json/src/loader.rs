@@ -191,13 +191,8 @@ impl Loader for JsonlLoader {
         if starts_with_bom {
             reader.consume(UTF8_BOM.len());
         }
-        let mut lines = Lines {
-            reader,
-            buffer: Vec::new(),
-            number: 0,
-            path: path.clone(),
-            max_line,
-        };
+        let skipped = if starts_with_bom { UTF8_BOM.len() } else { 0 };
+        let mut lines = Lines::new(reader, skipped, path.clone(), max_line);
 
         let batch_size = limits.batch_size.max(1);
         let remaining = selector
@@ -382,6 +377,14 @@ impl BatchReader for JsonlBatchReader {
     fn notes(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
         self.typing.converter.as_ref().and_then(Converter::notes)
     }
+
+    /// The bytes read so far over the file's size.
+    fn fraction(&self) -> Option<f64> {
+        if self.exhausted && self.first.is_none() {
+            return Some(1.0);
+        }
+        self.lines.fraction()
+    }
 }
 
 /// Turns built text batches into exported ones.
@@ -481,13 +484,8 @@ fn infer_types(
     if starts_with_bom {
         reader.consume(UTF8_BOM.len());
     }
-    let mut lines = Lines {
-        reader,
-        buffer: Vec::new(),
-        number: 0,
-        path: path.clone(),
-        max_line,
-    };
+    let skipped = if starts_with_bom { UTF8_BOM.len() } else { 0 };
+    let mut lines = Lines::new(reader, skipped, path.clone(), max_line);
     let mut inference = Inference::new(layout.names.len());
     for (column, name) in layout.names.iter().enumerate() {
         if types.contains_key(name) {
@@ -587,9 +585,38 @@ struct Lines {
     path: String,
     /// The longest line read, in bytes (its `\n` not counted).
     max_line: usize,
+    /// Bytes of the file read so far, up to the end of the last line.
+    consumed: u64,
+    /// The file's size when it was opened; `None` when it is not a regular file.
+    size: Option<u64>,
 }
 
 impl Lines {
+    /// The lines of `reader`, which has already taken the first `skipped` bytes.
+    fn new(reader: BufReader<File>, skipped: usize, path: String, max_line: usize) -> Self {
+        let size = reader
+            .get_ref()
+            .metadata()
+            .ok()
+            .filter(|metadata| metadata.is_file())
+            .map(|metadata| metadata.len());
+        Lines {
+            reader,
+            buffer: Vec::new(),
+            number: 0,
+            path,
+            max_line,
+            consumed: skipped as u64,
+            size,
+        }
+    }
+
+    /// The bytes read so far over the file's size; `None` without a size.
+    fn fraction(&self) -> Option<f64> {
+        let size = self.size.filter(|&size| size > 0)?;
+        Some((self.consumed as f64 / size as f64).min(1.0))
+    }
+
     /// The next line that is not blank, with its number.
     fn next(&mut self) -> Result<Option<(u64, &str)>> {
         loop {
@@ -604,6 +631,7 @@ impl Lines {
             if read == 0 {
                 return Ok(None);
             }
+            self.consumed += read as u64;
             self.number += 1;
             let text = self.buffer.strip_suffix(b"\n").unwrap_or(&self.buffer);
             let text = text.strip_suffix(b"\r").unwrap_or(text);
@@ -1246,6 +1274,29 @@ mod tests {
         text.push_str("end");
         assert!(text.len() > 70_000);
         text
+    }
+
+    #[test]
+    fn fraction_follows_the_bytes_read_up_to_one() {
+        let mut file = Vec::new();
+        for n in 0..20_000 {
+            file.extend_from_slice(format!("{{\"id\":\"{n:06}\"}}\n").as_bytes());
+        }
+        let (_dir, root) = root_with(&[("big.jsonl", &file)]);
+        let limits = Limits {
+            batch_size: 1000,
+            ..Limits::default()
+        };
+        let mut reader = open(&root, json!({ "path": "big.jsonl" }), &limits).unwrap();
+        let mut fractions = Vec::new();
+        while reader.next_batch().unwrap().is_some() {
+            fractions.push(reader.fraction().expect("a regular file has a size"));
+        }
+        assert_eq!(fractions.len(), 20);
+        assert!((fractions[0] - 0.05).abs() < 0.01, "{fractions:?}");
+        assert!((fractions[9] - 0.5).abs() < 0.01, "{fractions:?}");
+        assert!(fractions.windows(2).all(|w| w[0] <= w[1]), "{fractions:?}");
+        assert_eq!(fractions.last(), Some(&1.0));
     }
 
     #[test]

@@ -236,6 +236,8 @@ mod tests {
             completed_at: None,
             expires_at: None,
             progress,
+            callback_url: None,
+            webhook: None,
         }
     }
 

@@ -39,12 +39,29 @@ fn record_response(record: ExportRecord) -> Response {
 }
 
 /// Records an export request for the caller.
+///
+/// **Webhook.** With `callback_url`, when the export ends (completed,
+/// failed or cancelled) the daemon POSTs the final record (the body `GET
+/// /v1/exports/{id}` returns; its `webhook` shows the attempts before this
+/// one) to that URL with `Content-Type: application/json` and
+/// `Export-Host-Signature: t=<unix seconds>,v1=<hex>`, where the hex is the
+/// lowercase HMAC-SHA256 of `<t>.<body>` (the time, a dot, the raw body)
+/// under the operator's webhook secret. A receiver recomputes it, compares
+/// in constant time and refuses old `t` values. Any 2xx answer counts as
+/// delivered; anything else, or no answer within 10 s, is retried with
+/// doubling waits (1 s, 2 s, 4 s, ... at most 1 h) for up to 24 h after the
+/// export ended. Redirects are not followed. The record's `webhook` shows
+/// `attempts`, `last_status`, `delivered_at`, `next_attempt_at` and
+/// `gave_up_at`. A `callback_url` must start with a prefix the operator
+/// allows and may not point at an internal address the operator did not
+/// name; otherwise the request is refused with 400
+/// `callback_url_refused`, and nothing is recorded.
 #[utoipa::path(post, path = "/v1/exports", tag = "exports", operation_id = "createExport", params(CreateQuery),
     request_body = ExportRequest,
     responses(
         (status = 202, description = "Recorded; still pending or processing", body = ExportRecord),
         (status = 200, description = "Ended within `wait` (or reused from the cache)", body = ExportRecord),
-        (status = 400, description = "Bad request: unknown loader or format, schema failure", body = crate::server::error::ErrorBody),
+        (status = 400, description = "Bad request: unknown loader or format, schema failure; `callback_url_refused`: a callback_url the operator does not allow", body = crate::server::error::ErrorBody),
         (status = 401, description = "No valid token", body = crate::server::error::ErrorBody),
         (status = 403, description = "Outside the token's scope (read-only, or another loader, query or format)", body = crate::server::error::ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = crate::server::error::ErrorBody),
@@ -65,6 +82,16 @@ pub async fn create(
     state.service.check_loading(&request)?;
     // A scoped token answers 403 before anything is checked or recorded.
     caller.may_create(&state.service.plugin_addresses(), &request)?;
+    state
+        .service
+        .check_callback(request.callback_url.as_deref())
+        .map_err(|refusal| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "callback_url_refused",
+                refusal.to_string(),
+            )
+        })?;
     let wait = match query.wait {
         None => None,
         Some(seconds) if seconds.is_finite() && seconds >= 0.0 => {

@@ -309,6 +309,17 @@ impl<R: Read> RecordReader<R> {
         self.record_bytes
     }
 
+    /// What the records are read from.
+    pub(super) fn source(&self) -> &R {
+        &self.source
+    }
+
+    /// Bytes taken from the source and not parsed yet: how far the
+    /// source's position is ahead of the records read.
+    pub(super) fn unparsed(&self) -> usize {
+        self.end - self.pos
+    }
+
     /// The line the current record was reported at: the line after the
     /// previous record's terminator, as the `csv` crate counts it.
     pub(super) fn record_line(&self) -> u64 {
