@@ -503,3 +503,41 @@ fn exports_watch_fails_for_a_cancelled_export() {
     );
     std::fs::write(&gate, b"").expect("opening the gate");
 }
+
+/// Cancelling an export whose loader is stuck frees its worker: with one
+/// worker, the next export runs while the cancelled one's gate stays shut
+/// (its rows trickle in far too slowly to reach the output soon).
+#[test]
+fn a_cancelled_export_frees_its_worker_while_its_loader_is_stuck() {
+    let sandbox = gate_sandbox();
+    let never = sandbox.path().join("never-opens");
+    let open = sandbox.path().join("already-open");
+    std::fs::write(&open, b"").expect("the open gate");
+    let daemon = Daemon::start(
+        sandbox,
+        &[
+            ("EXPORT_HOST_WORKERS", "1"),
+            ("EXPORT_HOST_LEASE_SECONDS", "2"),
+        ],
+    );
+    let token = daemon.token("ada", false);
+    let stuck = daemon.start_gate_export(&token, &never);
+    wait_until(Duration::from_secs(20), "the export to run", || {
+        daemon.record(&token, &stuck)["status"] == "processing"
+    });
+    let answer = daemon.delete(&format!("/v1/exports/{stuck}"), Some(&token));
+    assert_eq!(answer.status, 200, "{}", daemon.log());
+
+    let next = daemon.start_gate_export(&token, &open);
+    wait_until(
+        Duration::from_secs(20),
+        "the next export to complete",
+        || daemon.record(&token, &next)["status"] == "completed",
+    );
+    assert_eq!(daemon.record(&token, &stuck)["status"], "cancelled");
+    assert!(
+        daemon.log().contains("its plugins are still busy"),
+        "{}",
+        daemon.log()
+    );
+}

@@ -28,6 +28,12 @@ use std::time::Duration;
 /// How often a running export's progress is written to its record.
 const PROGRESS_PERIOD: Duration = Duration::from_secs(1);
 
+/// How long a called-off run (cancelled, or its lease lost) gets to notice
+/// at its next write before its worker moves on without it. A loader that
+/// blocks for long (a slow query, a file that never grows) would otherwise
+/// keep the worker, and the exports queued behind it, waiting.
+const CALLED_OFF_GRACE: Duration = Duration::from_secs(2);
+
 /// The run's latest figures, written by the pipeline's thread after each
 /// batch and read by the publishing tick.
 struct ProgressCounters {
@@ -385,10 +391,12 @@ impl ExportService {
         publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut published = None;
         let mut lost: Option<RecordError> = None;
+        let mut abandon_at: Option<tokio::time::Instant> = None;
         let mut inside = true;
         let joined = loop {
             tokio::select! {
-                joined = &mut task => break joined,
+                joined = &mut task => break Some(joined),
+                _ = tokio::time::sleep_until(abandon_at.unwrap_or_else(tokio::time::Instant::now)), if abandon_at.is_some() => break None,
                 _ = publish.tick(), if lost.is_none() => {
                     let rows = counters.rows.load(Ordering::Relaxed);
                     let fraction = counters.fraction();
@@ -422,6 +430,7 @@ impl ExportService {
                             tracing::info!(export_id = %id, worker, reason = %err, "stopping the export");
                             stop.store(true, Ordering::Relaxed);
                             lost = Some(err);
+                            abandon_at = Some(tokio::time::Instant::now() + CALLED_OFF_GRACE);
                         }
                         Err(err) => {
                             tracing::warn!(export_id = %id, worker, error = %err, "renewing the lease failed; retrying");
@@ -429,6 +438,17 @@ impl ExportService {
                     }
                 }
             }
+        };
+        let Some(joined) = joined else {
+            // The blocking task keeps running until its next write fails
+            // (its upload is then dropped, and nothing is stored); the
+            // record already says how the export ended.
+            tracing::warn!(
+                export_id = %id,
+                worker,
+                "the export was called off, but its plugins are still busy; leaving them to stop at their next write"
+            );
+            return self.current(&id).await;
         };
         let finished_at = self.now();
 
