@@ -4,6 +4,7 @@
     cargo build --release --workspace
     python3 bench/load.py                       # both parts
     python3 bench/load.py --skip-exports        # only the status-request part
+    python3 bench/load.py --skip-status --skip-exports --event-streams 100
 
 Two parts, each against a fresh `export-host serve` on 127.0.0.1 (SQLite and
 local files in a temporary DATA_DIR, the csv and json plugins from
@@ -21,6 +22,12 @@ target/release):
    RSS is sampled from /proc every 50 ms until the last one completes.
    Reported: wall time, the daemon's RSS before, its peak (VmHWM) and the
    peak while exports ran, against one export measured alone in the same run.
+
+3. Events (--event-streams N): N `GET /v1/exports/{id}/events` streams
+   follow one running export of the `gate` test plugin. Reported: the
+   daemon's CPU and the status route under wrk with the streams open, against
+   the same without them, and the delay from the export's end to each
+   stream's `end` event.
 
 The daemon and wrk share the machine's cores, as they would on a real host.
 Standard library only, except for wrk.
@@ -56,7 +63,7 @@ def free_port() -> int:
 class Daemon:
     """A running `export-host serve` in its own data folder."""
 
-    def __init__(self, work: Path, data: Path, extra_env: dict[str, str]):
+    def __init__(self, work: Path, data: Path, extra_env: dict[str, str], gate: bool = False):
         self.work = work
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -67,6 +74,7 @@ class Daemon:
             f'[plugins.csv.config]\nroot = "{data}"\n'
             '[plugins.json]\nlibrary = "libexport_json.so"\n'
             f'[plugins.json.config]\nroot = "{data}"\n'
+            + ('[plugins.gate]\nlibrary = "libexport_test_gate.so"\n' if gate else "")
         )
         self.env = {
             k: v for k, v in os.environ.items() if not k.startswith("EXPORT_HOST_")
@@ -114,6 +122,11 @@ class Daemon:
             req.add_header("Content-Type", "application/json")
         with urllib.request.urlopen(req, timeout=120) as r:
             return json.loads(r.read())
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the daemon has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def rss_kib(self) -> tuple[int, int]:
         """(VmRSS, VmHWM) in KiB."""
@@ -242,6 +255,92 @@ def exports_part(args, work: Path) -> None:
         sys.exit(1)
 
 
+def open_stream(daemon: Daemon, token: str, export_id: str) -> socket.socket:
+    """An events stream of the export, its response head read."""
+    sock = socket.create_connection(("127.0.0.1", daemon.port), timeout=30)
+    sock.sendall(
+        f"GET /v1/exports/{export_id}/events HTTP/1.1\r\nHost: bench\r\n"
+        f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n".encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            sys.exit("an events stream closed before its head")
+        head += chunk
+    if not head.startswith(b"HTTP/1.1 200"):
+        sys.exit(f"events stream refused: {head[:200]!r}")
+    return sock
+
+
+def events_part(args, work: Path) -> None:
+    """What following exports by polling the record costs: the daemon's CPU
+    and the status route's throughput with --event-streams streams open on a
+    running export, against the same run without them, and how long after
+    the export ends each stream gets its `end` event."""
+    data = work / "data-events"
+    data.mkdir()
+    (work / "events").mkdir()
+    gate = work / "events" / "gate-open"
+    daemon = Daemon(work / "events", data, {}, gate=True)
+    try:
+        token = daemon.token("bench")
+        created = daemon.request(
+            "POST", "/v1/exports", token,
+            {"loader": "gate", "format": "csv", "selector": {"until": str(gate)}},
+        )
+        export_id = created["id"]
+        while daemon.request("GET", f"/v1/exports/{export_id}", token)["status"] != "processing":
+            time.sleep(0.05)
+        url = f"{daemon.base}/v1/exports/{export_id}"
+
+        def measure() -> tuple[float, dict]:
+            before = daemon.cpu_seconds()
+            time.sleep(args.seconds)
+            idle_cpu = (daemon.cpu_seconds() - before) / args.seconds
+            return idle_cpu, wrk(url, token, args.connections, args.seconds, args.wrk_threads)
+
+        quiet_cpu, quiet = measure()
+        streams = [open_stream(daemon, token, export_id) for _ in range(args.event_streams)]
+        busy_cpu, busy = measure()
+        for sock in streams:
+            sock.setblocking(False)
+            try:
+                while sock.recv(65536):
+                    pass
+            except BlockingIOError:
+                pass
+            sock.setblocking(True)
+        opened = time.time()
+        gate.write_text("")
+        latencies = []
+        for sock in streams:
+            buffer = b""
+            while b"event: end" not in buffer:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                buffer = buffer[-64:] + chunk
+            latencies.append(time.time() - opened)
+            sock.close()
+    finally:
+        daemon.stop()
+    latencies.sort()
+    n = args.event_streams
+    print(f"\n## Events by polling the record: {n} streams open on one running export (SQLite)\n")
+    print("| | daemon CPU while idle-waiting | GET /v1/exports/{id} requests/s | p99 |")
+    print("| --- | ---: | ---: | ---: |")
+    print(f"| no stream (reference) | {quiet_cpu * 100:.1f}% of a core | {quiet['rps']:,.0f} | {quiet['p99_ms']:.2f} ms |")
+    print(
+        f"| {n} streams | {busy_cpu * 100:.1f}% of a core | {busy['rps']:,.0f} ({busy['rps'] / quiet['rps']:.2f}x) "
+        f"| {busy['p99_ms']:.2f} ms |"
+    )
+    print(
+        f"\nfrom the gate opening to each stream's `end` event: median {latencies[n // 2] * 1000:.0f} ms, "
+        f"max {latencies[-1] * 1000:.0f} ms (the export's own end included)"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -253,6 +352,8 @@ def main() -> None:
     ap.add_argument("--format", default="csv", help="the exports' format (csv keeps the disk use at ~165 MB an export)")
     ap.add_argument("--skip-status", action="store_true")
     ap.add_argument("--skip-exports", action="store_true")
+    ap.add_argument("--event-streams", type=int, default=0,
+                    help="also measure N events streams on one running export (needs the gate test plugin)")
     args = ap.parse_args()
     if not BINARY.is_file():
         sys.exit(f"{BINARY} is missing: cargo build --release --workspace")
@@ -264,6 +365,8 @@ def main() -> None:
             status_part(args, work)
         if not args.skip_exports:
             exports_part(args, work)
+        if args.event_streams:
+            events_part(args, work)
 
 
 if __name__ == "__main__":

@@ -373,12 +373,9 @@ impl Drop for WorkerProcess {
 /// A fresh folder only this user can enter, for one worker's temporary
 /// files (and its private copy of the library).
 fn private_folder() -> io::Result<tempfile::TempDir> {
-    let base = std::env::var_os("RUNTIME_DIRECTORY")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
     tempfile::Builder::new()
         .prefix("export-host-worker-")
-        .tempdir_in(base)
+        .tempdir_in(crate::library::trust::runtime_dir())
 }
 
 /// Copies a worker's output, line by line, into the host log; for stderr,

@@ -397,11 +397,18 @@ fn copy_owner(name: &str) -> Option<u32> {
     pid.parse::<u32>().ok().filter(|pid| *pid > 0)
 }
 
-fn make_copies_dir() -> std::io::Result<PathBuf> {
-    let base = std::env::var_os("RUNTIME_DIRECTORY")
+/// Where the host keeps private files of a run (library copies, worker
+/// folders): systemd's `RuntimeDirectory=` when the unit sets one (a
+/// private folder under /run, removed when the service stops), else the
+/// temporary folder.
+pub fn runtime_dir() -> PathBuf {
+    std::env::var_os("RUNTIME_DIRECTORY")
         .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let dir = base.join(format!("export-host-plugins-{}", uid()));
+        .unwrap_or_else(std::env::temp_dir)
+}
+
+fn make_copies_dir() -> std::io::Result<PathBuf> {
+    let dir = runtime_dir().join(format!("export-host-plugins-{}", uid()));
     match std::fs::create_dir(&dir) {
         Ok(()) => {}
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
