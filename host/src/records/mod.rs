@@ -7,6 +7,13 @@
 //! the same (see `queries.rs`), the connection setup and the queue claim
 //! live in `sqlite.rs` and `postgres.rs`.
 //!
+//! The files, by job: `types.rs` (the id, the scope, the record and what
+//! callers hand in), `error.rs`, this file (connecting, the transaction
+//! helpers, creating and reading records), `queue.rs` (claims, leases and the
+//! worker's transitions), `maintenance.rs` (expiry, purge, live keys, daemon
+//! heartbeats, counts), `lifecycle.rs` (which status may follow which),
+//! `tokens.rs`, `quarantine.rs`, `progress.rs`, `webhooks.rs`.
+//!
 //! Rules every operation follows:
 //!
 //! - One transaction per call. SQLite writes start with `BEGIN IMMEDIATE`;
@@ -31,6 +38,7 @@
 //! therefore leave files younger than the lease duration alone.
 
 mod cursor;
+mod error;
 pub mod health;
 pub mod lifecycle;
 mod postgres;
@@ -38,399 +46,34 @@ mod queries;
 mod row;
 mod sqlite;
 mod sqlite_reads;
+mod types;
 
 use std::fmt;
 use std::future::Future;
-use std::path::PathBuf;
-use std::str::FromStr;
 
-use chrono::{DateTime, TimeDelta, Utc};
-use serde::Serialize;
-use serde_json::Value;
+use chrono::{DateTime, Utc};
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 use sqlx::types::Json;
 use sqlx::{Database, Transaction};
 
+pub use error::RecordError;
 pub use health::WriteHealth;
 pub use lifecycle::{Status, UnknownStatus};
 pub use postgres::{CleanupLock, SCOPED_ROLE};
 pub use progress::Progress;
+pub use types::{
+    Admission, BackendKind, Completion, DaemonBeat, DaemonSeen, ExportId, ExportRecord, LeaseSweep,
+    ListFilter, NewExport, Page, Quota, Scope,
+};
 
 use cursor::Cursor;
-use lifecycle::{refusal, CurrentState};
+use lifecycle::CurrentState;
 use queries as q;
 use row::{RawRecord, Ts};
 use rusqlite::OptionalExtension;
 use sqlite_reads::Readers;
 use std::sync::Arc;
-
-/// An export's id: `exp_` and 32 lowercase hex digits (128 random bits from
-/// a CSPRNG), so ids cannot be guessed or enumerated.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct ExportId(String);
-
-impl ExportId {
-    const PREFIX: &'static str = "exp_";
-
-    /// A new random id.
-    pub fn generate() -> ExportId {
-        ExportId(format!("{}{:032x}", Self::PREFIX, rand::random::<u128>()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// An id read back from the database, which only ever stores valid ids
-    /// (the schema checks their shape).
-    fn from_db(id: String) -> ExportId {
-        ExportId(id)
-    }
-
-    fn is_well_formed(text: &str) -> bool {
-        text.strip_prefix(Self::PREFIX).is_some_and(|hex| {
-            hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        })
-    }
-}
-
-impl FromStr for ExportId {
-    type Err = RecordError;
-
-    /// A malformed id is reported as [`RecordError::NotFound`]: to a caller
-    /// it is exactly an id that does not exist (the API answers both with
-    /// 404), and it saves a query.
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        if Self::is_well_formed(text) {
-            Ok(ExportId(text.to_owned()))
-        } else {
-            Err(RecordError::NotFound {
-                id: text.chars().take(80).collect(),
-            })
-        }
-    }
-}
-
-impl fmt::Display for ExportId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl AsRef<str> for ExportId {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-/// Whose eyes a call runs with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
-    /// One user: only that user's records exist. On PostgreSQL this is also
-    /// enforced by row-level security under the `export_host_user` role.
-    User(String),
-    /// Every record: admin tokens, workers and cleanup. On PostgreSQL this
-    /// is the explicit maintenance bypass of row-level security.
-    Admin,
-}
-
-impl Scope {
-    pub fn user(user_id: impl Into<String>) -> Scope {
-        Scope::User(user_id.into())
-    }
-
-    /// The user filter to bind: `None` means no filter (admin).
-    fn user_id(&self) -> Option<&str> {
-        match self {
-            Scope::User(user) => Some(user),
-            Scope::Admin => None,
-        }
-    }
-}
-
-/// One export record: every column of `exports`, as the API returns it
-/// (times are RFC 3339 UTC).
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct ExportRecord {
-    #[schema(value_type = String, example = "exp_0123456789abcdef0123456789abcdef")]
-    pub id: ExportId,
-    pub user_id: String,
-    pub loader: String,
-    pub format: String,
-    pub status: Status,
-    #[schema(value_type = HashMap<String, Value>)]
-    pub selector: Value,
-    #[schema(value_type = HashMap<String, Value>)]
-    pub options: Value,
-    /// Plugin names and versions, schema, timings; `{}` until completion.
-    #[schema(value_type = HashMap<String, Value>)]
-    pub metadata: Value,
-    /// The user's file name, for `Content-Disposition` only.
-    pub file_name: Option<String>,
-    pub storage_key: Option<String>,
-    pub mime_type: Option<String>,
-    pub size_bytes: Option<i64>,
-    pub row_count: Option<i64>,
-    pub sha256: Option<String>,
-    pub error: Option<String>,
-    /// Claims so far (a release gives one back).
-    pub attempts: i32,
-    pub lease_owner: Option<String>,
-    pub lease_expires_at: Option<DateTime<Utc>>,
-    pub download_count: i64,
-    pub last_downloaded_at: Option<DateTime<Utc>>,
-    pub request_hash: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    /// When the latest attempt was claimed.
-    pub started_at: Option<DateTime<Utc>>,
-    pub completed_at: Option<DateTime<Utc>>,
-    pub expires_at: Option<DateTime<Utc>>,
-    /// How far the export has come (`rows`, `bytes`, `rows_per_s`,
-    /// `elapsed_s`): published while it runs, the final figures once it
-    /// has ended; `null` before the first figures.
-    pub progress: Option<Progress>,
-    /// Where the daemon POSTs the final record when the export ends (the
-    /// request's `callback_url`); `null` when none was given.
-    pub callback_url: Option<String>,
-    /// How that delivery has gone; `null` without a `callback_url`.
-    pub webhook: Option<WebhookState>,
-}
-
-/// A request to record: it starts `pending`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewExport {
-    pub user_id: String,
-    pub loader: String,
-    pub format: String,
-    pub selector: Value,
-    pub options: Value,
-    pub file_name: Option<String>,
-    /// Hash of the normalised request, for [`Records::find_reusable`].
-    pub request_hash: Option<String>,
-    /// Usually set at completion instead ([`Completion::expires_at`]).
-    pub expires_at: Option<DateTime<Utc>>,
-    /// What is known at submission (who asked); the completion adds to it.
-    pub metadata: Value,
-    /// Where to announce the export's end (checked by the caller).
-    pub callback_url: Option<String>,
-}
-
-/// The limits [`Records::insert_within`] keeps a user under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Quota {
-    /// `MAX_PER_USER`: pending and processing exports.
-    pub max_active: u32,
-    /// Records of any status (failed ones included) kept for the user.
-    pub max_stored: u64,
-}
-
-/// What [`Records::insert_within`] did.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Admission {
-    /// Recorded as `pending`.
-    Recorded(Box<ExportRecord>),
-    /// Not recorded: the user has this many active exports already.
-    TooManyActive { active: u64 },
-    /// Not recorded: the user has this many records stored already.
-    TooManyStored { stored: u64 },
-}
-
-/// One daemon's heartbeat row (the write probe of `/readyz`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DaemonBeat {
-    /// `<hostname>-<pid>`, as in its worker names.
-    pub id: String,
-    pub hostname: String,
-    pub pid: u32,
-    /// The host's version.
-    pub version: String,
-    pub started_at: DateTime<Utc>,
-}
-
-/// A daemon's heartbeat row as read back.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DaemonSeen {
-    pub id: String,
-    pub hostname: String,
-    pub pid: i64,
-    pub version: String,
-    pub started_at: DateTime<Utc>,
-    pub last_seen_at: DateTime<Utc>,
-}
-
-/// What a worker records when its export is done.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Completion {
-    pub storage_key: String,
-    pub mime_type: String,
-    pub size_bytes: i64,
-    pub row_count: i64,
-    pub sha256: String,
-    pub metadata: Value,
-    /// `None` keeps the expiry given at insert, if any.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// The final figures.
-    pub progress: Progress,
-}
-
-/// Which records [`Records::list`] returns, newest first.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListFilter {
-    /// `Some(user)`: that user's records (user scope); `None`: everyone's
-    /// (admin scope).
-    pub user: Option<String>,
-    pub status: Option<Status>,
-    pub loader: Option<String>,
-    pub format: Option<String>,
-    /// Page size, clamped to `1..=ListFilter::MAX_LIMIT`.
-    pub limit: u32,
-    /// `next_cursor` of the previous page; `None` for the first page.
-    pub cursor: Option<String>,
-}
-
-impl ListFilter {
-    pub const DEFAULT_LIMIT: u32 = 50;
-    pub const MAX_LIMIT: u32 = 500;
-
-    /// The first page of one user's records.
-    pub fn for_user(user: impl Into<String>) -> ListFilter {
-        ListFilter {
-            user: Some(user.into()),
-            ..ListFilter::default()
-        }
-    }
-
-    /// The first page of everyone's records (admin).
-    pub fn all() -> ListFilter {
-        ListFilter::default()
-    }
-}
-
-impl Default for ListFilter {
-    fn default() -> Self {
-        ListFilter {
-            user: None,
-            status: None,
-            loader: None,
-            format: None,
-            limit: Self::DEFAULT_LIMIT,
-            cursor: None,
-        }
-    }
-}
-
-/// One page of a list.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct Page {
-    pub items: Vec<ExportRecord>,
-    /// Pass back in [`ListFilter::cursor`] for the next page; `None` on the
-    /// last page.
-    pub next_cursor: Option<String>,
-}
-
-/// What one lease sweep did ([`Records::requeue_expired_leases`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LeaseSweep {
-    /// Back to `pending`, to be claimed again.
-    pub requeued: Vec<ExportId>,
-    /// Out of attempts: now `failed`.
-    pub failed: Vec<ExportId>,
-}
-
-/// Which database a [`Records`] talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BackendKind {
-    Sqlite,
-    Postgres,
-}
-
-/// Everything that can go wrong with records.
-#[derive(Debug, thiserror::Error)]
-pub enum RecordError {
-    /// No such export, or not the caller's (the two are indistinguishable on
-    /// purpose).
-    #[error("export {id} not found")]
-    NotFound { id: String },
-    /// The lifecycle has no such edge (see [`lifecycle`]).
-    #[error("export {id} is {from} and cannot become {to}: {}", lifecycle::transition_hint(*.from, *.to))]
-    IllegalTransition {
-        id: String,
-        from: Status,
-        to: Status,
-    },
-    /// The worker's lease ended (it expired and the export was requeued,
-    /// claimed by another worker, cancelled or failed): its work is void.
-    #[error(
-        "worker `{worker}` no longer holds the lease on export {id} (it is {status} now); \
-         stop working on it and discard its output"
-    )]
-    LeaseLost {
-        id: String,
-        worker: String,
-        status: Status,
-    },
-    /// The record is not in a state this operation accepts, or changed under
-    /// a concurrent caller.
-    #[error("export {id}: {reason}")]
-    Conflict { id: String, reason: String },
-    #[error(
-        "invalid page cursor `{cursor}`: pass the next_cursor of the previous page unchanged, \
-         or none for the first page"
-    )]
-    InvalidCursor { cursor: String },
-    #[error("invalid {field}: {reason}")]
-    InvalidInput { field: &'static str, reason: String },
-    #[error(
-        "unsupported DATABASE_URL scheme `{scheme}`: use sqlite://PATH (created if missing) \
-         or postgres://USER@HOST:PORT/DATABASE"
-    )]
-    UnsupportedUrl { scheme: String },
-    #[error("cannot create the database directory {}: {source}", .path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The SQLite file, or the folder it lives in, cannot be written.
-    #[error(
-        "cannot open the database {} for writing: {source}; SQLite writes the file and its \
-         -wal and -shm files beside it: make that folder writable (check the mount and the \
-         permissions) or point DATABASE_URL elsewhere",
-        .path.display()
-    )]
-    NotWritable {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("database migration failed: {0}; fix the database or restore a backup, then run `export-host migrate`")]
-    Migrate(#[source] sqlx::migrate::MigrateError),
-    /// A stored value the host cannot read (edited by hand?).
-    #[error("export {id} has an unreadable record: {reason}")]
-    Corrupt { id: String, reason: String },
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    /// The SQLite file the daemon opened is no longer at its path.
-    #[error(
-        "the database file {} {problem}; restore it, or restart the daemon to open (or create) \
-         the database at that path",
-        .path.display()
-    )]
-    FileGone {
-        path: PathBuf,
-        problem: &'static str,
-    },
-    /// A read on the direct SQLite path ([`sqlite_reads`]) failed.
-    #[error("cannot read the database {}: {source}", .file.display())]
-    DirectRead {
-        file: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
-}
 
 /// Whether a transaction writes; SQLite takes its write lock up front for
 /// writes (BEGIN IMMEDIATE), PostgreSQL makes reads READ ONLY.
@@ -562,6 +205,8 @@ pub use tokens::{token_hash, NewToken, Principal, TokenInfo, TokenScope, TOKEN_P
 pub mod progress;
 pub mod quarantine;
 pub use quarantine::{NewPluginFault, PluginFault, QuarantinePolicy, QuarantineState};
+mod maintenance;
+mod queue;
 pub mod webhooks;
 pub use webhooks::{AttemptOutcome, WebhookAttempt, WebhookDelivery, WebhookState};
 
@@ -701,64 +346,6 @@ impl Records {
             if let Some(readers) = &self.readers {
                 readers.clear();
             }
-        })
-    }
-
-    /// Proves the database still takes writes: upserts `daemon`'s heartbeat
-    /// row in `daemons` (one row per daemon, which also shows operators the
-    /// daemons sharing a database).
-    pub async fn probe_write(
-        &self,
-        daemon: &DaemonBeat,
-        now: DateTime<Utc>,
-    ) -> Result<(), RecordError> {
-        self.check_file()?;
-        in_tx!(self, &Scope::Admin, Mode::Write, |tx| {
-            sqlx::query(q::DAEMON_BEAT)
-                .bind(&daemon.id)
-                .bind(&daemon.hostname)
-                .bind(i64::from(daemon.pid))
-                .bind(&daemon.version)
-                .bind(Ts::new(daemon.started_at))
-                .bind(Ts::new(now))
-                .execute(&mut *tx)
-                .await?;
-            Ok(())
-        })
-    }
-
-    /// The daemons that sent a heartbeat at or after `since`, newest first.
-    pub async fn daemons_seen(&self, since: DateTime<Utc>) -> Result<Vec<DaemonSeen>, RecordError> {
-        in_tx!(self, &Scope::Admin, Mode::Read, |tx| {
-            let rows: Vec<(String, String, i64, String, Ts, Ts)> = sqlx::query_as(q::DAEMONS_SEEN)
-                .bind(Ts::new(since))
-                .fetch_all(&mut *tx)
-                .await?;
-            Ok(rows
-                .into_iter()
-                .map(
-                    |(id, hostname, pid, version, started_at, last_seen_at)| DaemonSeen {
-                        id,
-                        hostname,
-                        pid,
-                        version,
-                        started_at: started_at.0,
-                        last_seen_at: last_seen_at.0,
-                    },
-                )
-                .collect())
-        })
-    }
-
-    /// Deletes the heartbeat rows of daemons not seen since `before`.
-    pub async fn forget_daemons(&self, before: DateTime<Utc>) -> Result<u64, RecordError> {
-        in_tx!(self, &Scope::Admin, Mode::Write, |tx| {
-            let gone = sqlx::query(q::FORGET_DAEMONS)
-                .bind(Ts::new(before))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            Ok(gone)
         })
     }
 
@@ -980,345 +567,6 @@ impl Records {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
-    /// Claims the oldest pending export for `worker`: it becomes
-    /// `processing` with a lease until `now + lease`, and one more attempt.
-    /// `None` when the queue is empty (or every pending row is being claimed
-    /// by someone else right now, on PostgreSQL).
-    pub async fn claim_next(
-        &self,
-        worker: &str,
-        lease: std::time::Duration,
-        now: DateTime<Utc>,
-    ) -> Result<Option<ExportRecord>, RecordError> {
-        let until = lease_deadline(now, lease)?;
-        let claimed = match &self.backend {
-            Backend::Sqlite(_) => self.claim_with(&sqlite::CLAIM, worker, until, now).await?,
-            Backend::Postgres(_) => {
-                self.claim_with(&postgres::CLAIM, worker, until, now)
-                    .await?
-            }
-        };
-        if let Some(record) = &claimed {
-            tracing::info!(
-                export_id = %record.id, status = %Status::Processing, worker, attempt = record.attempts,
-                "export transition"
-            );
-        }
-        Ok(claimed)
-    }
-
-    /// Claims the pending export `id` for `worker`, like
-    /// [`Records::claim_next`] but for one named export (the CLI runs the
-    /// export it just created). `None` when `id` is not pending (another
-    /// worker claimed it first, it was cancelled, or it does not exist).
-    pub async fn claim(
-        &self,
-        id: &ExportId,
-        worker: &str,
-        lease: std::time::Duration,
-        now: DateTime<Utc>,
-    ) -> Result<Option<ExportRecord>, RecordError> {
-        let until = lease_deadline(now, lease)?;
-        let claimed = in_tx!(self, &Scope::Admin, Mode::Write, |tx| {
-            let raw = sqlx::query_as::<_, RawRecord>(&q::CLAIM_ONE)
-                .bind(worker)
-                .bind(Ts::new(until))
-                .bind(Ts::new(now))
-                .bind(id.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-            raw.map(ExportRecord::try_from).transpose()
-        })?;
-        if let Some(record) = &claimed {
-            tracing::info!(
-                export_id = %record.id, status = %Status::Processing, worker, attempt = record.attempts,
-                "export transition"
-            );
-        }
-        Ok(claimed)
-    }
-
-    /// The newest migration applied to the database, as (version,
-    /// description); `None` on a database never migrated.
-    pub async fn migration_version(&self) -> Result<Option<(i64, String)>, RecordError> {
-        const SQL: &str = "SELECT version, description FROM _sqlx_migrations \
-             WHERE success ORDER BY version DESC LIMIT 1";
-        let row: Option<(i64, String)> = match &self.backend {
-            Backend::Sqlite(pool) => sqlx::query_as(SQL).fetch_optional(pool).await?,
-            Backend::Postgres(pool) => sqlx::query_as(SQL).fetch_optional(pool).await?,
-        };
-        Ok(row)
-    }
-
-    async fn claim_with(
-        &self,
-        sql: &str,
-        worker: &str,
-        until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Option<ExportRecord>, RecordError> {
-        in_tx!(self, &Scope::Admin, Mode::Write, |tx| {
-            let raw = sqlx::query_as::<_, RawRecord>(sql)
-                .bind(worker)
-                .bind(Ts::new(until))
-                .bind(Ts::new(now))
-                .fetch_optional(&mut *tx)
-                .await?;
-            raw.map(ExportRecord::try_from).transpose()
-        })
-    }
-
-    /// Extends `worker`'s lease on `id` to `until`. [`RecordError::LeaseLost`]
-    /// tells the worker to stop: its export was requeued, taken over,
-    /// cancelled or failed.
-    pub async fn heartbeat(
-        &self,
-        id: &ExportId,
-        worker: &str,
-        until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<(), RecordError> {
-        in_tx!(self, &Scope::Admin, Mode::Write, |tx| {
-            let done = sqlx::query(q::HEARTBEAT)
-                .bind(id.as_str())
-                .bind(worker)
-                .bind(Ts::new(until))
-                .bind(Ts::new(now))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if done == 1 {
-                return Ok(());
-            }
-            let state = current_state!(tx, id, None::<&str>);
-            Err(match state {
-                None => RecordError::NotFound { id: id.to_string() },
-                Some(state) => {
-                    let status =
-                        state
-                            .status
-                            .parse::<Status>()
-                            .map_err(|err| RecordError::Corrupt {
-                                id: id.to_string(),
-                                reason: err.to_string(),
-                            })?;
-                    RecordError::LeaseLost {
-                        id: id.to_string(),
-                        worker: worker.to_owned(),
-                        status,
-                    }
-                }
-            })
-        })
-    }
-
-    /// `processing -> completed` by the worker holding the lease.
-    pub async fn complete(
-        &self,
-        id: &ExportId,
-        worker: &str,
-        completion: &Completion,
-        now: DateTime<Utc>,
-    ) -> Result<ExportRecord, RecordError> {
-        let record = in_tx!(self, &Scope::Admin, Mode::Write, |tx| {
-            let raw = sqlx::query_as::<_, RawRecord>(&q::COMPLETE)
-                .bind(id.as_str())
-                .bind(worker)
-                .bind(&completion.storage_key)
-                .bind(&completion.mime_type)
-                .bind(completion.size_bytes)
-                .bind(completion.row_count)
-                .bind(&completion.sha256)
-                .bind(Json(&completion.metadata))
-                .bind(completion.expires_at.map(Ts::new))
-                .bind(Ts::new(now))
-                .bind(Json(&completion.progress))
-                .fetch_optional(&mut *tx)
-                .await?;
-            match raw {
-                Some(raw) => ExportRecord::try_from(raw),
-                None => {
-                    let state = current_state!(tx, id, None::<&str>);
-                    Err(refusal(id, state, Status::Completed, Some(worker)))
-                }
-            }
-        })?;
-        log_transition(&record.id, Status::Completed);
-        Ok(record)
-    }
-
-    /// `pending|processing -> failed` with `error`. With `worker`, only the
-    /// processing export that worker holds; without, any active export (the
-    /// service refusing a request, an admin).
-    pub async fn fail(
-        &self,
-        id: &ExportId,
-        worker: Option<&str>,
-        error: &str,
-        now: DateTime<Utc>,
-    ) -> Result<ExportRecord, RecordError> {
-        let record = in_tx!(self, &Scope::Admin, Mode::Write, |tx| {
-            let raw = sqlx::query_as::<_, RawRecord>(&q::FAIL)
-                .bind(id.as_str())
-                .bind(worker)
-                .bind(error)
-                .bind(Ts::new(now))
-                .fetch_optional(&mut *tx)
-                .await?;
-            match raw {
-                Some(raw) => ExportRecord::try_from(raw),
-                None => {
-                    let state = current_state!(tx, id, None::<&str>);
-                    Err(refusal(id, state, Status::Failed, worker))
-                }
-            }
-        })?;
-        log_transition(&record.id, Status::Failed);
-        Ok(record)
-    }
-
-    /// `pending|processing -> cancelled`. A worker running it finds out at
-    /// its next heartbeat or at completion.
-    pub async fn cancel(
-        &self,
-        scope: &Scope,
-        id: &ExportId,
-        now: DateTime<Utc>,
-    ) -> Result<ExportRecord, RecordError> {
-        let record = in_tx!(self, scope, Mode::Write, |tx| {
-            let raw = sqlx::query_as::<_, RawRecord>(&q::CANCEL)
-                .bind(id.as_str())
-                .bind(scope.user_id())
-                .bind(Ts::new(now))
-                .fetch_optional(&mut *tx)
-                .await?;
-            match raw {
-                Some(raw) => ExportRecord::try_from(raw),
-                None => {
-                    let state = current_state!(tx, id, scope.user_id());
-                    Err(refusal(id, state, Status::Cancelled, None))
-                }
-            }
-        })?;
-        log_transition(&record.id, Status::Cancelled);
-        Ok(record)
-    }
-
-    /// `processing -> pending` by the worker holding the lease, giving its
-    /// attempt back: a daemon shutting down returns unfinished work to the
-    /// queue rather than leaving it to a lease sweep.
-    pub async fn release(
-        &self,
-        id: &ExportId,
-        worker: &str,
-        now: DateTime<Utc>,
-    ) -> Result<ExportRecord, RecordError> {
-        let record = in_tx!(self, &Scope::Admin, Mode::Write, |tx| {
-            let raw = sqlx::query_as::<_, RawRecord>(&q::RELEASE)
-                .bind(id.as_str())
-                .bind(worker)
-                .bind(Ts::new(now))
-                .fetch_optional(&mut *tx)
-                .await?;
-            match raw {
-                Some(raw) => ExportRecord::try_from(raw),
-                None => {
-                    let state = current_state!(tx, id, None::<&str>);
-                    Err(refusal(id, state, Status::Pending, Some(worker)))
-                }
-            }
-        })?;
-        log_transition(&record.id, Status::Pending);
-        Ok(record)
-    }
-
-    /// The lease sweep: every `processing` export whose lease ended before
-    /// `now` goes back to `pending` if it has had fewer than `max_attempts`
-    /// claims, and otherwise fails, so no export stays in `processing`
-    /// forever.
-    pub async fn requeue_expired_leases(
-        &self,
-        now: DateTime<Utc>,
-        max_attempts: u32,
-    ) -> Result<LeaseSweep, RecordError> {
-        let max = i32::try_from(max_attempts).map_err(|_| RecordError::InvalidInput {
-            field: "max_attempts",
-            reason: format!("{max_attempts} is more than {}", i32::MAX),
-        })?;
-        let error = format!(
-            "its worker stopped renewing the lease on each of {max} attempts (the daemon was \
-             killed, crashed or hung while running it); it will not be retried, create it again \
-             to retry"
-        );
-        // Deaths inside a plugin first: those fail naming the plugin.
-        let died = self.fail_deaths_in_plugins(now, max).await?;
-        let mut sweep = in_tx!(self, &Scope::Admin, Mode::Write, |tx| {
-            let failed: Vec<String> = sqlx::query_scalar(q::FAIL_EXPIRED)
-                .bind(Ts::new(now))
-                .bind(max)
-                .bind(&error)
-                .fetch_all(&mut *tx)
-                .await?;
-            let requeued: Vec<String> = sqlx::query_scalar(&q::REQUEUE_EXPIRED)
-                .bind(Ts::new(now))
-                .bind(max)
-                .fetch_all(&mut *tx)
-                .await?;
-            Ok(LeaseSweep {
-                requeued: requeued.into_iter().map(ExportId::from_db).collect(),
-                failed: failed.into_iter().map(ExportId::from_db).collect(),
-            })
-        })?;
-        for id in &sweep.requeued {
-            tracing::info!(export_id = %id, status = %Status::Pending, "export transition: lease expired, requeued");
-        }
-        for id in &sweep.failed {
-            tracing::info!(export_id = %id, status = %Status::Failed, "export transition: lease expired, out of attempts");
-        }
-        sweep.failed.extend(died);
-        Ok(sweep)
-    }
-
-    /// Cleanup, first half: completed exports whose `expires_at` is at or
-    /// before `now` become `expired`. Returns their ids and storage keys;
-    /// the caller deletes those files after this returns (the records are
-    /// committed as expired by then, so the keys are no longer live). The
-    /// key stays on the record until it is purged.
-    pub async fn expire_due(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(ExportId, String)>, RecordError> {
-        let expired = in_tx!(self, &Scope::Admin, Mode::Write, |tx| {
-            let rows: Vec<(String, Option<String>)> = sqlx::query_as(&q::EXPIRE_DUE)
-                .bind(Ts::new(now))
-                .fetch_all(&mut *tx)
-                .await?;
-            // A completed record always has a key (schema CHECK).
-            Ok(rows
-                .into_iter()
-                .filter_map(|(id, key)| key.map(|key| (ExportId::from_db(id), key)))
-                .collect::<Vec<_>>())
-        })?;
-        for (id, _) in &expired {
-            log_transition(id, Status::Expired);
-        }
-        Ok(expired)
-    }
-
-    /// Cleanup, second half: deletes expired, failed and cancelled records
-    /// last changed before `older_than` (`now - RETENTION_DAYS`). Returns how
-    /// many went.
-    pub async fn purge(&self, older_than: DateTime<Utc>) -> Result<u64, RecordError> {
-        in_tx!(self, &Scope::Admin, Mode::Write, |tx| {
-            let purged = sqlx::query(&q::PURGE)
-                .bind(Ts::new(older_than))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            Ok(purged)
-        })
-    }
-
     /// Deletes a finished record (completed, expired, failed, cancelled) and
     /// returns its storage key for the caller to delete after this returns.
     /// An active export must be cancelled first ([`RecordError::Conflict`]).
@@ -1384,48 +632,6 @@ impl Records {
         })
     }
 
-    /// Every live storage key (records that are `completed`), sorted: files
-    /// under any other key are orphans, once older than the lease duration.
-    pub async fn live_storage_keys(&self) -> Result<Vec<String>, RecordError> {
-        in_tx!(self, &Scope::Admin, Mode::Read, |tx| {
-            let keys: Vec<String> = sqlx::query_scalar(q::LIVE_KEYS).fetch_all(&mut *tx).await?;
-            Ok(keys)
-        })
-    }
-
-    /// Whether a `completed` record points at `key`.
-    pub async fn is_key_live(&self, key: &str) -> Result<bool, RecordError> {
-        in_tx!(self, &Scope::Admin, Mode::Read, |tx| {
-            let count: i64 = sqlx::query_scalar(q::IS_KEY_LIVE)
-                .bind(key)
-                .fetch_one(&mut *tx)
-                .await?;
-            Ok(count > 0)
-        })
-    }
-
-    /// How many records each status has, over every user (maintenance: on
-    /// PostgreSQL under the admin bypass). Statuses with no record are absent.
-    pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, RecordError> {
-        in_tx!(self, &Scope::Admin, Mode::Read, |tx| {
-            let counts: Vec<(String, i64)> = sqlx::query_as(q::COUNT_BY_STATUS)
-                .fetch_all(&mut *tx)
-                .await?;
-            Ok(counts)
-        })
-    }
-
-    /// Takes the cleanup lock without waiting, so that of several daemons
-    /// on one PostgreSQL database one at a time sweeps files: `None` when
-    /// another holds it. SQLite (one daemon) needs no lock and always gets
-    /// a guard. Release it with [`CleanupLock::release`].
-    pub async fn try_lock_cleanup(&self) -> Result<Option<CleanupLock>, RecordError> {
-        match &self.backend {
-            Backend::Sqlite(_) => Ok(Some(CleanupLock::unneeded())),
-            Backend::Postgres(pool) => postgres::try_lock_cleanup(pool).await,
-        }
-    }
-
     /// `SELECT count(*) FROM exports` with no filter at all, run in `scope`:
     /// on PostgreSQL, what row-level security alone lets a scope see. Exists
     /// for tests of that defence.
@@ -1489,18 +695,4 @@ fn approx_json_size(record: &ExportRecord) -> usize {
         record.callback_url.as_ref(),
     ];
     count.0 + strings.iter().flatten().map(|s| s.len()).sum::<usize>() + 600
-}
-
-/// `now + lease`, refusing leases too long to represent.
-fn lease_deadline(
-    now: DateTime<Utc>,
-    lease: std::time::Duration,
-) -> Result<DateTime<Utc>, RecordError> {
-    TimeDelta::from_std(lease)
-        .ok()
-        .and_then(|lease| now.checked_add_signed(lease))
-        .ok_or_else(|| RecordError::InvalidInput {
-            field: "lease duration",
-            reason: format!("{lease:?} is too long"),
-        })
 }
