@@ -200,6 +200,30 @@ macro_rules! current_state {
     };
 }
 
+/// Every status change: in one write transaction, the conditional UPDATE
+/// `$update` (a `query_as::<_, RawRecord>` with its binds, guarded by the
+/// statuses the lifecycle allows) returns the changed row; when it matched
+/// nothing, the row as it stands says why ([`refusal`]: not found, an
+/// illegal edge, or a lease another worker holds). `$visible_to` is the
+/// user whose rows the refusal may read (`None` for any), `$worker` the
+/// lease holder the change required, if any.
+macro_rules! transition {
+    ($records:expr, $scope:expr, $id:expr, to: $to:expr, worker: $worker:expr, visible_to: $visible_to:expr, |$tx:ident| $update:expr) => {{
+        let record = in_tx!($records, $scope, Mode::Write, |$tx| {
+            let raw: Option<RawRecord> = $update.fetch_optional(&mut *$tx).await?;
+            match raw {
+                Some(raw) => ExportRecord::try_from(raw),
+                None => {
+                    let state = current_state!($tx, $id, $visible_to);
+                    Err(refusal($id, state, $to, $worker))
+                }
+            }
+        })?;
+        log_transition(&record.id, $to);
+        Ok(record)
+    }};
+}
+
 mod tokens;
 pub use tokens::{token_hash, NewToken, Principal, TokenInfo, TokenScope, TOKEN_PREFIX};
 pub mod progress;

@@ -141,8 +141,14 @@ impl Records {
         completion: &Completion,
         now: DateTime<Utc>,
     ) -> Result<ExportRecord, RecordError> {
-        let record = in_tx!(self, &Scope::Admin, Mode::Write, |tx| {
-            let raw = sqlx::query_as::<_, RawRecord>(&q::COMPLETE)
+        transition!(
+            self,
+            &Scope::Admin,
+            id,
+            to: Status::Completed,
+            worker: Some(worker),
+            visible_to: None::<&str>,
+            |tx| sqlx::query_as::<_, RawRecord>(&q::COMPLETE)
                 .bind(id.as_str())
                 .bind(worker)
                 .bind(&completion.storage_key)
@@ -154,18 +160,7 @@ impl Records {
                 .bind(completion.expires_at.map(Ts::new))
                 .bind(Ts::new(now))
                 .bind(Json(&completion.progress))
-                .fetch_optional(&mut *tx)
-                .await?;
-            match raw {
-                Some(raw) => ExportRecord::try_from(raw),
-                None => {
-                    let state = current_state!(tx, id, None::<&str>);
-                    Err(refusal(id, state, Status::Completed, Some(worker)))
-                }
-            }
-        })?;
-        log_transition(&record.id, Status::Completed);
-        Ok(record)
+        )
     }
 
     /// `pending|processing -> failed` with `error`. With `worker`, only the
@@ -178,24 +173,19 @@ impl Records {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<ExportRecord, RecordError> {
-        let record = in_tx!(self, &Scope::Admin, Mode::Write, |tx| {
-            let raw = sqlx::query_as::<_, RawRecord>(&q::FAIL)
+        transition!(
+            self,
+            &Scope::Admin,
+            id,
+            to: Status::Failed,
+            worker: worker,
+            visible_to: None::<&str>,
+            |tx| sqlx::query_as::<_, RawRecord>(&q::FAIL)
                 .bind(id.as_str())
                 .bind(worker)
                 .bind(error)
                 .bind(Ts::new(now))
-                .fetch_optional(&mut *tx)
-                .await?;
-            match raw {
-                Some(raw) => ExportRecord::try_from(raw),
-                None => {
-                    let state = current_state!(tx, id, None::<&str>);
-                    Err(refusal(id, state, Status::Failed, worker))
-                }
-            }
-        })?;
-        log_transition(&record.id, Status::Failed);
-        Ok(record)
+        )
     }
 
     /// `pending|processing -> cancelled`. A worker running it finds out at
@@ -206,23 +196,18 @@ impl Records {
         id: &ExportId,
         now: DateTime<Utc>,
     ) -> Result<ExportRecord, RecordError> {
-        let record = in_tx!(self, scope, Mode::Write, |tx| {
-            let raw = sqlx::query_as::<_, RawRecord>(&q::CANCEL)
+        transition!(
+            self,
+            scope,
+            id,
+            to: Status::Cancelled,
+            worker: None,
+            visible_to: scope.user_id(),
+            |tx| sqlx::query_as::<_, RawRecord>(&q::CANCEL)
                 .bind(id.as_str())
                 .bind(scope.user_id())
                 .bind(Ts::new(now))
-                .fetch_optional(&mut *tx)
-                .await?;
-            match raw {
-                Some(raw) => ExportRecord::try_from(raw),
-                None => {
-                    let state = current_state!(tx, id, scope.user_id());
-                    Err(refusal(id, state, Status::Cancelled, None))
-                }
-            }
-        })?;
-        log_transition(&record.id, Status::Cancelled);
-        Ok(record)
+        )
     }
 
     /// `processing -> pending` by the worker holding the lease, giving its
@@ -234,23 +219,18 @@ impl Records {
         worker: &str,
         now: DateTime<Utc>,
     ) -> Result<ExportRecord, RecordError> {
-        let record = in_tx!(self, &Scope::Admin, Mode::Write, |tx| {
-            let raw = sqlx::query_as::<_, RawRecord>(&q::RELEASE)
+        transition!(
+            self,
+            &Scope::Admin,
+            id,
+            to: Status::Pending,
+            worker: Some(worker),
+            visible_to: None::<&str>,
+            |tx| sqlx::query_as::<_, RawRecord>(&q::RELEASE)
                 .bind(id.as_str())
                 .bind(worker)
                 .bind(Ts::new(now))
-                .fetch_optional(&mut *tx)
-                .await?;
-            match raw {
-                Some(raw) => ExportRecord::try_from(raw),
-                None => {
-                    let state = current_state!(tx, id, None::<&str>);
-                    Err(refusal(id, state, Status::Pending, Some(worker)))
-                }
-            }
-        })?;
-        log_transition(&record.id, Status::Pending);
-        Ok(record)
+        )
     }
 
     /// The lease sweep: every `processing` export whose lease ended before
