@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{Progress, RecordError, Status, WebhookState};
+use crate::storage::keys::is_export_id;
 
 /// An export's id: `exp_` and 32 lowercase hex digits (128 random bits from
 /// a CSPRNG), so ids cannot be guessed or enumerated.
@@ -33,12 +34,6 @@ impl ExportId {
     pub(super) fn from_db(id: String) -> ExportId {
         ExportId(id)
     }
-
-    fn is_well_formed(text: &str) -> bool {
-        text.strip_prefix(Self::PREFIX).is_some_and(|hex| {
-            hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        })
-    }
 }
 
 impl FromStr for ExportId {
@@ -48,7 +43,8 @@ impl FromStr for ExportId {
     /// it is exactly an id that does not exist (the API answers both with
     /// 404), and it saves a query.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        if Self::is_well_formed(text) {
+        // One rule for ids, the one storage keys are built on.
+        if is_export_id(text) {
             Ok(ExportId(text.to_owned()))
         } else {
             Err(RecordError::NotFound {
