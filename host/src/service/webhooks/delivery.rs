@@ -72,7 +72,7 @@ impl DeliveryLoop {
             settings,
         });
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(deliverer, ended, stopped));
+        let task = tokio::spawn(deliver_until_stopped(deliverer, ended, stopped));
         Ok(DeliveryLoop { task, stop })
     }
 
@@ -89,7 +89,8 @@ impl DeliveryLoop {
     }
 }
 
-async fn run(
+/// Claims and sends due deliveries until `stop` turns true.
+async fn deliver_until_stopped(
     deliverer: Arc<Deliverer>,
     mut ended: watch::Receiver<u64>,
     mut stop: watch::Receiver<bool>,
