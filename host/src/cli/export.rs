@@ -5,7 +5,7 @@ use super::{load_registry, load_registry_for, open_service, runtime, InputError}
 use anyhow::Context;
 use clap::Args;
 use export_host::config::HostSettings;
-use export_host::pipeline::{self, ExportRequest, Sink, WriteBehind};
+use export_host::pipeline::{self, ExportRequest, ExportRun, ExportRunError};
 use export_host::records::{ExportId, ExportRecord, Scope, Status};
 use export_host::service::ExportService;
 use export_host::storage::EarlyWriteback;
@@ -104,6 +104,17 @@ fn current_login() -> String {
         .map(|name| name.trim().to_owned())
         .find(|name| !name.is_empty())
         .unwrap_or_else(|| "local".to_owned())
+}
+
+/// An [`ExportRunError`] for the user: a failed last write names where the
+/// output was going; the rest keep their own words (and a [`RunError`] stays
+/// in the chain, for the exit code).
+fn with_output_context(err: ExportRunError, output: &dyn std::fmt::Display) -> anyhow::Error {
+    match err {
+        ExportRunError::Finish(err) => anyhow::Error::new(err).context(format!("writing {output}")),
+        ExportRunError::Start(err) => err.into(),
+        ExportRunError::Run(err) => err.into(),
+    }
 }
 
 /// The export ended `failed` (or was cancelled) while run with `--record`.
@@ -267,11 +278,11 @@ fn one_shot(
         ));
     };
 
+    let run = ExportRun::new(&prepared, limits);
     let summary = if output == Path::new("-") {
-        let stdout = WriteBehind::new(export_stdout)?;
-        let sink = Sink::new(stdout, limits.max_bytes, prepared.compression, false)?;
-        let (out, summary) = pipeline::stream_export(&prepared, limits, sink, &mut report)?;
-        out.finish().context("writing to standard output")?;
+        let (_, summary) = run
+            .into_writer(export_stdout, &mut report)
+            .map_err(|err| with_output_context(err, &"to standard output"))?;
         summary
     } else {
         drop(export_stdout);
@@ -281,14 +292,10 @@ fn one_shot(
             _ => Path::new("."),
         };
         let file = OutputFile::create(folder)?;
-        let writer = WriteBehind::new(EarlyWriteback::new(file))?;
-        let sink = Sink::new(writer, limits.max_bytes, prepared.compression, false)?;
-        let (writer, summary) = pipeline::stream_export(&prepared, limits, sink, &mut report)?;
-        let file = writer
-            .finish()
-            .with_context(|| format!("writing {}", target.display()))?
-            .into_inner();
-        file.commit(folder, target)?;
+        let (writer, summary) = run
+            .into_writer(EarlyWriteback::new(file), &mut report)
+            .map_err(|err| with_output_context(err, &target.display()))?;
+        writer.into_inner().commit(folder, target)?;
         summary
     };
     progress.finish_and_clear();

@@ -1,10 +1,12 @@
 //! The export pipeline: a request is checked against the plugins
 //! ([`request`]), then streamed loader -> formatter -> [`sink`] ([`stream_export`]),
-//! which compresses on its own thread ([`compress`]) when asked; callers
-//! put their output writer on a thread of its own too ([`write_behind`]).
+//! which compresses on its own thread ([`compress`]) when asked, and the
+//! output writer gets a thread of its own ([`write_behind`]).
+//! [`ExportRun`] puts these together, for the daemon and the CLI alike.
 //! Where these steps sit in an export: docs/architecture.md.
 
 pub mod compress;
+pub mod export_run;
 pub mod igzip;
 pub mod plugin_threads;
 pub mod request;
@@ -15,6 +17,7 @@ pub mod sizes;
 mod test_writers;
 pub mod write_behind;
 
+pub use export_run::{ExportRun, ExportRunError};
 pub use request::{prepare, Compression, ExportRequest, PreparedExport, RequestError};
 pub use run::{stream_export, RunError, RunLimits, RunProgress, RunSummary, Stage};
 pub use sink::{Sink, SinkSummary};

@@ -10,8 +10,8 @@
 
 use super::{credential_label, later, recorded_caller, ExportService, ServiceError};
 use crate::pipeline::{
-    self, Compression, ExportRequest, PreparedExport, RunError, RunProgress, RunSummary, Sink,
-    WriteBehind,
+    self, Compression, ExportRequest, ExportRun, ExportRunError, PreparedExport, RunError,
+    RunProgress, RunSummary,
 };
 use crate::plugins::LoadedPlugin;
 use crate::records::{
@@ -349,7 +349,6 @@ impl ExportService {
             stop: stop.clone(),
         };
         let limits = self.settings.run_limits();
-        let compression = prepared.compression;
         let plugins = Plugins::of(&prepared);
         // Written before the first call: a daemon that dies inside the
         // plugins is then known to have died there.
@@ -361,19 +360,17 @@ impl ExportService {
         let run_started = std::time::Instant::now();
         let mut task =
             tokio::task::spawn_blocking(move || -> Result<(Committed, RunSummary), TaskFailure> {
-                let writer = WriteBehind::new(writer).map_err(TaskFailure::Sink)?;
-                let sink = Sink::new(writer, limits.max_bytes, compression, true)
-                    .map_err(TaskFailure::Sink)?;
-                // On error the sink, and with it the upload, is dropped
-                // inside `stream_export`: the temporary file goes, nothing is visible.
-                let ran = pipeline::stream_export(&prepared, limits, sink, &mut |progress| {
-                    counted.store(progress)
-                });
+                // On error the upload is dropped inside the run: the
+                // temporary file goes, nothing is visible.
+                let ran = ExportRun::new(&prepared, limits)
+                    .hashed()
+                    .into_writer(writer, &mut |progress| counted.store(progress));
                 let _ = left.send(());
-                let (writer, summary) = ran?;
-                let writer = writer
-                    .finish()
-                    .map_err(|err| TaskFailure::Run(RunError::Output(err)))?;
+                let (writer, summary) = ran.map_err(|err| match err {
+                    ExportRunError::Start(err) => TaskFailure::Sink(err),
+                    ExportRunError::Run(err) => TaskFailure::Run(err),
+                    ExportRunError::Finish(err) => TaskFailure::Run(RunError::Output(err)),
+                })?;
                 let committed = writer.inner.commit().map_err(TaskFailure::Commit)?;
                 Ok((committed, summary))
             });
