@@ -33,7 +33,7 @@ def fail(message):
 
 try:
     from selenium import webdriver
-    from selenium.common.exceptions import TimeoutException, WebDriverException
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException, WebDriverException
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.action_chains import ActionChains
@@ -131,7 +131,9 @@ class Console:
 
     def wait(self, condition, what, timeout=20):
         try:
-            return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(lambda d: condition())
+            return WebDriverWait(
+                self.driver, timeout, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+            ).until(lambda d: condition())
         except TimeoutException:
             self.shot("failure")
             alert = self.text_of("alert")
@@ -233,16 +235,24 @@ class Console:
         found = self.css(f'li.export[data-id="{export_id}"]')
         return found[0] if found else None
 
+    # The console repaints a card's facts on every progress event, so these
+    # read in one script call: an element found in one WebDriver round trip
+    # may be gone by the next.
     def status(self, export_id):
-        card = self.card(export_id)
-        return card.get_attribute("data-status") if card else None
+        return self.js(
+            "var c = document.querySelector('li.export[data-id=\"' + arguments[0] + '\"]');"
+            " return c ? c.getAttribute('data-status') : null;",
+            export_id,
+        )
 
     def fact(self, export_id, term):
-        card = self.card(export_id)
-        if not card:
-            return None
-        found = self.css(f'[data-fact="{term}"] dd', card)
-        return found[0].text if found else None
+        return self.js(
+            "var c = document.querySelector('li.export[data-id=\"' + arguments[0] + '\"]');"
+            " var d = c && c.querySelector('[data-fact=\"' + arguments[1] + '\"] dd');"
+            " return d ? d.textContent.trim() : null;",
+            export_id,
+            term,
+        )
 
     def field(self, container, name):
         found = self.css(f'#{container} [data-field="{name}"] input, #{container} [data-field="{name}"] textarea, #{container} [data-field="{name}"] select')
