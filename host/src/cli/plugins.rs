@@ -3,7 +3,7 @@
 use super::{load_registry, InputError};
 use clap::Subcommand;
 use export_host::config::HostSettings;
-use export_host::conformance::{self, Inputs, Outcome, Report};
+use export_host::conformance::{self, Inputs};
 use export_host::plugins::registry::{open_verified, Probe};
 use export_host::plugins::Registry;
 use export_host::records::QuarantineState;
@@ -427,7 +427,7 @@ fn check(file: &Path, inputs: &Inputs, json: bool) -> anyhow::Result<()> {
             host_api_version(),
             sha256
         );
-        print_table(&report);
+        print!("{report}");
     }
     let failed: Vec<&str> = report.failed().map(|c| c.check.as_str()).collect();
     if !failed.is_empty() {
@@ -440,38 +440,6 @@ fn check(file: &Path, inputs: &Inputs, json: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// `  ok    CHECK  detail`, the check names aligned.
-fn print_table(report: &Report) {
-    let width = report
-        .checks
-        .iter()
-        .map(|c| c.check.chars().count())
-        .max()
-        .unwrap_or(0);
-    for check in &report.checks {
-        let line = format!(
-            "  {:<6}{:<width$}  {}",
-            check.status.label(),
-            check.check,
-            check.detail
-        );
-        println!("{}", line.trim_end());
-    }
-    let passed = report.count(Outcome::Pass);
-    let not_applicable = report.count(Outcome::NotApplicable);
-    let failed = report.count(Outcome::Fail);
-    let checks = |n: usize| if n == 1 { "check" } else { "checks" };
-    let mut summary = if failed == 0 {
-        format!("{passed} {} passed", checks(passed))
-    } else {
-        format!("{failed} {} failed, {passed} passed", checks(failed))
-    };
-    if not_applicable > 0 {
-        summary.push_str(&format!(", {not_applicable} not applicable"));
-    }
-    println!("{summary}");
 }
 
 fn new(name: String, kind: Kind, path: Option<PathBuf>) -> anyhow::Result<()> {

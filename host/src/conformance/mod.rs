@@ -17,7 +17,11 @@
 //!
 //! A check that cannot run without input only the author has (a config, a
 //! selector, a panic trigger) is reported as not applicable, never as passed.
+//!
+//! A plugin crate runs the same checks from its own `cargo test` with
+//! [`assert_conforms`] ([`built`]).
 
+pub mod built;
 pub mod formatter;
 pub mod loader;
 pub mod manifest;
@@ -31,6 +35,9 @@ use export_plugin_api::{ErrorKind, PluginError};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::fmt;
+
+pub use built::{assert_conforms, built_library, check_built, BuiltError};
 
 /// How one check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -165,6 +172,41 @@ impl Report {
     /// How many checks came out `outcome`.
     pub fn count(&self, outcome: Outcome) -> usize {
         self.checks.iter().filter(|c| c.status == outcome).count()
+    }
+}
+
+/// The text table of `plugins check`: `  ok    CHECK  detail` with the check
+/// names aligned, then a summary line.
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let width = self
+            .checks
+            .iter()
+            .map(|c| c.check.chars().count())
+            .max()
+            .unwrap_or(0);
+        for check in &self.checks {
+            let line = format!(
+                "  {:<6}{:<width$}  {}",
+                check.status.label(),
+                check.check,
+                check.detail
+            );
+            writeln!(f, "{}", line.trim_end())?;
+        }
+        let passed = self.count(Outcome::Pass);
+        let not_applicable = self.count(Outcome::NotApplicable);
+        let failed = self.count(Outcome::Fail);
+        let checks = |n: usize| if n == 1 { "check" } else { "checks" };
+        if failed == 0 {
+            write!(f, "{passed} {} passed", checks(passed))?;
+        } else {
+            write!(f, "{failed} {} failed, {passed} passed", checks(failed))?;
+        }
+        if not_applicable > 0 {
+            write!(f, ", {not_applicable} not applicable")?;
+        }
+        writeln!(f)
     }
 }
 
