@@ -23,10 +23,10 @@ const HOST_LAYERS: &[&str] = &[
     "plugins",
     "isolation",
     "library",
-    "config",
     "webhooks",
     "records",
     "storage",
+    "config",
     "scaffold",
 ];
 

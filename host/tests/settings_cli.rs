@@ -1,11 +1,14 @@
 //! Host settings through a real command line, environment and config file.
 
 use clap::{CommandFactory, Parser, Subcommand};
-use export_host::config::{resolve, HostSettings, Origin, Setting, SettingsArgs};
+use export_host::config::{env_help, resolve, HostSettings, Origin, Setting, SettingsArgs};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// As the binary's parser: the settings flattened, `[env: ...]` added to
+/// their help from the settings table.
 #[derive(Debug, Parser)]
+#[command(mut_args(env_help))]
 struct Cli {
     #[command(flatten)]
     settings: SettingsArgs,

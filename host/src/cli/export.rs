@@ -1,7 +1,7 @@
 //! `export-host export`: one export now, without the daemon.
 
 use super::exports::watch::Display;
-use super::{load_registry, load_registry_for, open_service, runtime, InputError};
+use super::{load_registry, load_registry_for, open_service, runtime, BadSetting, InputError};
 use anyhow::Context;
 use clap::Args;
 use export_host::config::HostSettings;
@@ -264,7 +264,9 @@ fn one_shot(
     let registry = load_registry_for(settings, &[&request.loader, &request.format])?;
     // Plugins that failed to load were already reported, one log line each.
     let prepared = pipeline::prepare(&registry, request, Some(caller))?;
-    let limits = export_host::service::ServiceSettings::from_host(settings).run_limits();
+    let limits = export_host::service::ServiceSettings::from_host(settings)
+        .map_err(BadSetting)?
+        .run_limits();
     let progress = progress_bar();
     let started = std::time::Instant::now();
     let mut report = |now: pipeline::RunProgress| {

@@ -16,7 +16,7 @@ use export_host::config::{HostSettings, SettingError, SettingsArgs};
 use export_host::pipeline::{RequestError, RunError};
 use export_host::plugins::{PluginsConfig, Registry};
 use export_host::records::{RecordError, Records};
-use export_host::service::{ExportService, ServiceError, ServiceSettings};
+use export_host::service::{self, ExportService, ServiceError, ServiceSettings};
 use export_host::storage;
 use std::sync::Arc;
 
@@ -26,6 +26,7 @@ use std::sync::Arc;
 // `--config FILE` goes before the command: `plugins check` has a `--config`
 // of its own (the plugin's config as JSON).
 #[command(mut_arg("config", |arg| arg.global(false)))]
+#[command(mut_args(export_host::config::env_help))]
 pub struct Cli {
     #[command(flatten)]
     settings: SettingsArgs,
@@ -61,6 +62,7 @@ enum Command {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = HostSettings::load(&cli.settings).map_err(BadSetting)?;
+    service::check_settings(&settings).map_err(BadSetting)?;
     tracing::debug!(?settings, "settings");
     match cli.command {
         Command::Export(args) => export::export_now(&settings, args),
@@ -163,11 +165,12 @@ async fn open_service(
     registry: Registry,
 ) -> anyhow::Result<ExportService> {
     let records = connect(settings).await?;
-    let storage = storage::open_location(&settings.storage)?;
+    let storage =
+        storage::open_location(&service::storage_location(settings).map_err(BadSetting)?)?;
     Ok(ExportService::new(
         records,
         storage,
         Arc::new(registry),
-        ServiceSettings::from_host(settings),
+        ServiceSettings::from_host(settings).map_err(BadSetting)?,
     ))
 }

@@ -55,7 +55,7 @@ pub mod workers;
 use crate::config::HostSettings;
 use crate::plugins::{LiveRegistry, PluginsConfig, Registry};
 use crate::records::Records;
-use crate::service::{ExportService, ServiceSettings};
+use crate::service::{self, ExportService, ServiceSettings};
 use crate::storage;
 use auth::Signer;
 use axum::Router;
@@ -259,6 +259,10 @@ pub enum ServeError {
     Http(#[source] std::io::Error),
     #[error(transparent)]
     Webhooks(#[from] crate::service::webhooks::delivery::StartError),
+    /// A setting the service parses (`STORAGE`, `WEBHOOK_*`); the CLI
+    /// checks them before serving, so only a library caller meets this.
+    #[error(transparent)]
+    Setting(#[from] crate::config::SettingError),
 }
 
 /// Runs the daemon until SIGTERM or SIGINT, then stops gracefully.
@@ -278,10 +282,10 @@ pub async fn serve(settings: &HostSettings) -> Result<(), ServeError> {
     let listener_settings = listener::ListenerSettings::from_guards(&settings.guards);
     listener::raise_descriptor_limit();
     let records = Records::connect(&settings.database_url).await?;
-    let storage = storage::open_location(&settings.storage)?;
+    let storage = storage::open_location(&service::storage_location(settings)?)?;
     let signer = Signer::from_settings(settings)?;
     let jwt = jwt::JwtVerifier::from_settings(&settings.jwt).await?;
-    let service_settings = ServiceSettings::from_host(settings);
+    let service_settings = ServiceSettings::from_host(settings)?;
     // The daemon keeps its own handle on the live registry for reloads.
     let service =
         ExportService::with_live_registry(records, storage, plugins.clone(), service_settings);

@@ -42,15 +42,16 @@ pub mod cleanup;
 mod health;
 mod plugins;
 mod run;
+mod settings;
 pub mod webhooks;
 
 pub use cleanup::CleanupReport;
 pub use health::ReadinessSummary;
 pub use plugins::{PluginAddresses, PluginsOverview};
 pub use run::quarantine_policy;
+pub use settings::{check_settings, storage_location, ServiceSettings};
 
-use crate::config::HostSettings;
-use crate::pipeline::{self, ExportRequest, RequestError, RunLimits};
+use crate::pipeline::{self, ExportRequest, RequestError};
 use crate::plugins::{LiveRegistry, Registry, ResolveError};
 use crate::records::{
     Admission, ExportId, ExportRecord, ListFilter, NewExport, Page, Principal, Quota, RecordError,
@@ -71,111 +72,6 @@ pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 /// The wall clock.
 pub fn system_clock() -> Clock {
     Arc::new(Utc::now)
-}
-
-/// The limits and timings the service works with; [`ServiceSettings::from_host`]
-/// takes them from the host settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceSettings {
-    /// `MAX_ROWS`.
-    pub max_rows: u64,
-    /// `MAX_FILE_SIZE_MB`.
-    pub max_file_size_mb: u64,
-    /// `BATCH_SIZE`.
-    pub batch_size: usize,
-    /// `MAX_PER_USER`: most pending or processing exports per user.
-    pub max_per_user: u32,
-    /// `EXPIRATION_HOURS`: how long a completed export stays downloadable.
-    pub expiration: Duration,
-    /// `RETENTION_DAYS`: how long expired, failed and cancelled records stay.
-    pub retention: Duration,
-    /// `CACHE_TTL_MINUTES`; `None` is off.
-    pub cache_ttl: Option<Duration>,
-    /// How long a claim lasts without a heartbeat. Also the age below which
-    /// the orphan sweep leaves an unrecorded file alone (a worker may be
-    /// about to record it).
-    pub lease: Duration,
-    /// How often a running export renews its lease (well under `lease`).
-    pub heartbeat: Duration,
-    /// Claims an export gets before a lost lease fails it.
-    pub max_attempts: u32,
-    /// Uploads not written to for this long are debris of a killed host.
-    pub stale_upload_age: Duration,
-    /// How large a request's selector, options and file name may be.
-    pub size_limits: pipeline::SizeLimits,
-    /// Most records (of any status, failed ones included) kept per user;
-    /// past it new requests are refused until some are deleted or purged.
-    pub max_stored_per_user: u64,
-    /// `WEBHOOK_*`: where callbacks may go, what signs them, the retry wait.
-    pub webhooks: crate::webhooks::WebhookSettings,
-}
-
-impl ServiceSettings {
-    /// The default lease.
-    pub const LEASE: Duration = Duration::from_secs(60);
-    /// The default heartbeat interval.
-    pub const HEARTBEAT: Duration = Duration::from_secs(15);
-    /// The default number of claims per export.
-    pub const MAX_ATTEMPTS: u32 = 3;
-    /// The default number of records kept per user.
-    pub const MAX_STORED_PER_USER: u64 = 10_000;
-    /// The default age of a stale upload.
-    pub const STALE_UPLOAD_AGE: Duration = Duration::from_secs(6 * 3600);
-
-    /// The service settings the host settings imply (attempts and
-    /// stale-upload age at their defaults; the heartbeat a quarter of the
-    /// lease).
-    pub fn from_host(settings: &HostSettings) -> ServiceSettings {
-        ServiceSettings {
-            max_rows: settings.max_rows,
-            max_file_size_mb: settings.max_file_size_mb,
-            batch_size: settings.batch_size,
-            max_per_user: settings.max_per_user,
-            expiration: settings.expiration(),
-            retention: settings.retention(),
-            cache_ttl: settings.cache_ttl(),
-            lease: settings.guards.lease,
-            heartbeat: settings.guards.lease / 4,
-            size_limits: pipeline::SizeLimits::new(
-                settings.guards.max_selector_bytes,
-                settings.guards.max_options_bytes,
-            ),
-            max_stored_per_user: settings.guards.max_stored_per_user,
-            webhooks: settings.webhooks.clone(),
-            ..ServiceSettings::default()
-        }
-    }
-
-    /// The caps one export runs under.
-    pub fn run_limits(&self) -> RunLimits {
-        RunLimits {
-            max_rows: self.max_rows,
-            max_bytes: self.max_file_size_mb.saturating_mul(1024 * 1024),
-            batch_size: self.batch_size,
-        }
-    }
-}
-
-impl Default for ServiceSettings {
-    /// The documented defaults (README.md, "Settings").
-    fn default() -> Self {
-        ServiceSettings {
-            max_rows: 10_000_000,
-            max_file_size_mb: 1024,
-            batch_size: 8192,
-            max_per_user: 20,
-            expiration: Duration::from_secs(24 * 3600),
-            retention: Duration::from_secs(7 * 86_400),
-            cache_ttl: None,
-            lease: Self::LEASE,
-            heartbeat: Self::HEARTBEAT,
-            max_attempts: Self::MAX_ATTEMPTS,
-            stale_upload_age: Self::STALE_UPLOAD_AGE,
-            size_limits: pipeline::SizeLimits::default(),
-            max_stored_per_user: Self::MAX_STORED_PER_USER,
-            webhooks: crate::webhooks::WebhookSettings::default(),
-        }
-    }
 }
 
 /// Why a service call failed.
