@@ -3,7 +3,7 @@
 use super::{Setting, CONFIG_ENV};
 use std::path::PathBuf;
 
-/// The settings flags, as raw text: [`resolve`] parses and validates them so
+/// The settings flags, as raw text: [`resolve`](super::resolve) parses and validates them so
 /// that every bad value, whatever its source, fails the same way. Flatten
 /// into the top-level parser with `#[command(flatten)]`.
 #[derive(Debug, Clone, Default, clap::Args)]

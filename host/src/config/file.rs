@@ -18,7 +18,7 @@ pub fn config_path(
         .map(|v| (PathBuf::from(v), Origin::Env(CONFIG_ENV.to_owned())))
 }
 
-/// Reads and parses a config file (keys are checked by [`resolve`]).
+/// Reads and parses a config file (keys are checked by [`resolve`](super::resolve)).
 pub fn load_config_file(path: &Path, origin: Origin) -> Result<toml::Table, SettingError> {
     let text = std::fs::read_to_string(path).map_err(|source| SettingError::ReadFile {
         path: path.to_path_buf(),

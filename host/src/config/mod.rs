@@ -17,6 +17,13 @@
 //! An empty environment variable counts as unset (`EnvironmentFile=` lines
 //! such as `EXPORT_HOST_SIGNING_KEY=` are common); an empty flag or file
 //! value is an error.
+//!
+//! The values are plain (numbers, durations, paths, text): this module
+//! imports nothing from the rest of the crate. Settings only another layer
+//! understands are handed over as text, `STORAGE` and `WEBHOOK_ALLOW` among
+//! them; the service parses those and words its refusals with
+//! [`HostSettings::invalid`], and every command has them checked right after
+//! loading (docs/architecture.md, "No import cycles").
 
 use std::collections::BTreeMap;
 use std::fmt;

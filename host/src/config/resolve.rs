@@ -103,6 +103,15 @@ fn default_workers() -> usize {
 /// precedence, then defaults. `$STATE_DIRECTORY` is read through `env` too.
 /// The file's path, for messages, is taken from `args.config` or
 /// `EXPORT_HOST_CONFIG`.
+///
+/// The layering is this module's own rather than clap's `env` plus a
+/// layering crate (figment) for three promises those would break: an empty
+/// variable counts as unset (`EnvironmentFile=` lines such as
+/// `EXPORT_HOST_SIGNING_KEY=` are common), every value keeps its exact
+/// origin for the one-line error (`from EXPORT_HOST_MAX_ROWS`, `from
+/// --max-rows`, `from max_rows in FILE`; clap's `env` folds the variable
+/// into the flag's field), and the environment is a parameter, so the
+/// precedence is tested without touching the process's own.
 pub fn resolve(
     args: &SettingsArgs,
     env: &dyn Fn(&str) -> Option<String>,
