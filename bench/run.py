@@ -636,21 +636,9 @@ def verify_typed(csv_path: str, eh_out: str, dd_out: str, rows: int) -> dict:
     return {"verified": True, **check}
 
 
-def typed_case(args, duck: dict, plugins_toml: str, csv_path: str) -> dict:
-    """csv with `types` -> parquet beside DuckDB's inferring read_csv -> parquet, timed as the main run."""
-    rows = args.rows
-    csv_name = os.path.basename(csv_path)
-    in_bytes = os.path.getsize(csv_path)
-    eh_out = os.path.join(OUT, f"out-export-host-typed-{rows}.parquet")
-    dd_out = os.path.join(OUT, f"out-duckdb-typed-{rows}.parquet")
-    # The parquet formatter's defaults: --options is meant for the main run's formatter.
-    ns = argparse.Namespace(batch_size=args.batch_size, options=None)
-    eh_cmd = export_host_cmd(plugins_toml, csv_name, eh_out, "parquet", rows, ns, types=TYPED_COLUMNS)
-    dd_cmd = duckdb_cmd(duck, duckdb_typed_sql(csv_path, dd_out, args.duckdb_threads))
-    log(f"\ntyped case: csv with types -> parquet")
-    log(f"export-host: {_show(eh_cmd)}")
-    log(f"duckdb     : {_show(dd_cmd)}")
-
+def timed_runs(args, csv_path, rows, in_bytes, eh_cmd, eh_out, dd_cmd, dd_out):
+    """Both tools on a warm page cache: the warm-up runs, then `args.repeat`
+    timed runs each, alternating which goes first; returns the runs by tool."""
     warm_page_cache(csv_path)
     log(f"\n{args.repeat} run(s) each on {rows:,} rows ({in_bytes / 1e6:.1f} MB), alternating order, "
         f"after {args.warmup} untimed warm-up run(s) each:")
@@ -667,6 +655,25 @@ def typed_case(args, duck: dict, plugins_toml: str, csv_path: str) -> dict:
             runs[tool].append(r)
             log(f"  run {i + 1} {tool:<11}  wall {r['wall_s']:7.2f} s  cpu {r['cpu_s']:7.2f} s  "
                 f"peak RSS {r['peak_rss_mib']:8.1f} MiB")
+    return runs
+
+
+def typed_case(args, duck: dict, plugins_toml: str, csv_path: str) -> dict:
+    """csv with `types` -> parquet beside DuckDB's inferring read_csv -> parquet, timed as the main run."""
+    rows = args.rows
+    csv_name = os.path.basename(csv_path)
+    in_bytes = os.path.getsize(csv_path)
+    eh_out = os.path.join(OUT, f"out-export-host-typed-{rows}.parquet")
+    dd_out = os.path.join(OUT, f"out-duckdb-typed-{rows}.parquet")
+    # The parquet formatter's defaults: --options is meant for the main run's formatter.
+    ns = argparse.Namespace(batch_size=args.batch_size, options=None)
+    eh_cmd = export_host_cmd(plugins_toml, csv_name, eh_out, "parquet", rows, ns, types=TYPED_COLUMNS)
+    dd_cmd = duckdb_cmd(duck, duckdb_typed_sql(csv_path, dd_out, args.duckdb_threads))
+    log(f"\ntyped case: csv with types -> parquet")
+    log(f"export-host: {_show(eh_cmd)}")
+    log(f"duckdb     : {_show(dd_cmd)}")
+
+    runs = timed_runs(args, csv_path, rows, in_bytes, eh_cmd, eh_out, dd_cmd, dd_out)
 
     check = verify_typed(csv_path, eh_out, dd_out, rows)
     if check["verified"]:
@@ -1082,22 +1089,7 @@ def main(argv=None) -> int:
         log(f"\nexport-host: {_show(eh_cmd)}")
         log(f"duckdb     : {_show(dd_cmd)}")
 
-        warm_page_cache(csv_path)
-        log(f"\n{args.repeat} run(s) each on {rows:,} rows ({in_bytes / 1e6:.1f} MB), alternating order, "
-            f"after {args.warmup} untimed warm-up run(s) each:")
-        runs = {"export-host": [], "duckdb": []}
-        cmds = {"export-host": (eh_cmd, eh_out), "duckdb": (dd_cmd, dd_out)}
-        for i in range(args.warmup):
-            for tool in ("export-host", "duckdb"):
-                r = one_run(tool, *cmds[tool])
-                log(f"  warm-up {tool:<11}  wall {r['wall_s']:7.2f} s  (not counted)")
-        for i in range(args.repeat):
-            order = ["export-host", "duckdb"] if i % 2 == 0 else ["duckdb", "export-host"]
-            for tool in order:
-                r = one_run(tool, *cmds[tool])
-                runs[tool].append(r)
-                log(f"  run {i + 1} {tool:<11}  wall {r['wall_s']:7.2f} s  cpu {r['cpu_s']:7.2f} s  "
-                    f"peak RSS {r['peak_rss_mib']:8.1f} MiB")
+        runs = timed_runs(args, csv_path, rows, in_bytes, eh_cmd, eh_out, dd_cmd, dd_out)
 
         check = verify_export_host(csv_path, eh_out, fmt, rows)
         dd_rows = count_rows(dd_out, fmt)

@@ -7,17 +7,13 @@ mod common;
 mod faults_common;
 mod server_common;
 
-use faults_common::{gate_sandbox, wait_until, FreshPg};
+use faults_common::{gate_sandbox, progress_rows, wait_until, GatePair, GateRun};
 use serde_json::Value;
 use server_common::Daemon;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn rows(record: &Value) -> u64 {
-    record["progress"]["rows"].as_u64().unwrap_or(0)
-}
 
 /// One event of the stream.
 #[derive(Debug)]
@@ -204,11 +200,12 @@ fn read_until(
 /// Progress events with growing rows, then the end once the gate opens.
 #[test]
 fn the_events_show_progress_then_the_end_and_a_resumed_end_answers_204() {
-    let sandbox = gate_sandbox();
-    let gate = sandbox.path().join("gate-open");
-    let daemon = Daemon::start(sandbox, &[]);
-    let token = daemon.token("ada", false);
-    let id = daemon.start_gate_export(&token, &gate);
+    let GateRun {
+        daemon,
+        token,
+        id,
+        gate,
+    } = GateRun::start(&[]);
 
     let mut stream = Stream::open(&daemon, &token, &id, None);
     assert_eq!(stream.status, 200, "{}", daemon.log());
@@ -230,7 +227,7 @@ fn the_events_show_progress_then_the_end_and_a_resumed_end_answers_204() {
         "{first:?}"
     );
 
-    let mut progress_rows = Vec::new();
+    let mut rows_seen = Vec::new();
     let events = read_until(&mut stream, &daemon, Some(first.id), |event| {
         assert!(
             matches!(event.name.as_str(), "status" | "progress"),
@@ -238,13 +235,13 @@ fn the_events_show_progress_then_the_end_and_a_resumed_end_answers_204() {
         );
         assert_eq!(event.data["status"], "processing", "{event:?}");
         if event.name == "progress" {
-            progress_rows.push(rows(&event.data));
+            rows_seen.push(progress_rows(&event.data));
         }
-        progress_rows.len() >= 2
+        rows_seen.len() >= 2
     });
     assert!(
-        progress_rows.windows(2).all(|w| w[0] < w[1]) && progress_rows[0] > 0,
-        "rows grow from one progress event to the next: {progress_rows:?}"
+        rows_seen.windows(2).all(|w| w[0] < w[1]) && rows_seen[0] > 0,
+        "rows grow from one progress event to the next: {rows_seen:?}"
     );
     let last_seen = events.last().map(|e| e.id);
 
@@ -257,7 +254,7 @@ fn the_events_show_progress_then_the_end_and_a_resumed_end_answers_204() {
         "{end:?}"
     );
     assert!(
-        rows(&end.data) > *progress_rows.last().unwrap_or(&0),
+        progress_rows(&end.data) > *rows_seen.last().unwrap_or(&0),
         "{end:?}"
     );
     assert!(stream.next().is_none(), "the stream closes after the end");
@@ -281,24 +278,25 @@ fn the_events_show_progress_then_the_end_and_a_resumed_end_answers_204() {
 /// A reconnection with an id seen mid-run gets only newer states.
 #[test]
 fn a_resumed_stream_sends_only_newer_states() {
-    let sandbox = gate_sandbox();
-    let gate = sandbox.path().join("gate-open");
-    let daemon = Daemon::start(sandbox, &[]);
-    let token = daemon.token("ada", false);
-    let id = daemon.start_gate_export(&token, &gate);
+    let GateRun {
+        daemon,
+        token,
+        id,
+        gate,
+    } = GateRun::start(&[]);
 
     let mut stream = Stream::open(&daemon, &token, &id, None);
     assert_eq!(stream.status, 200, "{}", daemon.log());
     let events = read_until(&mut stream, &daemon, None, |event| event.name == "progress");
     let seen = events.last().expect("a progress event");
     let seen_id = seen.id;
-    let seen_rows = rows(&seen.data);
+    let seen_rows = progress_rows(&seen.data);
     drop(stream);
     // Let the export move on while nobody listens.
     wait_until(
         Duration::from_secs(20),
         "progress past the seen rows",
-        || rows(&daemon.record(&token, &id)) > seen_rows,
+        || progress_rows(&daemon.record(&token, &id)) > seen_rows,
     );
 
     let mut resumed = Stream::open(&daemon, &token, &id, Some(seen_id));
@@ -312,7 +310,7 @@ fn a_resumed_stream_sends_only_newer_states() {
         next.name, "status",
         "a connection starts with the status: {next:?}"
     );
-    assert!(rows(&next.data) > seen_rows, "{next:?}");
+    assert!(progress_rows(&next.data) > seen_rows, "{next:?}");
 
     std::fs::write(&gate, b"").expect("opening the gate");
     let events = read_until(&mut resumed, &daemon, Some(next.id), |event| {
@@ -327,14 +325,17 @@ fn a_resumed_stream_sends_only_newer_states() {
 /// the record, not this daemon's workers, is what it reads.
 #[test]
 fn the_events_follow_an_export_another_daemon_runs() {
-    let pg = FreshPg::new();
-    let env = [("EXPORT_HOST_DATABASE_URL", pg.url.as_str())];
-    let first = gate_sandbox();
-    let gate = first.path().join("gate-open");
-    let a = Daemon::start(first, &env);
-    let b = Daemon::start(gate_sandbox(), &env);
-    let token = a.token("ada", false);
-    let id = a.start_gate_export(&token, &gate);
+    let GatePair {
+        run:
+            GateRun {
+                daemon: a,
+                token,
+                id,
+                gate,
+            },
+        other: b,
+        pg: _pg,
+    } = GatePair::start();
     wait_until(
         Duration::from_secs(20),
         "a daemon to claim the export",
@@ -370,11 +371,12 @@ fn the_events_follow_an_export_another_daemon_runs() {
 /// A stopping daemon closes its streams (the client reconnects elsewhere).
 #[test]
 fn a_stopping_daemon_closes_its_streams() {
-    let sandbox = gate_sandbox();
-    let gate = sandbox.path().join("gate-open");
-    let mut daemon = Daemon::start(sandbox, &[("EXPORT_HOST_SHUTDOWN_GRACE", "1")]);
-    let token = daemon.token("ada", false);
-    let id = daemon.start_gate_export(&token, &gate);
+    let GateRun {
+        mut daemon,
+        token,
+        id,
+        gate,
+    } = GateRun::start(&[("EXPORT_HOST_SHUTDOWN_GRACE", "1")]);
     let mut stream = Stream::open(&daemon, &token, &id, None);
     assert_eq!(stream.status, 200, "{}", daemon.log());
     assert!(stream.next().is_some(), "the current state");
@@ -394,12 +396,13 @@ fn a_stopping_daemon_closes_its_streams() {
 /// Another user's export is not there, as with `GET /v1/exports/{id}`.
 #[test]
 fn another_users_export_has_no_events() {
-    let sandbox = gate_sandbox();
-    let gate = sandbox.path().join("gate-open");
-    let daemon = Daemon::start(sandbox, &[]);
-    let ada = daemon.token("ada", false);
+    let GateRun {
+        daemon,
+        token: ada,
+        id,
+        gate,
+    } = GateRun::start(&[]);
     let bob = daemon.token("bob", false);
-    let id = daemon.start_gate_export(&ada, &gate);
     let stream = Stream::open(&daemon, &bob, &id, None);
     assert_eq!(stream.status, 404, "{}", daemon.log());
     let missing = Stream::open(&daemon, &ada, "exp_0123456789abcdef0123456789abcdef", None);
@@ -440,14 +443,15 @@ fn watch(daemon: &Daemon, id: &str, during: impl FnOnce()) -> Output {
 
 #[test]
 fn exports_watch_prints_progress_lines_then_the_summary() {
-    let sandbox = gate_sandbox();
-    let gate = sandbox.path().join("gate-open");
-    let daemon = Daemon::start(sandbox, &[]);
-    let token = daemon.token("ada", false);
-    let id = daemon.start_gate_export(&token, &gate);
+    let GateRun {
+        daemon,
+        token,
+        id,
+        gate,
+    } = GateRun::start(&[]);
     let output = watch(&daemon, &id, || {
         wait_until(Duration::from_secs(20), "progress", || {
-            rows(&daemon.record(&token, &id)) > 0
+            progress_rows(&daemon.record(&token, &id)) > 0
         });
         // Long enough for a line or two of progress.
         std::thread::sleep(Duration::from_millis(2500));
@@ -481,11 +485,12 @@ fn exports_watch_prints_progress_lines_then_the_summary() {
 
 #[test]
 fn exports_watch_fails_for_a_cancelled_export() {
-    let sandbox = gate_sandbox();
-    let gate = sandbox.path().join("gate-open");
-    let daemon = Daemon::start(sandbox, &[]);
-    let token = daemon.token("ada", false);
-    let id = daemon.start_gate_export(&token, &gate);
+    let GateRun {
+        daemon,
+        token,
+        id,
+        gate,
+    } = GateRun::start(&[]);
     let output = watch(&daemon, &id, || {
         wait_until(Duration::from_secs(20), "the export to run", || {
             daemon.record(&token, &id)["status"] == "processing"

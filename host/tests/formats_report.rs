@@ -23,101 +23,33 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::io::{Read as _, Write as _};
-use std::path::PathBuf;
+use std::io::Write as _;
 use std::process::{Command, Stdio};
 
 /// File names of the libraries these tests load.
 const HTML_LIB: &str = "libexport_html.so";
 const PDF_LIB: &str = "libexport_pdf.so";
 
-/// Set to regenerate the golden file instead of comparing with it.
-const UPDATE_GOLDEN: &str = "UPDATE_GOLDEN";
-
 /// A sandbox with the csv, html and pdf plugins and `data/hard.csv`; the
 /// html plugin's `templates_dir` is the sandbox's `templates/`.
 fn hard_sandbox() -> (Sandbox, Table) {
-    let sandbox = Sandbox::empty();
-    let templates = sandbox.path().join("templates");
-    std::fs::create_dir(&templates).expect("creating templates/");
-    let mut config = toml::Table::new();
-    config.insert(
-        "templates_dir".into(),
-        toml::Value::String(templates.to_str().expect("UTF-8 path").to_owned()),
-    );
-    sandbox.register(&[
-        sandbox.csv(),
-        Entry::new("html", HTML_LIB).set("config", config),
-        Entry::new("pdf", PDF_LIB),
-    ]);
-    let table = hard_table();
-    sandbox.put("hard.csv", write_csv(&table));
-    (sandbox, table)
-}
-
-/// Exports `data/hard.csv` in `format` with `-o FILE`; returns the file.
-fn export_file(sandbox: &Sandbox, format: &str, options: Value, extra: &[&str]) -> Vec<u8> {
-    let file = format!("out-{}.{format}", std::process::id());
-    let mut flags = vec!["-o", file.as_str()];
-    flags.extend_from_slice(extra);
-    let output = sandbox.export(
-        "csv",
-        format,
-        &json!({"path": "hard.csv"}),
-        &options,
-        &flags,
-    );
-    succeeded(&output);
-    let path = sandbox.path().join(&file);
-    let bytes = std::fs::read(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
-    std::fs::remove_file(&path).expect("removing the export");
-    bytes
+    hard_sandbox_with(|sandbox| {
+        let templates = sandbox.path().join("templates");
+        std::fs::create_dir(&templates).expect("creating templates/");
+        let mut config = toml::Table::new();
+        config.insert(
+            "templates_dir".into(),
+            toml::Value::String(templates.to_str().expect("UTF-8 path").to_owned()),
+        );
+        vec![
+            Entry::new("html", HTML_LIB).set("config", config),
+            Entry::new("pdf", PDF_LIB),
+        ]
+    })
 }
 
 // ---------------------------------------------------------------------------
 // HTML
-
-fn golden_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name)
-}
-
-/// Compares `got` with the golden file `name`, or rewrites it when
-/// `UPDATE_GOLDEN` is set.
-fn assert_golden(name: &str, got: &[u8]) {
-    let path = golden_path(name);
-    if std::env::var_os(UPDATE_GOLDEN).is_some() {
-        std::fs::create_dir_all(path.parent().expect("a folder")).expect("creating golden/");
-        std::fs::write(&path, got).expect("writing the golden file");
-        return;
-    }
-    let want = std::fs::read(&path).unwrap_or_else(|err| {
-        panic!(
-            "{}: {err}; create it with {UPDATE_GOLDEN}=1 cargo test --release -p export-host \
-             --test formats_report",
-            path.display()
-        )
-    });
-    if got != want {
-        let got = String::from_utf8_lossy(got);
-        let want = String::from_utf8_lossy(&want);
-        let line = got
-            .lines()
-            .zip(want.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or_else(|| got.lines().count().min(want.lines().count()));
-        panic!(
-            "{name} differs from {} at line {}:\n got: {:.300}\nwant: {:.300}\n\
-             If the change is intended: {UPDATE_GOLDEN}=1 cargo test --release -p export-host \
-             --test formats_report",
-            path.display(),
-            line + 1,
-            got.lines().nth(line).unwrap_or("<end>"),
-            want.lines().nth(line).unwrap_or("<end>"),
-        );
-    }
-}
 
 /// Parses an HTML page with Python's `html.parser`: every table's header
 /// cells and body rows (cell texts with character references decoded), and
@@ -203,15 +135,15 @@ fn strings(value: &Value) -> Vec<String> {
 #[test]
 fn html_matches_the_golden_file() {
     let (sandbox, _) = hard_sandbox();
-    let page = export_file(&sandbox, "html", json!({}), &[]);
-    assert_golden("hard.html", &page);
+    let page = export_hard(&sandbox, "html", json!({}), &[]);
+    assert_golden("hard.html", &page, "formats_report");
 }
 
 #[test]
 fn html_reads_back_cell_by_cell() {
     let (sandbox, table) = hard_sandbox();
     // Small batches, so rows cross batch boundaries.
-    let page = export_file(
+    let page = export_hard(
         &sandbox,
         "html",
         json!({"title": "Hard <cases> & \"more\""}),
@@ -249,7 +181,7 @@ fn html_reads_back_cell_by_cell() {
 #[test]
 fn html_sections_and_user_templates() {
     let (sandbox, table) = hard_sandbox();
-    let page = export_file(
+    let page = export_hard(
         &sandbox,
         "html",
         json!({"section_by": "conversation_id"}),
@@ -279,7 +211,7 @@ fn html_sections_and_user_templates() {
         "{% extends \"report\" %}\n{% block header %}<h1 class=\"brand\">ACME: {{ title }}</h1>{% endblock %}\n",
     )
     .expect("writing the template");
-    let page = export_file(
+    let page = export_hard(
         &sandbox,
         "html",
         json!({"template": "brand.html", "title": "<Q3>"}),
@@ -335,24 +267,7 @@ fn html_config_is_validated_by_its_schema() {
 #[test]
 fn compressed_html_decompresses_to_the_plain_bytes() {
     let (sandbox, _) = hard_sandbox();
-    let plain = export_file(&sandbox, "html", json!({}), &[]);
-    for compression in ["gzip", "zstd"] {
-        let packed = export_file(&sandbox, "html", json!({ "compression": compression }), &[]);
-        assert!(packed != plain, "{compression}: not compressed");
-        let mut unpacked = Vec::new();
-        match compression {
-            "gzip" => {
-                flate2::read::GzDecoder::new(&packed[..])
-                    .read_to_end(&mut unpacked)
-                    .expect("valid gzip");
-            }
-            _ => unpacked = zstd::decode_all(&packed[..]).expect("valid zstd"),
-        }
-        assert!(
-            unpacked == plain,
-            "{compression}: decompressed bytes differ"
-        );
-    }
+    assert_compression_round_trips(&sandbox, "html");
 }
 
 // ---------------------------------------------------------------------------
@@ -425,7 +340,7 @@ fn a_pdf_past_the_configured_max_rows_fails_and_leaves_no_file() {
 fn pdf_text_holds_the_values() {
     let (sandbox, table) = hard_sandbox();
     let title = "Hard cases — Ελληνικά, Кириллица, 日本語";
-    let pdf = export_file(&sandbox, "pdf", json!({ "title": title }), &[]);
+    let pdf = export_hard(&sandbox, "pdf", json!({ "title": title }), &[]);
     assert!(pdf.starts_with(b"%PDF-"), "a PDF");
     let raw = String::from_utf8_lossy(&pdf);
     assert!(raw.contains("/FontFile2"), "the font is embedded");
@@ -476,7 +391,7 @@ fn pdf_pages_follow_batches() {
     // Batches of 4 rows: pages fill across batch boundaries, and every row
     // is on exactly one page.
     let (sandbox, table) = hard_sandbox();
-    let pdf = export_file(&sandbox, "pdf", json!({}), &["--batch-size", "4"]);
+    let pdf = export_hard(&sandbox, "pdf", json!({}), &["--batch-size", "4"]);
     let text = squeeze(&pdftotext(&sandbox, &pdf));
     for created_at in table
         .rows
@@ -491,7 +406,7 @@ fn pdf_pages_follow_batches() {
 #[test]
 fn pdf_options_reach_the_formatter() {
     let (sandbox, _) = hard_sandbox();
-    let pdf = export_file(
+    let pdf = export_hard(
         &sandbox,
         "pdf",
         json!({"page_size": "letter", "orientation": "portrait", "font_size": 6, "max_cell_lines": 2}),

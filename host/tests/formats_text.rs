@@ -16,88 +16,20 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::io::Read as _;
-use std::path::PathBuf;
 use std::process::Command;
 
 /// File names of the libraries these tests load.
 const MARKDOWN_LIB: &str = "libexport_markdown.so";
 const TXT_LIB: &str = "libexport_txt.so";
 
-/// Set to regenerate the golden files instead of comparing with them.
-const UPDATE_GOLDEN: &str = "UPDATE_GOLDEN";
-
 /// A sandbox with the csv, markdown and txt plugins and `data/hard.csv`.
 fn hard_sandbox() -> (Sandbox, Table) {
-    let sandbox = Sandbox::empty();
-    sandbox.register(&[
-        sandbox.csv(),
-        Entry::new("markdown", MARKDOWN_LIB),
-        Entry::new("txt", TXT_LIB),
-    ]);
-    let table = hard_table();
-    sandbox.put("hard.csv", write_csv(&table));
-    (sandbox, table)
-}
-
-/// Exports `data/hard.csv` in `format` with `-o FILE`; returns the file.
-fn export_file(sandbox: &Sandbox, format: &str, options: Value, extra: &[&str]) -> Vec<u8> {
-    let file = format!("out-{}.{format}", std::process::id());
-    let mut flags = vec!["-o", file.as_str()];
-    flags.extend_from_slice(extra);
-    let output = sandbox.export(
-        "csv",
-        format,
-        &json!({"path": "hard.csv"}),
-        &options,
-        &flags,
-    );
-    succeeded(&output);
-    let path = sandbox.path().join(&file);
-    let bytes = std::fs::read(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
-    std::fs::remove_file(&path).expect("removing the export");
-    bytes
-}
-
-fn golden_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name)
-}
-
-/// Compares `got` with the golden file `name`, or rewrites it when
-/// `UPDATE_GOLDEN` is set.
-fn assert_golden(name: &str, got: &[u8]) {
-    let path = golden_path(name);
-    if std::env::var_os(UPDATE_GOLDEN).is_some() {
-        std::fs::create_dir_all(path.parent().expect("a folder")).expect("creating golden/");
-        std::fs::write(&path, got).expect("writing the golden file");
-        return;
-    }
-    let want = std::fs::read(&path).unwrap_or_else(|err| {
-        panic!(
-            "{}: {err}; create it with {UPDATE_GOLDEN}=1 cargo test --release -p export-host \
-             --test formats_text",
-            path.display()
-        )
-    });
-    if got != want {
-        let got = String::from_utf8_lossy(got);
-        let want = String::from_utf8_lossy(&want);
-        let line = got
-            .lines()
-            .zip(want.lines())
-            .position(|(g, w)| g != w)
-            .unwrap_or_else(|| got.lines().count().min(want.lines().count()));
-        panic!(
-            "the export differs from {} from line {}:\n got: {:.300?}\nwant: {:.300?}\n\
-             If the change is intended, rerun with {UPDATE_GOLDEN}=1 and review the diff.",
-            path.display(),
-            line + 1,
-            got.lines().nth(line).unwrap_or("<end>"),
-            want.lines().nth(line).unwrap_or("<end>"),
-        );
-    }
+    hard_sandbox_with(|_| {
+        vec![
+            Entry::new("markdown", MARKDOWN_LIB),
+            Entry::new("txt", TXT_LIB),
+        ]
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -199,17 +131,17 @@ fn assert_table_is(read: &[Vec<String>], table: &Table) {
 #[test]
 fn markdown_matches_the_golden_file() {
     let (sandbox, _) = hard_sandbox();
-    let markdown = export_file(&sandbox, "markdown", json!({}), &[]);
-    assert_golden("hard.md", &markdown);
+    let markdown = export_hard(&sandbox, "markdown", json!({}), &[]);
+    assert_golden("hard.md", &markdown, "formats_text");
     // Rows are written as batches arrive: small batches give the same bytes.
-    let small = export_file(&sandbox, "markdown", json!({}), &["--batch-size", "3"]);
+    let small = export_hard(&sandbox, "markdown", json!({}), &["--batch-size", "3"]);
     assert!(small == markdown, "batch size changed the Markdown");
 }
 
 #[test]
 fn markdown_reads_back_value_by_value() {
     let (sandbox, table) = hard_sandbox();
-    let markdown = export_file(&sandbox, "markdown", json!({}), &[]);
+    let markdown = export_hard(&sandbox, "markdown", json!({}), &[]);
     let text = std::str::from_utf8(&markdown).expect("Markdown is UTF-8");
     // One line per row: header, delimiter row, then every record.
     assert_eq!(text.lines().count(), 2 + table.rows.len());
@@ -222,7 +154,7 @@ fn markdown_reads_back_value_by_value() {
 #[test]
 fn markdown_report_reads_back_with_its_title() {
     let (sandbox, table) = hard_sandbox();
-    let report = export_file(
+    let report = export_hard(
         &sandbox,
         "markdown",
         json!({"template": "report", "title": "Conversations | *May*"}),
@@ -260,8 +192,8 @@ fn markdown_template_mistakes_are_refused_before_any_output() {
 #[test]
 fn txt_matches_the_golden_file() {
     let (sandbox, table) = hard_sandbox();
-    let txt = export_file(&sandbox, "txt", json!({}), &[]);
-    assert_golden("hard.txt", &txt);
+    let txt = export_hard(&sandbox, "txt", json!({}), &[]);
+    assert_golden("hard.txt", &txt, "formats_text");
     let text = std::str::from_utf8(&txt).expect("text is UTF-8");
     // Rules, header, one `|` line per row; continuations are `:` lines.
     let lines: Vec<&str> = text.lines().collect();
@@ -318,7 +250,7 @@ fn one_line(value: &str) -> String {
 #[test]
 fn txt_lines_layout_keeps_one_row_per_line() {
     let (sandbox, table) = hard_sandbox();
-    let txt = export_file(
+    let txt = export_hard(
         &sandbox,
         "txt",
         json!({"layout": "lines"}),
@@ -346,23 +278,6 @@ fn txt_lines_layout_keeps_one_row_per_line() {
 fn compressed_exports_decompress_to_the_plain_bytes() {
     let (sandbox, _) = hard_sandbox();
     for format in ["markdown", "txt"] {
-        let plain = export_file(&sandbox, format, json!({}), &[]);
-        for compression in ["gzip", "zstd"] {
-            let packed = export_file(&sandbox, format, json!({ "compression": compression }), &[]);
-            assert!(packed != plain, "{format} {compression}: not compressed");
-            let mut unpacked = Vec::new();
-            match compression {
-                "gzip" => {
-                    flate2::read::GzDecoder::new(&packed[..])
-                        .read_to_end(&mut unpacked)
-                        .expect("valid gzip");
-                }
-                _ => unpacked = zstd::decode_all(&packed[..]).expect("valid zstd"),
-            }
-            assert!(
-                unpacked == plain,
-                "{format} {compression}: decompressed bytes differ"
-            );
-        }
+        assert_compression_round_trips(&sandbox, format);
     }
 }

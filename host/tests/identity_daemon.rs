@@ -7,123 +7,30 @@
 //! or by a crafted selector; an admin can act for one user.
 
 mod common;
-#[allow(unused_macros)] // both_backends! is for the records tests
-mod records_common;
+#[macro_use]
+mod example_db;
 mod server_common;
 
 use common::*;
+use example_db::sql_plugin::{shipped_sql_config, SQL_LIB};
+use example_db::{Backend, Database};
 use serde_json::{json, Value};
 use server_common::Daemon;
-use sqlx::Executor;
-use std::path::Path;
-use std::process::Command;
 
-const SQL_LIB: &str = "libexport_sql.so";
 const WHOAMI_LIB: &str = "libexport_test_whoami.so";
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// A fresh PostgreSQL database, dropped with the value.
-struct FreshPostgres {
-    name: String,
-}
-
-impl FreshPostgres {
-    fn create() -> FreshPostgres {
-        let name = format!("eh_{:032x}", rand::random::<u128>());
-        block_on(async {
-            let mut admin = records_common::admin_connection().await;
-            admin
-                .execute(format!("CREATE DATABASE {name}").as_str())
-                .await
-                .expect("create a test database");
-        });
-        FreshPostgres { name }
-    }
-
-    fn url(&self) -> String {
-        let base = std::env::var("EXPORT_HOST_TEST_POSTGRES")
-            .unwrap_or_else(|_| records_common::DEFAULT_POSTGRES.to_owned());
-        format!("{base}/{}", self.name)
-    }
-}
-
-impl Drop for FreshPostgres {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        block_on(async move {
-            let mut admin = records_common::admin_connection().await;
-            let _ = admin
-                .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                .await;
-        });
-    }
-}
-
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime")
-        .block_on(future)
-}
-
-/// Fills `target` (a SQLite path or a PostgreSQL URL) with the example data.
-fn make_example_db(target: &str) {
-    let output = Command::new(target_dir().join("make-example-db"))
-        .arg(target)
-        .output()
-        .expect("running make-example-db (build it: cargo build --release --workspace)");
-    assert!(
-        output.status.success(),
-        "make-example-db {target}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// The shipped plugins.toml's sql config, pointed at `database`.
-fn shipped_sql_config(database: &str) -> toml::Table {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins.toml");
-    let text = std::fs::read_to_string(path).expect("plugins.toml");
-    let file: toml::Table = text.parse().expect("plugins.toml is TOML");
-    let mut config = file["plugins"]["sql"]["config"]
-        .as_table()
-        .expect("plugins.toml has [plugins.sql.config]")
-        .clone();
-    config.insert("database".into(), database.into());
-    config
-}
 
 /// The daemon over the example data, with sql (the shipped presets), csv
 /// rooted at `roots/{user}` and whoami; its databases live as long as it.
 struct World {
     daemon: Daemon,
-    _databases: Vec<FreshPostgres>,
+    _data: Database,
+    _records: Option<Database>,
 }
 
 impl World {
     fn start(backend: Backend) -> World {
         let sandbox = Sandbox::empty();
-        let mut databases = Vec::new();
-        let data_url = match backend {
-            Backend::Sqlite => {
-                let path = sandbox.path().join("example.db");
-                let path = path.to_str().expect("UTF-8 paths").to_owned();
-                make_example_db(&path);
-                format!("sqlite://{path}")
-            }
-            Backend::Postgres => {
-                let data = FreshPostgres::create();
-                make_example_db(&data.url());
-                let url = data.url();
-                databases.push(data);
-                url
-            }
-        };
+        let data = Database::example(backend, sandbox.path());
         let roots = sandbox.path().join("roots");
         for (user, body) in [("u_ada", "who\nada\n"), ("u_grace", "who\ngrace\n")] {
             std::fs::create_dir_all(roots.join(user)).expect("a user folder");
@@ -137,7 +44,7 @@ impl World {
         sandbox.register(&[
             Entry::new("sql", SQL_LIB)
                 .set("isolation", "in-process")
-                .set("config", shipped_sql_config(&data_url)),
+                .set("config", shipped_sql_config("plugins.toml", &data.url())),
             Entry::new("csv", CSV_LIB)
                 .set("isolation", "in-process")
                 .set("config", csv_config),
@@ -147,15 +54,11 @@ impl World {
             // worker protocol too.
             Entry::new("whoami-isolated", WHOAMI_LIB).set("isolation", "process"),
         ]);
-        let records_url = match backend {
+        let records = match backend {
             Backend::Sqlite => None,
-            Backend::Postgres => {
-                let records = FreshPostgres::create();
-                let url = records.url();
-                databases.push(records);
-                Some(url)
-            }
+            Backend::Postgres => Some(Database::new_postgres()),
         };
+        let records_url = records.as_ref().map(Database::url);
         let extra: Vec<(&str, &str)> = records_url
             .as_deref()
             .map(|url| vec![("EXPORT_HOST_DATABASE_URL", url)])
@@ -163,7 +66,8 @@ impl World {
         let daemon = Daemon::start(sandbox, &extra);
         World {
             daemon,
-            _databases: databases,
+            _data: data,
+            _records: records,
         }
     }
 
@@ -365,24 +269,6 @@ fn the_loader_sees_the_verified_caller(backend: Backend) {
         log.contains(&format!("token {token_id}")),
         "the log names the credential: {log}"
     );
-}
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[test]
-                fn sqlite() {
-                    super::$name(super::Backend::Sqlite)
-                }
-
-                #[test]
-                fn postgres() {
-                    super::$name(super::Backend::Postgres)
-                }
-            }
-        )*
-    };
 }
 
 both_backends!(

@@ -9,7 +9,7 @@ mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::Mutex;
 
 /// One cargo build at a time: they share `target/scaffold`.
@@ -44,11 +44,9 @@ fn cargo(dir: &Path, args: &[&str]) {
     );
 }
 
-/// Writes plugin `name` of `kind`, builds and tests it, and returns the
-/// crate's folder and the built library.
-fn new_plugin(sandbox: &Sandbox, name: &str, kind: &str) -> (PathBuf, PathBuf) {
-    let dir = sandbox.path().join(name);
-    let output = sandbox.run(&[
+/// `export-host plugins new NAME --kind KIND --path DIR`.
+fn plugins_new(sandbox: &Sandbox, name: &str, kind: &str, dir: &Path) -> Output {
+    sandbox.run(&[
         "plugins",
         "new",
         name,
@@ -56,7 +54,14 @@ fn new_plugin(sandbox: &Sandbox, name: &str, kind: &str) -> (PathBuf, PathBuf) {
         kind,
         "--path",
         dir.to_str().unwrap(),
-    ]);
+    ])
+}
+
+/// Writes plugin `name` of `kind`, builds and tests it, and returns the
+/// crate's folder and the built library.
+fn new_plugin(sandbox: &Sandbox, name: &str, kind: &str) -> (PathBuf, PathBuf) {
+    let dir = sandbox.path().join(name);
+    let output = plugins_new(sandbox, name, kind, &dir);
     let report = String::from_utf8(succeeded(&output)).unwrap();
     assert!(
         report.contains(&format!("lib{}.so", name.replace('-', "_"))),
@@ -94,44 +99,55 @@ fn new_plugin(sandbox: &Sandbox, name: &str, kind: &str) -> (PathBuf, PathBuf) {
     (dir, library)
 }
 
-/// `plugins check` passes with no FAIL row; returns the table.
-fn check_passes(sandbox: &Sandbox, library: &Path, extra: &[&str]) -> String {
+/// `plugins check LIBRARY EXTRA...` passes with no FAIL row, and its table
+/// has each of `rows`.
+fn check_passes(sandbox: &Sandbox, library: &Path, extra: &[&str], rows: &[&str]) {
     let mut args = vec!["plugins", "check", library.to_str().unwrap()];
     args.extend_from_slice(extra);
     let output = sandbox.run(&args);
     let table = String::from_utf8(succeeded(&output)).unwrap();
     assert!(!table.contains("FAIL"), "{table}");
     assert!(table.contains("checks passed"), "{table}");
-    table
+    for row in rows {
+        assert!(table.contains(row), "missing {row:?}:\n{table}");
+    }
+}
+
+/// A successful export of the file at `path` from `loader` to `format`;
+/// returns what it wrote.
+fn export_file(sandbox: &Sandbox, loader: &str, format: &str, path: &str) -> String {
+    let output = sandbox.export(
+        loader,
+        format,
+        &serde_json::json!({ "path": path }),
+        &serde_json::json!({}),
+        &[],
+    );
+    String::from_utf8(succeeded(&output)).unwrap()
 }
 
 #[test]
 fn a_new_formatter_builds_and_passes_the_battery() {
     let sandbox = Sandbox::empty();
     let (_, library) = new_plugin(&sandbox, "acme-table", "formatter");
-    let table = check_passes(&sandbox, &library, &[]);
-    for row in [
-        "ok    formatter \"acme-table\": empty stream",
-        "ok    formatter \"acme-table\": every promised type",
-        "ok    formatter \"acme-table\": Unicode",
-        "ok    formatter \"acme-table\": 1,000,000 rows in flat memory",
-        "ok    formatter \"acme-table\": invalid options refused",
-    ] {
-        assert!(table.contains(row), "missing {row:?}:\n{table}");
-    }
+    check_passes(
+        &sandbox,
+        &library,
+        &[],
+        &[
+            "ok    formatter \"acme-table\": empty stream",
+            "ok    formatter \"acme-table\": every promised type",
+            "ok    formatter \"acme-table\": Unicode",
+            "ok    formatter \"acme-table\": 1,000,000 rows in flat memory",
+            "ok    formatter \"acme-table\": invalid options refused",
+        ],
+    );
 
     // And the host exports through it.
     sandbox.put("people.csv", "id,name\n1,ada | lovelace\n");
     sandbox.register(&[sandbox.csv(), Entry::new("acme-table", &library)]);
-    let output = sandbox.export(
-        "csv",
-        "acme-table",
-        &serde_json::json!({"path": "people.csv"}),
-        &serde_json::json!({}),
-        &[],
-    );
     assert_eq!(
-        String::from_utf8(succeeded(&output)).unwrap(),
+        export_file(&sandbox, "csv", "acme-table", "people.csv"),
         "| id | name |\n| --- | --- |\n| 1 | ada \\| lovelace |\n"
     );
 }
@@ -141,7 +157,7 @@ fn a_new_loader_builds_and_passes_the_battery() {
     let sandbox = Sandbox::empty();
     let (dir, library) = new_plugin(&sandbox, "acme_lines", "loader");
     let config = serde_json::json!({ "root": dir }).to_string();
-    let table = check_passes(
+    check_passes(
         &sandbox,
         &library,
         &[
@@ -150,29 +166,20 @@ fn a_new_loader_builds_and_passes_the_battery() {
             "--selector",
             r#"acme_lines={"path":"README.md"}"#,
         ],
+        &[
+            "ok    config",
+            "ok    loader \"acme_lines\": invalid selectors refused",
+            "ok    loader \"acme_lines\": streams a selector",
+        ],
     );
-    for row in [
-        "ok    config",
-        "ok    loader \"acme_lines\": invalid selectors refused",
-        "ok    loader \"acme_lines\": streams a selector",
-    ] {
-        assert!(table.contains(row), "missing {row:?}:\n{table}");
-    }
 
     sandbox.put("notes.txt", "first\nsecond, with a comma\n");
     sandbox.register(&[
         sandbox.csv(),
         Entry::new("acme_lines", &library).root(&sandbox.data()),
     ]);
-    let output = sandbox.export(
-        "acme_lines",
-        "csv",
-        &serde_json::json!({"path": "notes.txt"}),
-        &serde_json::json!({}),
-        &[],
-    );
     assert_eq!(
-        String::from_utf8(succeeded(&output)).unwrap(),
+        export_file(&sandbox, "acme_lines", "csv", "notes.txt"),
         "line,text\n1,first\n2,\"second, with a comma\"\n"
     );
 }
@@ -191,15 +198,7 @@ fn bad_names_are_refused() {
         "export-plugin-api",
     ] {
         let dir = sandbox.path().join("out");
-        let output = sandbox.run(&[
-            "plugins",
-            "new",
-            name,
-            "--kind",
-            "loader",
-            "--path",
-            dir.to_str().unwrap(),
-        ]);
+        let output = plugins_new(&sandbox, name, "loader", &dir);
         refused(&output, Exit::Input, &["cannot be a plugin name", name]);
         assert!(!dir.exists(), "nothing is written for {name:?}");
     }
@@ -214,15 +213,7 @@ fn an_occupied_folder_is_refused_and_left_alone() {
     let file = sandbox.path().join("a-file");
     std::fs::write(&file, "mine").unwrap();
     for target in [&dir, &file] {
-        let output = sandbox.run(&[
-            "plugins",
-            "new",
-            "acme",
-            "--kind",
-            "formatter",
-            "--path",
-            target.to_str().unwrap(),
-        ]);
+        let output = plugins_new(&sandbox, "acme", "formatter", target);
         refused(
             &output,
             Exit::Input,
@@ -238,15 +229,7 @@ fn an_occupied_folder_is_refused_and_left_alone() {
     // An empty folder is fine, and the default folder is ./NAME.
     let empty = sandbox.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    succeeded(&sandbox.run(&[
-        "plugins",
-        "new",
-        "acme",
-        "--kind",
-        "formatter",
-        "--path",
-        empty.to_str().unwrap(),
-    ]));
+    succeeded(&plugins_new(&sandbox, "acme", "formatter", &empty));
     assert!(empty.join("src/lib.rs").is_file());
     succeeded(&sandbox.run(&["plugins", "new", "acme-default", "--kind", "loader"]));
     assert!(sandbox.path().join("acme-default/Cargo.toml").is_file());

@@ -10,15 +10,11 @@ mod faults_common;
 mod server_common;
 
 use common::{library, Entry, Sandbox};
-use faults_common::{gate_sandbox, wait_until, FreshPg, GATE_LIB};
+use faults_common::{progress_rows, wait_until, GatePair, GateRun, GATE_LIB};
 use serde_json::Value;
 use server_common::Daemon;
 use std::path::Path;
 use std::time::Duration;
-
-fn rows(record: &Value) -> u64 {
-    record["progress"]["rows"].as_u64().unwrap_or(0)
-}
 
 /// Waits until every daemon in `readers` shows the export processing with
 /// more rows than `above`; returns the lowest count seen.
@@ -30,7 +26,7 @@ fn grows_past(readers: &[&Daemon], token: &str, id: &str, above: u64) -> u64 {
             // Until a worker claims it, the export is still pending.
             let status = record["status"].as_str().unwrap_or_default();
             assert!(matches!(status, "pending" | "processing"), "{record}");
-            status == "processing" && rows(&record) > above
+            status == "processing" && progress_rows(&record) > above
         });
         let record = daemon.record(token, id);
         assert_eq!(record["status"], "processing", "{record}");
@@ -44,7 +40,7 @@ fn grows_past(readers: &[&Daemon], token: &str, id: &str, above: u64) -> u64 {
             progress.get("fraction").is_none(),
             "the gate loader cannot tell how far it is: {record}"
         );
-        seen = seen.min(rows(&record));
+        seen = seen.min(progress_rows(&record));
     }
     seen
 }
@@ -69,14 +65,15 @@ fn finish(daemon: &Daemon, token: &str, id: &str, gate: &Path) {
 
 #[test]
 fn progress_grows_while_an_export_runs_and_ends_at_the_final_figures() {
-    let sandbox = gate_sandbox();
-    let gate = sandbox.path().join("gate-open");
-    let daemon = Daemon::start(sandbox, &[]);
-    let token = daemon.token("ada", false);
-    let id = daemon.start_gate_export(&token, &gate);
+    let GateRun {
+        daemon,
+        token,
+        id,
+        gate,
+    } = GateRun::start(&[]);
     assert!(
         daemon.record(&token, &id)["progress"].is_null()
-            || rows(&daemon.record(&token, &id)) < 1000,
+            || progress_rows(&daemon.record(&token, &id)) < 1000,
         "no figures before the run has started"
     );
     let first = grows_past(&[&daemon], &token, &id, 0);
@@ -86,14 +83,17 @@ fn progress_grows_while_an_export_runs_and_ends_at_the_final_figures() {
 
 #[test]
 fn every_daemon_on_the_database_sees_the_progress_of_an_export_another_runs() {
-    let pg = FreshPg::new();
-    let env = [("EXPORT_HOST_DATABASE_URL", pg.url.as_str())];
-    let first = gate_sandbox();
-    let gate = first.path().join("gate-open");
-    let a = Daemon::start(first, &env);
-    let b = Daemon::start(gate_sandbox(), &env);
-    let token = a.token("ada", false);
-    let id = a.start_gate_export(&token, &gate);
+    let GatePair {
+        run:
+            GateRun {
+                daemon: a,
+                token,
+                id,
+                gate,
+            },
+        other: b,
+        pg: _pg,
+    } = GatePair::start();
     let seen = grows_past(&[&a, &b], &token, &id, 0);
     grows_past(&[&b, &a], &token, &id, seen);
     let runner = a.record(&token, &id)["lease_owner"].clone();
@@ -160,7 +160,7 @@ fn fraction_grows_and_ends_at_one(isolated: bool) {
             assert!(fraction > 0.0 && fraction <= 1.0, "{record}");
             // Published with its rows: a share of the file's bytes, close
             // to the share of its rows (all rows are the same length).
-            let share = rows(&record) as f64 / total as f64;
+            let share = progress_rows(&record) as f64 / total as f64;
             assert!((fraction - share).abs() < 0.05, "{record}");
             if fraction < 1.0 && seen.last() != Some(&fraction) {
                 assert!(

@@ -7,9 +7,9 @@ mod records_common;
 
 use std::collections::HashSet;
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use export_host::records::{
-    ExportId, ExportRecord, ListFilter, RecordError, Records, Scope, Status,
+    ExportId, ExportRecord, ListFilter, Page, RecordError, Records, Scope, Status,
 };
 use records_common::*;
 
@@ -43,31 +43,32 @@ fn ids(records: &[ExportRecord]) -> Vec<ExportId> {
     records.iter().map(|r| r.id.clone()).collect()
 }
 
+/// A new pending export of `user`, created at `at`.
+async fn insert_export(records: &Records, user: &str, at: DateTime<Utc>) -> ExportRecord {
+    records.insert(new_export(user), at).await.unwrap()
+}
+
+/// The first page of Alice's list, at most `limit` exports.
+async fn alices_first_page(records: &Records, limit: u32) -> Page {
+    let filter = ListFilter {
+        limit,
+        ..ListFilter::for_user("alice")
+    };
+    records.list(&filter).await.unwrap()
+}
+
 async fn list_pages_newest_first_with_a_cursor(records: Records) {
     let mut alices = Vec::new();
     for i in 0..7 {
-        alices.push(
-            records
-                .insert(new_export("alice"), t0() + secs(i))
-                .await
-                .unwrap(),
-        );
+        alices.push(insert_export(&records, "alice", t0() + secs(i)).await);
     }
     // Three created in the same microsecond: the id breaks the tie, and a
     // page boundary between them neither skips nor repeats one.
     for _ in 0..3 {
-        alices.push(
-            records
-                .insert(new_export("alice"), t0() + secs(3))
-                .await
-                .unwrap(),
-        );
+        alices.push(insert_export(&records, "alice", t0() + secs(3)).await);
     }
     for i in 0..2 {
-        records
-            .insert(new_export("bob"), t0() + secs(i))
-            .await
-            .unwrap();
+        insert_export(&records, "bob", t0() + secs(i)).await;
     }
     let mut expected = alices.clone();
     expected.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
@@ -83,22 +84,10 @@ async fn list_pages_newest_first_with_a_cursor(records: Records) {
         assert_eq!(pages, 10usize.div_ceil(limit as usize), "limit {limit}");
     }
 
-    let first = records
-        .list(&ListFilter {
-            limit: 4,
-            ..ListFilter::for_user("alice")
-        })
-        .await
-        .unwrap();
+    let first = alices_first_page(&records, 4).await;
     assert_eq!(ids(&first.items), ids(&expected[..4]));
     assert!(first.next_cursor.is_some());
-    let exact = records
-        .list(&ListFilter {
-            limit: 10,
-            ..ListFilter::for_user("alice")
-        })
-        .await
-        .unwrap();
+    let exact = alices_first_page(&records, 10).await;
     assert_eq!(exact.items.len(), 10);
     assert_eq!(exact.next_cursor, None, "no empty last page");
 
@@ -129,13 +118,7 @@ async fn list_pages_newest_first_with_a_cursor(records: Records) {
     assert!(bobs.items.iter().all(|r| r.user_id == "bob"));
 
     // A limit of 0 is clamped to 1.
-    let one = records
-        .list(&ListFilter {
-            limit: 0,
-            ..ListFilter::for_user("alice")
-        })
-        .await
-        .unwrap();
+    let one = alices_first_page(&records, 0).await;
     assert_eq!(one.items.len(), 1);
 }
 
@@ -156,7 +139,7 @@ async fn list_filters_by_status_loader_and_format(records: Records) {
             cancelled.push(record.id);
         }
     }
-    records.insert(new_export("bob"), t0()).await.unwrap();
+    insert_export(&records, "bob", t0()).await;
 
     let filter = |status: Option<Status>| ListFilter {
         status,
@@ -225,6 +208,18 @@ async fn list_rejects_a_bad_cursor(records: Records) {
     }
 }
 
+/// The export `user` may reuse for `hash`: the newest completed since
+/// `since` and not expired at `now`.
+async fn reusable(
+    records: &Records,
+    user: &str,
+    hash: &str,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<ExportRecord> {
+    records.find_reusable(user, hash, since, now).await.unwrap()
+}
+
 fn hex_of(text: &str) -> String {
     text.bytes().map(|b| format!("{b:02x}")).collect()
 }
@@ -252,29 +247,14 @@ async fn dedupe_finds_the_newest_reusable_export(records: Records) {
     let since = t0() - TimeDelta::minutes(10);
     let now = t0() + secs(100);
 
-    assert_eq!(
-        records
-            .find_reusable("alice", "h", since, now)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(reusable(&records, "alice", "h", since, now).await, None);
 
     // A pending one is not reusable.
     let pending = records.insert(hashed("alice", "h"), t0()).await.unwrap();
-    assert_eq!(
-        records
-            .find_reusable("alice", "h", since, now)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(reusable(&records, "alice", "h", since, now).await, None);
     let older = complete(pending.id, t0() + secs(1)).await;
     assert_eq!(
-        records
-            .find_reusable("alice", "h", since, now)
-            .await
-            .unwrap(),
+        reusable(&records, "alice", "h", since, now).await,
         Some(older.clone())
     );
 
@@ -285,47 +265,27 @@ async fn dedupe_finds_the_newest_reusable_export(records: Records) {
         .unwrap();
     let newer = complete(newer.id, t0() + secs(6)).await;
     assert_eq!(
-        records
-            .find_reusable("alice", "h", since, now)
-            .await
-            .unwrap(),
+        reusable(&records, "alice", "h", since, now).await,
         Some(newer.clone())
     );
 
     // Not another user's, not another hash, not older than the TTL window,
     // not past its expiry.
+    assert_eq!(reusable(&records, "bob", "h", since, now).await, None);
+    assert_eq!(reusable(&records, "alice", "other", since, now).await, None);
     assert_eq!(
-        records.find_reusable("bob", "h", since, now).await.unwrap(),
+        reusable(&records, "alice", "h", t0() + secs(6), now).await,
         None
     );
     assert_eq!(
-        records
-            .find_reusable("alice", "other", since, now)
+        reusable(&records, "alice", "h", t0() + secs(5), now)
             .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        records
-            .find_reusable("alice", "h", t0() + secs(6), now)
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        records
-            .find_reusable("alice", "h", t0() + secs(5), now)
-            .await
-            .unwrap()
             .map(|r| r.id),
         Some(newer.id.clone())
     );
     let after_expiry = t0() + TimeDelta::hours(2);
     assert_eq!(
-        records
-            .find_reusable("alice", "h", since, after_expiry)
-            .await
-            .unwrap(),
+        reusable(&records, "alice", "h", since, after_expiry).await,
         None
     );
 
@@ -335,13 +295,7 @@ async fn dedupe_finds_the_newest_reusable_export(records: Records) {
         .cancel(&Scope::Admin, &cancelled.id, t0())
         .await
         .unwrap();
-    assert_eq!(
-        records
-            .find_reusable("carol", "h", since, now)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(reusable(&records, "carol", "h", since, now).await, None);
 }
 
 async fn count_active_counts_pending_and_processing(records: Records) {
@@ -352,14 +306,8 @@ async fn count_active_counts_pending_and_processing(records: Records) {
     for status in statuses {
         in_state(&records, "alice", status, t0()).await;
     }
-    records
-        .insert(new_export("bob"), t0() + secs(1))
-        .await
-        .unwrap();
-    records
-        .insert(new_export("alice"), t0() + secs(2))
-        .await
-        .unwrap();
+    insert_export(&records, "bob", t0() + secs(1)).await;
+    insert_export(&records, "alice", t0() + secs(2)).await;
     assert_eq!(
         records.count_active("alice").await.unwrap(),
         3,

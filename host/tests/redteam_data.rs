@@ -12,7 +12,7 @@ use common::*;
 use serde_json::{json, Value};
 use server_common::Daemon;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const REDTEAM_LIB: &str = "libexport_test_redteam.so";
@@ -44,19 +44,26 @@ fn assert_nothing_left(sandbox: &Sandbox, case: &str) {
     );
 }
 
+/// `export-host export` from the redteam loader with selector `loader` into
+/// the redteam formatter with options `format`, to `out` (`-`: standard
+/// output).
+fn redteam_export(sandbox: &Sandbox, loader: &Value, format: &Value, out: &str) -> Output {
+    sandbox.export(
+        "redteam/redteam",
+        "redteam/redteam",
+        loader,
+        format,
+        &["-o", out],
+    )
+}
+
 /// The redteam loader in `mode` (at `at`) into the redteam formatter in
 /// `format_mode`, to `out.txt`; then to standard output.
 fn cli_case(isolation: &str, loader: Value, format: Value, needles: &[&str]) {
     let case = format!("{isolation}: loader {loader}, formatter {format}");
     let sandbox = sandbox(isolation);
     let started = Instant::now();
-    let output = sandbox.export(
-        "redteam/redteam",
-        "redteam/redteam",
-        &loader,
-        &format,
-        &["-o", "out.txt"],
-    );
+    let output = redteam_export(&sandbox, &loader, &format, "out.txt");
     let stderr = refused(&output, Exit::Failure, needles);
     assert!(
         started.elapsed() < Duration::from_secs(20),
@@ -69,19 +76,25 @@ fn cli_case(isolation: &str, loader: Value, format: Value, needles: &[&str]) {
     );
     assert_nothing_left(&sandbox, &case);
 
-    let output = sandbox.export(
-        "redteam/redteam",
-        "redteam/redteam",
-        &loader,
-        &format,
-        &["-o", "-"],
-    );
+    let output = redteam_export(&sandbox, &loader, &format, "-");
     refused(&output, Exit::Failure, needles);
     assert!(
         !String::from_utf8_lossy(&output.stdout).contains("redteam noise"),
         "{case}: plugin noise on standard output"
     );
     assert_nothing_left(&sandbox, &case);
+}
+
+/// The redteam plugin in `mode` on one side of the export, then on the
+/// other: as the loader, then as the formatter of a normal loader.
+fn loader_and_formatter_case(isolation: &str, mode: &str, needles: &[&str]) {
+    cli_case(isolation, json!({"mode": mode}), json!({}), needles);
+    cli_case(
+        isolation,
+        json!({"mode": "normal"}),
+        json!({"mode": mode}),
+        needles,
+    );
 }
 
 fn loader_case(mode: &str, needles: &[&str]) {
@@ -142,18 +155,7 @@ fn a_plugin_calling_exit_mid_stream_makes_the_export_fail_naming_it() {
             "in-process" => "plugin \"redteam\" ended the process (it called exit)",
             _ => "plugin \"redteam\" crashed",
         };
-        cli_case(
-            isolation,
-            json!({"mode": "exit0_midstream"}),
-            json!({}),
-            &[needle],
-        );
-        cli_case(
-            isolation,
-            json!({"mode": "normal"}),
-            json!({"mode": "exit0_midstream"}),
-            &[needle],
-        );
+        loader_and_formatter_case(isolation, "exit0_midstream", &[needle]);
     }
 }
 
@@ -161,17 +163,11 @@ fn a_plugin_calling_exit_mid_stream_makes_the_export_fail_naming_it() {
 fn a_spinning_plugin_fails_on_time() {
     for isolation in ISOLATIONS {
         let needle = "plugin \"redteam\" ran past its timeout of 2s";
-        cli_case(isolation, json!({"mode": "spin"}), json!({}), &[needle]);
+        loader_and_formatter_case(isolation, "spin", &[needle]);
         cli_case(
             isolation,
             json!({"mode": "spin", "at": "open"}),
             json!({}),
-            &[needle],
-        );
-        cli_case(
-            isolation,
-            json!({"mode": "normal"}),
-            json!({"mode": "spin"}),
             &[needle],
         );
     }
@@ -190,13 +186,7 @@ fn plugin_prints_never_reach_an_export_on_standard_output() {
                 json!({"mode": "print_stdout", "at": "open"}),
             ),
         ] {
-            let output = sandbox.export(
-                "redteam/redteam",
-                "redteam/redteam",
-                &loader,
-                &format,
-                &["-o", "-"],
-            );
+            let output = redteam_export(&sandbox, &loader, &format, "-");
             assert_eq!(
                 String::from_utf8_lossy(&succeeded(&output)),
                 "1,one\n2,two\n3,three\n",
@@ -250,13 +240,7 @@ fn a_killed_export_leaves_nothing_behind() {
 fn a_complete_export_replaces_the_file_at_its_path() {
     let sandbox = sandbox("in-process");
     std::fs::write(sandbox.path().join("out.txt"), "old contents\n").expect("writing");
-    let output = sandbox.export(
-        "redteam/redteam",
-        "redteam/redteam",
-        &json!({"mode": "normal"}),
-        &json!({}),
-        &["-o", "out.txt"],
-    );
+    let output = redteam_export(&sandbox, &json!({"mode": "normal"}), &json!({}), "out.txt");
     succeeded(&output);
     assert_eq!(
         std::fs::read_to_string(sandbox.path().join("out.txt")).expect("the output"),
@@ -274,7 +258,18 @@ fn daemon(isolation: &str) -> Daemon {
     Daemon::start(sandbox, &[])
 }
 
-/// Posts an export and waits for its end; returns the record.
+/// Posts the export `request`, which the daemon must accept; returns its id.
+fn post_export(daemon: &Daemon, token: &str, request: &Value) -> String {
+    let answer = daemon.post("/v1/exports", Some(token), request);
+    assert!(
+        answer.status == 201 || answer.status == 202,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    answer.json()["id"].as_str().expect("an id").to_owned()
+}
+
+/// Posts a redteam export and waits for its end; returns the record.
 fn daemon_export(daemon: &Daemon, token: &str, loader: Value, format: Value) -> Value {
     let request = json!({
         "loader": "redteam/redteam",
@@ -282,13 +277,7 @@ fn daemon_export(daemon: &Daemon, token: &str, loader: Value, format: Value) -> 
         "selector": loader,
         "options": format,
     });
-    let answer = daemon.post("/v1/exports", Some(token), &request);
-    assert!(
-        answer.status == 201 || answer.status == 202,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    let id = answer.json()["id"].as_str().expect("an id").to_owned();
+    let id = post_export(daemon, token, &request);
     daemon.wait_until_done(&id, token)
 }
 
@@ -298,9 +287,7 @@ fn assert_serving(daemon: &Daemon, token: &str) {
     assert_eq!(daemon.get("/readyz", None).status, 200, "{}", daemon.log());
     let request =
         json!({"loader": "csv/csv", "format": "csv/csv", "selector": {"path": "small.csv"}});
-    let answer = daemon.post("/v1/exports", Some(token), &request);
-    assert!(answer.status == 201 || answer.status == 202);
-    let id = answer.json()["id"].as_str().expect("an id").to_owned();
+    let id = post_export(daemon, token, &request);
     let record = daemon.wait_until_done(&id, token);
     assert_eq!(record["status"], "completed", "{record}\n{}", daemon.log());
     assert_eq!(record["row_count"], 2, "{record}");
@@ -394,8 +381,7 @@ fn an_in_process_plugin_calling_exit_stops_the_daemon_non_zero_naming_it() {
         "format": "redteam/redteam",
         "selector": {"mode": "exit0_midstream"},
     });
-    let answer = daemon.post("/v1/exports", Some(&token), &request);
-    assert!(answer.status == 201 || answer.status == 202);
+    post_export(&daemon, &token, &request);
     let status = daemon
         .wait_exit(Duration::from_secs(20))
         .unwrap_or_else(|| panic!("the daemon kept running\n{}", daemon.log()));
@@ -458,13 +444,7 @@ fn loader_notes_reach_the_record_and_oversized_ones_fail_the_export() {
         assert_serving(&daemon, &token);
 
         let sandbox = sandbox(isolation);
-        let output = sandbox.export(
-            "redteam/redteam",
-            "redteam/redteam",
-            &json!({"mode": "notes"}),
-            &json!({}),
-            &["-o", "out.txt"],
-        );
+        let output = redteam_export(&sandbox, &json!({"mode": "notes"}), &json!({}), "out.txt");
         succeeded(&output);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(

@@ -28,6 +28,47 @@ fn id_of(record: &Value) -> String {
     record["id"].as_str().expect("a record id").to_owned()
 }
 
+/// The export `id` as `export-host exports show --json` prints it (read
+/// from the database, so it works with the daemon stopped).
+fn shown_by_the_cli(daemon: &Daemon, id: &str) -> Value {
+    let shown = common::succeeded(&daemon.cli(&["exports", "show", id, "--json"]));
+    serde_json::from_slice(&shown).expect("exports show --json")
+}
+
+/// The rows of the big.csv of [`big_export_in_processing`]: enough that its
+/// export to JSON takes a while.
+const BIG_ROWS: usize = 600_000;
+
+/// Starts a daemon with `extra` settings over a big.csv of [`BIG_ROWS`]
+/// rows, has alice submit a csv -> json export of it, and waits until a
+/// worker is processing it. Returns the daemon, alice's token and the id.
+fn big_export_in_processing(extra: &[(&str, &str)]) -> (Daemon, String, String) {
+    let sandbox = sandbox(0);
+    let mut text = String::from("id,name,note\n");
+    for n in 0..BIG_ROWS {
+        text.push_str(&format!("{n},person {n},a note that takes some room {n}\n"));
+    }
+    sandbox.put("big.csv", text);
+    let daemon = Daemon::start(sandbox, extra);
+    let alice = daemon.token("alice", false);
+    let request = json!({"loader": "csv", "format": "json", "selector": {"path": "big.csv"}});
+    let id = id_of(&daemon.post("/v1/exports", Some(&alice), &request).json());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let record = daemon
+            .get(&format!("/v1/exports/{id}"), Some(&alice))
+            .json();
+        match record["status"].as_str() {
+            Some("processing") => break,
+            Some("pending") => {}
+            other => panic!("{id} became {other:?} before it was processing: {record}"),
+        }
+        assert!(std::time::Instant::now() < deadline, "never processing");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (daemon, alice, id)
+}
+
 #[test]
 fn create_wait_poll_and_download_match_the_one_shot_cli() {
     let daemon = Daemon::start(sandbox(3000), &[]);
@@ -35,15 +76,7 @@ fn create_wait_poll_and_download_match_the_one_shot_cli() {
 
     // ?wait holds the answer until the export ends.
     let request = json!({"loader": "csv", "format": "csv", "selector": {"path": "people.csv"}});
-    let answer = daemon.post("/v1/exports?wait=30", Some(&alice), &request);
-    assert_eq!(
-        answer.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    let record = answer.json();
-    assert_eq!(record["status"], "completed", "{record}");
+    let record = daemon.create_and_wait(&alice, &request);
     assert_eq!(record["user_id"], "alice");
     assert_eq!(record["row_count"], 3000);
     assert_eq!(record["download_count"], 0);
@@ -102,62 +135,34 @@ fn create_wait_poll_and_download_match_the_one_shot_cli() {
     assert_eq!(download.body, expected);
 
     // Range: one range answers 206 with exactly those bytes.
-    let whole = daemon
-        .get(&format!("/v1/exports/{id}/download"), Some(&alice))
-        .body;
     let path = format!("/v1/exports/{id}/download");
-    let part = daemon.request(
-        "GET",
-        &path,
-        Some(&alice),
-        &[("Range", "bytes=100-1099")],
-        None,
-    );
+    let whole = daemon.get(&path, Some(&alice)).body;
+    // A download by alice with one header more.
+    let download_with = |header: &str, value: &str| {
+        daemon.request("GET", &path, Some(&alice), &[(header, value)], None)
+    };
+    let part = download_with("Range", "bytes=100-1099");
     assert_eq!(part.status, 206);
     assert_eq!(part.body, whole[100..1100]);
     assert_eq!(
         part.header("content-range"),
         Some(format!("bytes 100-1099/{}", whole.len()).as_str())
     );
-    let tail = daemon.request("GET", &path, Some(&alice), &[("Range", "bytes=-10")], None);
+    let tail = download_with("Range", "bytes=-10");
     assert_eq!(tail.status, 206);
     assert_eq!(tail.body, whole[whole.len() - 10..]);
-    let open = daemon.request(
-        "GET",
-        &path,
-        Some(&alice),
-        &[("Range", "bytes=2000-")],
-        None,
-    );
+    let open = download_with("Range", "bytes=2000-");
     assert_eq!(open.status, 206);
     assert_eq!(open.body, whole[2000..]);
-    let past = daemon.request(
-        "GET",
-        &path,
-        Some(&alice),
-        &[("Range", &format!("bytes={}-", whole.len()))],
-        None,
-    );
+    let past = download_with("Range", &format!("bytes={}-", whole.len()));
     assert_eq!(past.status, 416);
     assert_eq!(past.error_code(), "range_not_satisfiable");
 
     // If-None-Match: 304 with no body, and not counted.
-    let cached = daemon.request(
-        "GET",
-        &path,
-        Some(&alice),
-        &[("If-None-Match", &etag)],
-        None,
-    );
+    let cached = download_with("If-None-Match", &etag);
     assert_eq!(cached.status, 304);
     assert!(cached.body.is_empty());
-    let other = daemon.request(
-        "GET",
-        &path,
-        Some(&alice),
-        &[("If-None-Match", "\"something-else\"")],
-        None,
-    );
+    let other = download_with("If-None-Match", "\"something-else\"");
     assert_eq!(other.status, 200);
 
     // Counted: 1 + 1 (whole) + 3 ranges + 1 (If-None-Match mismatch) = 6.
@@ -280,18 +285,7 @@ fn users_see_only_their_own_exports_and_tokens_are_required() {
     assert_eq!(daemon.get("/v1/exports", Some(&alice)).status, 200);
 
     // Alice deletes her finished export: 204, then 404.
-    assert_eq!(
-        daemon
-            .delete(&format!("/v1/exports/{id}"), Some(&alice))
-            .status,
-        204
-    );
-    assert_eq!(
-        daemon
-            .get(&format!("/v1/exports/{id}"), Some(&alice))
-            .status,
-        404
-    );
+    daemon.delete_and_check_gone(&id, &alice);
 }
 
 #[test]
@@ -402,13 +396,7 @@ fn bad_requests_get_json_errors_and_plugins_are_listed() {
     assert_eq!(negative.error_code(), "invalid_request");
     // A huge wait is capped (and never overflows): the export ends first.
     let huge_wait = daemon.post("/v1/exports?wait=1e300", Some(&alice), &request);
-    assert_eq!(
-        huge_wait.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&huge_wait.body)
-    );
-    assert_eq!(huge_wait.json()["status"], "completed");
+    assert_eq!(huge_wait.json_with_status(200)["status"], "completed");
     let wrong = daemon.request("PUT", "/v1/exports", Some(&alice), &[], None);
     assert_eq!(wrong.status, 405);
     assert_eq!(wrong.error_code(), "method_not_allowed");
@@ -474,8 +462,7 @@ fn sigterm_stops_cleanly_with_exit_zero() {
     assert!(daemon.log().contains("SIGTERM"), "{}", daemon.log());
 
     // The export finished or went back to the queue: never left processing.
-    let shown = common::succeeded(&daemon.cli(&["exports", "show", &id, "--json"]));
-    let shown: Value = serde_json::from_slice(&shown).expect("exports show --json");
+    let shown = shown_by_the_cli(&daemon, &id);
     let status = shown["status"].as_str().unwrap_or_default();
     assert!(
         status == "completed" || status == "pending",
@@ -486,34 +473,11 @@ fn sigterm_stops_cleanly_with_exit_zero() {
 
 #[test]
 fn sigterm_past_the_grace_period_returns_running_exports_to_the_queue() {
-    let sandbox = sandbox(0);
-    let mut text = String::from("id,name,note\n");
-    for n in 0..600_000 {
-        text.push_str(&format!("{n},person {n},a note that takes some room {n}\n"));
-    }
-    sandbox.put("big.csv", text);
-    let mut daemon = Daemon::start(sandbox, &[("EXPORT_HOST_SHUTDOWN_GRACE", "0")]);
-    let alice = daemon.token("alice", false);
-    let request = json!({"loader": "csv", "format": "json", "selector": {"path": "big.csv"}});
-    let id = id_of(&daemon.post("/v1/exports", Some(&alice), &request).json());
+    let (mut daemon, alice, id) = big_export_in_processing(&[("EXPORT_HOST_SHUTDOWN_GRACE", "0")]);
     // Stop while it runs.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let record = daemon
-            .get(&format!("/v1/exports/{id}"), Some(&alice))
-            .json();
-        match record["status"].as_str() {
-            Some("processing") => break,
-            Some("pending") => {}
-            other => panic!("{id} became {other:?} before the stop: {record}"),
-        }
-        assert!(std::time::Instant::now() < deadline, "never processing");
-        std::thread::sleep(Duration::from_millis(10));
-    }
     let status = daemon.stop_with("TERM", Duration::from_secs(20));
     assert_eq!(status.code(), Some(0), "exit status\n{}", daemon.log());
-    let shown = common::succeeded(&daemon.cli(&["exports", "show", &id, "--json"]));
-    let shown: Value = serde_json::from_slice(&shown).expect("exports show --json");
+    let shown = shown_by_the_cli(&daemon, &id);
     eprintln!("after the stop: {}", shown["status"]);
     match shown["status"].as_str() {
         Some("pending") => {
@@ -532,7 +496,7 @@ fn sigterm_past_the_grace_period_returns_running_exports_to_the_queue() {
     daemon.restart();
     let done = daemon.wait_until_done(&id, &alice);
     assert_eq!(done["status"], "completed", "{done}");
-    assert_eq!(done["row_count"], 600_000);
+    assert_eq!(done["row_count"], BIG_ROWS);
 }
 
 #[test]
@@ -597,29 +561,7 @@ fn the_openapi_document_matches_the_routes() {
 
 #[test]
 fn a_daemon_killed_mid_export_leaves_nothing_stuck_in_processing() {
-    let sandbox = sandbox(0);
-    let mut text = String::from("id,name,note\n");
-    for n in 0..600_000 {
-        text.push_str(&format!("{n},person {n},a note that takes some room {n}\n"));
-    }
-    sandbox.put("big.csv", text);
-    let mut daemon = Daemon::start(sandbox, &[("EXPORT_HOST_LEASE_SECONDS", "2")]);
-    let alice = daemon.token("alice", false);
-    let request = json!({"loader": "csv", "format": "json", "selector": {"path": "big.csv"}});
-    let id = id_of(&daemon.post("/v1/exports", Some(&alice), &request).json());
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let record = daemon
-            .get(&format!("/v1/exports/{id}"), Some(&alice))
-            .json();
-        match record["status"].as_str() {
-            Some("processing") => break,
-            Some("pending") => {}
-            other => panic!("{id} became {other:?} before the kill: {record}"),
-        }
-        assert!(std::time::Instant::now() < deadline, "never processing");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let (mut daemon, alice, id) = big_export_in_processing(&[("EXPORT_HOST_LEASE_SECONDS", "2")]);
     let status = daemon.stop_with("KILL", Duration::from_secs(10));
     assert_eq!(status.code(), None, "killed by a signal");
 
@@ -627,7 +569,7 @@ fn a_daemon_killed_mid_export_leaves_nothing_stuck_in_processing() {
     daemon.restart();
     let done = daemon.wait_until_done(&id, &alice);
     assert_eq!(done["status"], "completed", "{done}\n{}", daemon.log());
-    assert_eq!(done["row_count"], 600_000);
+    assert_eq!(done["row_count"], BIG_ROWS);
     // Unless it finished in the instant before the kill, this was a retry.
     let attempts = done["attempts"].as_i64().unwrap_or_default();
     eprintln!("attempts after the kill and restart: {attempts}");

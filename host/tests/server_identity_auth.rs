@@ -77,10 +77,37 @@ fn claims(sub: &str) -> Value {
     json!({"sub": sub, "iss": ISSUER, "aud": AUDIENCE, "iat": now(), "exp": now() + 3600})
 }
 
+/// The [`claims`] for `sub` with the claim `name` set to `value`.
+fn claims_with(sub: &str, name: &str, value: Value) -> Value {
+    let mut claims = claims(sub);
+    claims[name] = value;
+    claims
+}
+
+/// The [`claims`] for `sub` less the claim named `missing`.
+fn claims_without(sub: &str, missing: &str) -> Value {
+    let mut claims = claims(sub);
+    claims
+        .as_object_mut()
+        .expect("claims are an object")
+        .remove(missing);
+    claims
+}
+
 fn sign(alg: Algorithm, kid: Option<&str>, key: &EncodingKey, claims: &Value) -> String {
     let mut header = Header::new(alg);
     header.kid = kid.map(str::to_owned);
     jsonwebtoken::encode(&header, claims, key).expect("a signed JWT")
+}
+
+/// A JWT of `claims` signed HS256 with [`SECRET`], without a key id.
+fn hs256_jwt(claims: &Value) -> String {
+    sign(Algorithm::HS256, None, &secret_key(), claims)
+}
+
+/// A JWT of `claims` signed RS256 with the RSA key, key id `rsa1`.
+fn rs256_jwt(claims: &Value) -> String {
+    sign(Algorithm::RS256, Some("rsa1"), &rsa_key(), claims)
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -107,13 +134,9 @@ fn tampered(token: &str, claims: &Value) -> String {
     )
 }
 
-fn body_text(answer: &Answer) -> String {
-    String::from_utf8_lossy(&answer.body).into_owned()
-}
-
 /// Asserts a 401 whose message contains `needle`.
 fn assert_refused(answer: &Answer, needle: &str) {
-    assert_eq!(answer.status, 401, "{}", body_text(answer));
+    assert_eq!(answer.status, 401, "{}", answer.text());
     assert_eq!(answer.error_code(), "unauthorized");
     let message = answer.json()["error"]["message"]
         .as_str()
@@ -125,9 +148,15 @@ fn assert_refused(answer: &Answer, needle: &str) {
     );
 }
 
+/// Asserts that listing the exports with `token` is refused with a 401
+/// whose message contains `needle`.
+fn assert_listing_refused(daemon: &Daemon, token: &str, needle: &str) {
+    assert_refused(&daemon.get("/v1/exports", Some(token)), needle);
+}
+
 /// Asserts a 403 whose message contains each of `needles`.
 fn assert_forbidden(answer: &Answer, needles: &[&str]) {
-    assert_eq!(answer.status, 403, "{}", body_text(answer));
+    assert_eq!(answer.status, 403, "{}", answer.text());
     assert_eq!(answer.error_code(), "forbidden");
     let message = answer.json()["error"]["message"]
         .as_str()
@@ -152,17 +181,8 @@ fn people() -> Value {
     json!({"loader": "csv", "format": "csv", "selector": {"path": "people.csv"}})
 }
 
-/// Creates an export with `?wait` and returns its completed record.
-fn create(daemon: &Daemon, token: &str, request: &Value) -> Value {
-    let answer = daemon.post("/v1/exports?wait=30", Some(token), request);
-    assert_eq!(answer.status, 200, "{}", body_text(&answer));
-    let record = answer.json();
-    assert_eq!(record["status"], "completed", "{record}");
-    record
-}
-
 fn ids(list: &Answer) -> Vec<String> {
-    assert_eq!(list.status, 200, "{}", body_text(list));
+    assert_eq!(list.status, 200, "{}", list.text());
     list.json()["items"]
         .as_array()
         .expect("items")
@@ -185,15 +205,15 @@ fn hs256_jwts_are_the_same_users_as_tokens_and_admins_by_claim() {
         ],
     );
     let alice_token = daemon.token("alice", false);
-    let alice_jwt = sign(Algorithm::HS256, None, &secret_key(), &claims("alice"));
-    let bob_jwt = sign(Algorithm::HS256, None, &secret_key(), &claims("bob"));
+    let alice_jwt = hs256_jwt(&claims("alice"));
+    let bob_jwt = hs256_jwt(&claims("bob"));
 
     // An export made with the token is the JWT user's, and the other way.
-    let by_token = create(&daemon, &alice_token, &people())["id"]
+    let by_token = daemon.create_and_wait(&alice_token, &people())["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let by_jwt = create(&daemon, &alice_jwt, &people());
+    let by_jwt = daemon.create_and_wait(&alice_jwt, &people());
     assert_eq!(by_jwt["user_id"], "alice");
     let by_jwt = by_jwt["id"].as_str().unwrap().to_owned();
     let mut seen = ids(&daemon.get("/v1/exports", Some(&alice_jwt)));
@@ -220,9 +240,7 @@ fn hs256_jwts_are_the_same_users_as_tokens_and_admins_by_claim() {
     assert!(ids(&daemon.get("/v1/exports", Some(&bob_jwt))).is_empty());
 
     // The admin claim makes an admin; any other value does not.
-    let mut ops = claims("ops");
-    ops["role"] = json!("service_role");
-    let ops = sign(Algorithm::HS256, None, &secret_key(), &ops);
+    let ops = hs256_jwt(&claims_with("ops", "role", json!("service_role")));
     assert_eq!(
         daemon
             .get(&format!("/v1/exports/{by_jwt}"), Some(&ops))
@@ -230,9 +248,7 @@ fn hs256_jwts_are_the_same_users_as_tokens_and_admins_by_claim() {
         200
     );
     assert_eq!(ids(&daemon.get("/v1/exports", Some(&ops))).len(), 2);
-    let mut user_role = claims("eve");
-    user_role["role"] = json!("authenticated");
-    let user_role = sign(Algorithm::HS256, None, &secret_key(), &user_role);
+    let user_role = hs256_jwt(&claims_with("eve", "role", json!("authenticated")));
     assert_eq!(
         daemon
             .get(&format!("/v1/exports/{by_jwt}"), Some(&user_role))
@@ -243,9 +259,9 @@ fn hs256_jwts_are_the_same_users_as_tokens_and_admins_by_claim() {
     // The scheme in any case (RFC 9110), for both kinds.
     for scheme in ["BEARER", "bearer", "bEaReR"] {
         let answer = with_authorization(&daemon, "/v1/exports", &format!("{scheme} {alice_token}"));
-        assert_eq!(answer.status, 200, "{scheme}: {}", body_text(&answer));
+        assert_eq!(answer.status, 200, "{scheme}: {}", answer.text());
         let answer = with_authorization(&daemon, "/v1/exports", &format!("{scheme} {alice_jwt}"));
-        assert_eq!(answer.status, 200, "{scheme}: {}", body_text(&answer));
+        assert_eq!(answer.status, 200, "{scheme}: {}", answer.text());
     }
     assert_refused(
         &with_authorization(&daemon, "/v1/exports", &format!("Basic {alice_token}")),
@@ -253,88 +269,42 @@ fn hs256_jwts_are_the_same_users_as_tokens_and_admins_by_claim() {
     );
 
     // Each refusal says why.
-    let mut expired = claims("alice");
-    expired["exp"] = json!(now() - 120);
-    assert_refused(
-        &daemon.get(
-            "/v1/exports",
-            Some(&sign(Algorithm::HS256, None, &secret_key(), &expired)),
-        ),
-        "expired",
-    );
+    let expired = claims_with("alice", "exp", json!(now() - 120));
+    assert_listing_refused(&daemon, &hs256_jwt(&expired), "expired");
     // Within the 60 s of leeway it is still good.
-    let mut just_expired = claims("alice");
-    just_expired["exp"] = json!(now() - 20);
+    let just_expired = claims_with("alice", "exp", json!(now() - 20));
     assert_eq!(
         daemon
-            .get(
-                "/v1/exports",
-                Some(&sign(Algorithm::HS256, None, &secret_key(), &just_expired))
-            )
+            .get("/v1/exports", Some(&hs256_jwt(&just_expired)))
             .status,
         200
     );
-    let mut early = claims("alice");
-    early["nbf"] = json!(now() + 3600);
-    assert_refused(
-        &daemon.get(
-            "/v1/exports",
-            Some(&sign(Algorithm::HS256, None, &secret_key(), &early)),
-        ),
-        "not valid yet",
-    );
+    let early = claims_with("alice", "nbf", json!(now() + 3600));
+    assert_listing_refused(&daemon, &hs256_jwt(&early), "not valid yet");
     let other_secret =
         EncodingKey::from_secret(b"another-secret-of-at-least-thirty-two-chars").unwrap();
-    assert_refused(
-        &daemon.get(
-            "/v1/exports",
-            Some(&sign(
-                Algorithm::HS256,
-                None,
-                &other_secret,
-                &claims("alice"),
-            )),
-        ),
+    assert_listing_refused(
+        &daemon,
+        &sign(Algorithm::HS256, None, &other_secret, &claims("alice")),
         "signature",
     );
-    assert_refused(
-        &daemon.get("/v1/exports", Some(&tampered(&alice_jwt, &claims("bob")))),
-        "signature",
-    );
-    assert_refused(
-        &daemon.get("/v1/exports", Some(&unsigned(&claims("alice")))),
-        "alg: none",
-    );
-    let mut no_subject = claims("alice");
-    no_subject.as_object_mut().unwrap().remove("sub");
-    assert_refused(
-        &daemon.get(
-            "/v1/exports",
-            Some(&sign(Algorithm::HS256, None, &secret_key(), &no_subject)),
-        ),
-        "no `sub` claim",
-    );
-    let mut no_expiry = claims("alice");
-    no_expiry.as_object_mut().unwrap().remove("exp");
-    assert_refused(
-        &daemon.get(
-            "/v1/exports",
-            Some(&sign(Algorithm::HS256, None, &secret_key(), &no_expiry)),
-        ),
-        "`exp`",
-    );
+    assert_listing_refused(&daemon, &tampered(&alice_jwt, &claims("bob")), "signature");
+    assert_listing_refused(&daemon, &unsigned(&claims("alice")), "alg: none");
+    let no_subject = claims_without("alice", "sub");
+    assert_listing_refused(&daemon, &hs256_jwt(&no_subject), "no `sub` claim");
+    let no_expiry = claims_without("alice", "exp");
+    assert_listing_refused(&daemon, &hs256_jwt(&no_expiry), "`exp`");
     // An asymmetric token where only a secret is configured.
-    assert_refused(
-        &daemon.get(
-            "/v1/exports",
-            Some(&sign(Algorithm::RS256, None, &rsa_key(), &claims("alice"))),
-        ),
+    assert_listing_refused(
+        &daemon,
+        &sign(Algorithm::RS256, None, &rsa_key(), &claims("alice")),
         "algorithm",
     );
-    assert_refused(&daemon.get("/v1/exports", Some("not-a-token")), "neither");
+    assert_listing_refused(&daemon, "not-a-token", "neither");
     // Tokens still work as before.
-    assert_refused(
-        &daemon.get("/v1/exports", Some(&format!("eht_{}", "0".repeat(64)))),
+    assert_listing_refused(
+        &daemon,
+        &format!("eht_{}", "0".repeat(64)),
         "unknown or revoked",
     );
 }
@@ -358,9 +328,9 @@ fn jwks_file_keys_verify_and_every_refusal_names_its_reason() {
     );
     let ok = |token: &str| {
         let answer = daemon.get("/v1/exports", Some(token));
-        assert_eq!(answer.status, 200, "{}", body_text(&answer));
+        assert_eq!(answer.status, 200, "{}", answer.text());
     };
-    let rs256 = sign(Algorithm::RS256, Some("rsa1"), &rsa_key(), &claims("alice"));
+    let rs256 = rs256_jwt(&claims("alice"));
     ok(&rs256);
     ok(&sign(
         Algorithm::ES256,
@@ -378,7 +348,7 @@ fn jwks_file_keys_verify_and_every_refusal_names_its_reason() {
     ok(&sign(Algorithm::RS256, None, &rsa_key(), &claims("alice")));
     // An RS256 user is the token user of the same id.
     let token = daemon.token("alice", false);
-    let id = create(&daemon, &token, &people())["id"]
+    let id = daemon.create_and_wait(&token, &people())["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -392,128 +362,44 @@ fn jwks_file_keys_verify_and_every_refusal_names_its_reason() {
         &EncodingKey::from_secret(&public_pem).unwrap(),
         &claims("alice"),
     );
-    assert_refused(&daemon.get("/v1/exports", Some(&confused)), "algorithm");
+    assert_listing_refused(&daemon, &confused, "algorithm");
     // A key id's algorithm is the key's, not the token's.
-    assert_refused(
-        &daemon.get(
-            "/v1/exports",
-            Some(&sign(
-                Algorithm::RS384,
-                Some("rsa1"),
-                &rsa_key(),
-                &claims("alice"),
-            )),
-        ),
+    assert_listing_refused(
+        &daemon,
+        &sign(Algorithm::RS384, Some("rsa1"), &rsa_key(), &claims("alice")),
         "algorithm",
     );
-    assert_refused(
-        &daemon.get("/v1/exports", Some(&unsigned(&claims("alice")))),
-        "alg: none",
-    );
+    assert_listing_refused(&daemon, &unsigned(&claims("alice")), "alg: none");
     let mut expired = claims("alice");
     expired["exp"] = json!(now() - 3600);
     expired["iat"] = json!(now() - 7200);
-    assert_refused(
-        &daemon.get(
-            "/v1/exports",
-            Some(&sign(Algorithm::RS256, Some("rsa1"), &rsa_key(), &expired)),
-        ),
-        "expired",
-    );
-    let mut early = claims("alice");
-    early["nbf"] = json!(now() + 600);
-    assert_refused(
-        &daemon.get(
-            "/v1/exports",
-            Some(&sign(Algorithm::ES256, Some("ec1"), &ec_key(), &early)),
-        ),
+    assert_listing_refused(&daemon, &rs256_jwt(&expired), "expired");
+    let early = claims_with("alice", "nbf", json!(now() + 600));
+    assert_listing_refused(
+        &daemon,
+        &sign(Algorithm::ES256, Some("ec1"), &ec_key(), &early),
         "not valid yet",
     );
-    assert_refused(
-        &daemon.get("/v1/exports", Some(&tampered(&rs256, &claims("bob")))),
-        "signature",
-    );
-    let mut wrong_issuer = claims("alice");
-    wrong_issuer["iss"] = json!("https://evil.example.test/");
-    assert_refused(
-        &daemon.get(
-            "/v1/exports",
-            Some(&sign(
-                Algorithm::RS256,
-                Some("rsa1"),
-                &rsa_key(),
-                &wrong_issuer,
-            )),
-        ),
-        "issuer",
-    );
-    let mut no_issuer = claims("alice");
-    no_issuer.as_object_mut().unwrap().remove("iss");
-    assert_refused(
-        &daemon.get(
-            "/v1/exports",
-            Some(&sign(
-                Algorithm::RS256,
-                Some("rsa1"),
-                &rsa_key(),
-                &no_issuer,
-            )),
-        ),
-        "issuer",
-    );
-    let mut wrong_audience = claims("alice");
-    wrong_audience["aud"] = json!(["billing", "reports"]);
-    assert_refused(
-        &daemon.get(
-            "/v1/exports",
-            Some(&sign(
-                Algorithm::EdDSA,
-                Some("ed1"),
-                &ed_key(),
-                &wrong_audience,
-            )),
-        ),
+    assert_listing_refused(&daemon, &tampered(&rs256, &claims("bob")), "signature");
+    let wrong_issuer = claims_with("alice", "iss", json!("https://evil.example.test/"));
+    assert_listing_refused(&daemon, &rs256_jwt(&wrong_issuer), "issuer");
+    let no_issuer = claims_without("alice", "iss");
+    assert_listing_refused(&daemon, &rs256_jwt(&no_issuer), "issuer");
+    let wrong_audience = claims_with("alice", "aud", json!(["billing", "reports"]));
+    assert_listing_refused(
+        &daemon,
+        &sign(Algorithm::EdDSA, Some("ed1"), &ed_key(), &wrong_audience),
         "audience",
     );
-    let mut no_subject = claims("alice");
-    no_subject.as_object_mut().unwrap().remove("sub");
-    assert_refused(
-        &daemon.get(
-            "/v1/exports",
-            Some(&sign(
-                Algorithm::RS256,
-                Some("rsa1"),
-                &rsa_key(),
-                &no_subject,
-            )),
-        ),
-        "no `sub` claim",
-    );
-    assert_refused(
-        &daemon.get(
-            "/v1/exports",
-            Some(&sign(
-                Algorithm::RS256,
-                Some("gone"),
-                &rsa_key(),
-                &claims("alice"),
-            )),
-        ),
+    let no_subject = claims_without("alice", "sub");
+    assert_listing_refused(&daemon, &rs256_jwt(&no_subject), "no `sub` claim");
+    assert_listing_refused(
+        &daemon,
+        &sign(Algorithm::RS256, Some("gone"), &rsa_key(), &claims("alice")),
         "kid",
     );
     // No secret is configured: HS256 is not accepted at all.
-    assert_refused(
-        &daemon.get(
-            "/v1/exports",
-            Some(&sign(
-                Algorithm::HS256,
-                None,
-                &secret_key(),
-                &claims("alice"),
-            )),
-        ),
-        "algorithm",
-    );
+    assert_listing_refused(&daemon, &hs256_jwt(&claims("alice")), "algorithm");
 
     // The OpenAPI document names both kinds, and every /v1 route takes either.
     let doc = daemon.get("/v1/openapi.json", None).json();
@@ -546,16 +432,9 @@ fn jwks_file_keys_verify_and_every_refusal_names_its_reason() {
 #[test]
 fn a_daemon_without_jwt_settings_says_so() {
     let daemon = Daemon::start(sandbox(), &[]);
-    assert_refused(
-        &daemon.get(
-            "/v1/exports",
-            Some(&sign(
-                Algorithm::HS256,
-                None,
-                &secret_key(),
-                &claims("alice"),
-            )),
-        ),
+    assert_listing_refused(
+        &daemon,
+        &hs256_jwt(&claims("alice")),
         "does not accept JWTs",
     );
 }
@@ -644,7 +523,7 @@ fn a_jwks_url_is_fetched_again_for_an_unknown_key_id_at_most_once_per_floor() {
     // Right after a fetch, unknown key ids fetch nothing.
     let unknown = sign(Algorithm::EdDSA, Some("nope"), &ed_key(), &claims("alice"));
     for _ in 0..5 {
-        assert_refused(&daemon.get("/v1/exports", Some(&unknown)), "kid");
+        assert_listing_refused(&daemon, &unknown, "kid");
     }
     assert_eq!(server.hits.load(Ordering::SeqCst), 2);
 }
@@ -668,7 +547,7 @@ fn scoped_tokens_are_held_to_their_scope(extra: &[(&str, &str)]) {
     let jsonl_only = token_with(&daemon, "alice", &["--loaders", "jsonl"]);
     let queries = token_with(&daemon, "alice", &["--queries", "conversations,traces"]);
 
-    let id = create(&daemon, &full, &people())["id"]
+    let id = daemon.create_and_wait(&full, &people())["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -695,7 +574,7 @@ fn scoped_tokens_are_held_to_their_scope(extra: &[(&str, &str)]) {
         Some(&read_only),
         &json!({"ttl": 60}),
     );
-    assert_eq!(link.status, 200, "{}", body_text(&link));
+    assert_eq!(link.status, 200, "{}", link.text());
     assert_forbidden(
         &daemon.post("/v1/exports", Some(&read_only), &people()),
         &["read-only", "list, show, download and link"],
@@ -712,10 +591,10 @@ fn scoped_tokens_are_held_to_their_scope(extra: &[(&str, &str)]) {
     // Loaders and formats, by bare name or plugin/name.
     let csv_to_json =
         json!({"loader": "csv", "format": "json", "selector": {"path": "people.csv"}});
-    create(&daemon, &csv_only, &csv_to_json);
+    daemon.create_and_wait(&csv_only, &csv_to_json);
     let addressed =
         json!({"loader": "csv/csv", "format": "json/json", "selector": {"path": "people.csv"}});
-    create(&daemon, &csv_only, &addressed);
+    daemon.create_and_wait(&csv_only, &addressed);
     assert_forbidden(
         &daemon.post("/v1/exports", Some(&csv_only), &people()),
         &["format \"csv\"", "only the formats json"],
@@ -725,7 +604,7 @@ fn scoped_tokens_are_held_to_their_scope(extra: &[(&str, &str)]) {
         &daemon.post("/v1/exports", Some(&csv_only), &jsonl),
         &["loader \"jsonl\"", "only the loaders csv/csv"],
     );
-    create(&daemon, &jsonl_only, &jsonl);
+    daemon.create_and_wait(&jsonl_only, &jsonl);
     assert_forbidden(
         &daemon.post("/v1/exports", Some(&jsonl_only), &people()),
         &["loader \"csv\"", "only the loaders jsonl"],
@@ -815,7 +694,7 @@ fn links_need_json_come_from_public_url_and_survive_a_key_rotation() {
         ],
     );
     let token = daemon.token("alice", false);
-    let id = create(&daemon, &token, &people())["id"]
+    let id = daemon.create_and_wait(&token, &people())["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -832,7 +711,7 @@ fn links_need_json_come_from_public_url_and_survive_a_key_rotation() {
         ],
         b"ttl=60",
     );
-    assert_eq!(answer.status, 415, "{}", body_text(&answer));
+    assert_eq!(answer.status, 415, "{}", answer.text());
     assert_eq!(answer.error_code(), "unsupported_media_type");
     let answer = daemon.send_raw(
         "POST",
@@ -840,10 +719,10 @@ fn links_need_json_come_from_public_url_and_survive_a_key_rotation() {
         &[("Authorization", &auth)],
         br#"{"ttl": 60}"#,
     );
-    assert_eq!(answer.status, 415, "{}", body_text(&answer));
+    assert_eq!(answer.status, 415, "{}", answer.text());
     // No body: the default lifetime; a JSON body: its ttl.
     let answer = daemon.send_raw("POST", &link_path, &[("Authorization", &auth)], b"");
-    assert_eq!(answer.status, 200, "{}", body_text(&answer));
+    assert_eq!(answer.status, 200, "{}", answer.text());
     let default = answer.json();
     let expires = chrono::DateTime::parse_from_rfc3339(default["expires_at"].as_str().unwrap())
         .unwrap()
@@ -858,7 +737,7 @@ fn links_need_json_come_from_public_url_and_survive_a_key_rotation() {
         ],
         br#"{"ttl": 600}"#,
     );
-    assert_eq!(answer.status, 200, "{}", body_text(&answer));
+    assert_eq!(answer.status, 200, "{}", answer.text());
 
     // The URL comes from PUBLIC_URL, whatever Host the client sent.
     let answer = daemon.send_raw(
@@ -867,7 +746,7 @@ fn links_need_json_come_from_public_url_and_survive_a_key_rotation() {
         &[("Authorization", &auth), ("Host", "evil.example.test")],
         b"",
     );
-    assert_eq!(answer.status, 200, "{}", body_text(&answer));
+    assert_eq!(answer.status, 200, "{}", answer.text());
     let url = answer.json()["url"].as_str().unwrap().to_owned();
     assert!(
         url.starts_with(&format!("{public}/v1/exports/{id}/download?")),
@@ -884,11 +763,11 @@ fn links_need_json_come_from_public_url_and_survive_a_key_rotation() {
     daemon.set_env("EXPORT_HOST_PUBLIC_URL", None);
     daemon.restart();
     let old = daemon.get(&old_link, None);
-    assert_eq!(old.status, 200, "{}", body_text(&old));
+    assert_eq!(old.status, 200, "{}", old.text());
     assert_eq!(old.body, b"id,name\n1,ann\n2,bo\n");
     // Without PUBLIC_URL, links name the listen address.
     let answer = daemon.post(&link_path, Some(&token), &json!({}));
-    assert_eq!(answer.status, 200, "{}", body_text(&answer));
+    assert_eq!(answer.status, 200, "{}", answer.text());
     let url = answer.json()["url"].as_str().unwrap().to_owned();
     let new_link = path_of(&url, &daemon.base);
     assert_ne!(new_link, old_link);
@@ -899,6 +778,6 @@ fn links_need_json_come_from_public_url_and_survive_a_key_rotation() {
     daemon.set_env("EXPORT_HOST_SIGNING_KEY_PREVIOUS", None);
     daemon.restart();
     let old = daemon.get(&old_link, None);
-    assert_eq!(old.status, 403, "{}", body_text(&old));
+    assert_eq!(old.status, 403, "{}", old.text());
     assert_eq!(daemon.get(&new_link, None).status, 200);
 }

@@ -41,15 +41,7 @@ fn metrics_count_exports_rows_bytes_and_downloads() {
     );
 
     let request = json!({"loader": "csv", "format": "csv", "selector": {"path": "people.csv"}});
-    let answer = daemon.post("/v1/exports?wait=30", Some(&alice), &request);
-    assert_eq!(
-        answer.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    let record = answer.json();
-    assert_eq!(record["status"], "completed");
+    let record = daemon.create_and_wait(&alice, &request);
     let id = record["id"].as_str().expect("an id").to_owned();
     let rows = record["row_count"].as_f64().expect("row_count");
     let bytes = record["size_bytes"].as_f64().expect("size_bytes");

@@ -20,15 +20,7 @@ fn the_daemon_works_on(url: String) {
     let admin = daemon.token("root", true);
 
     let request = json!({"loader": "csv", "format": "csv", "selector": {"path": "people.csv"}});
-    let answer = daemon.post("/v1/exports?wait=30", Some(&alice), &request);
-    assert_eq!(
-        answer.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    let record = answer.json();
-    assert_eq!(record["status"], "completed", "{record}");
+    let record = daemon.create_and_wait(&alice, &request);
     let id = record["id"].as_str().expect("an id").to_owned();
 
     let download = daemon.get(&format!("/v1/exports/{id}/download"), Some(&alice));
@@ -59,18 +51,7 @@ fn the_daemon_works_on(url: String) {
         1
     );
 
-    assert_eq!(
-        daemon
-            .delete(&format!("/v1/exports/{id}"), Some(&alice))
-            .status,
-        204
-    );
-    assert_eq!(
-        daemon
-            .get(&format!("/v1/exports/{id}"), Some(&alice))
-            .status,
-        404
-    );
+    daemon.delete_and_check_gone(&id, &alice);
     assert!(
         !daemon.data_dir.join("exports.db").exists(),
         "no SQLite file when DATABASE_URL is PostgreSQL"

@@ -22,7 +22,7 @@ mod server_common;
 mod service_common;
 
 use common::Sandbox;
-use export_host::records::{RecordError, Records, Scope, Status};
+use export_host::records::{ExportRecord, RecordError, Records, Scope, Status};
 use export_host::service::ServiceSettings;
 use export_host::storage::{S3Options, S3Storage, Storage};
 use futures::TryStreamExt;
@@ -291,7 +291,7 @@ fn two_hundred_exports_on_three_daemons_complete_exactly_once() {
                             answer.status == 202 || answer.status == 200,
                             "{}: {}",
                             answer.status,
-                            String::from_utf8_lossy(&answer.body)
+                            answer.text()
                         );
                         ids.push((id_of(&answer.json()), file));
                     }
@@ -373,12 +373,7 @@ fn two_hundred_exports_on_three_daemons_complete_exactly_once() {
         let writer = completed_by[id];
         let reader = &daemons[(writer + 1) % 3];
         let whole = reader.get(&format!("/v1/exports/{id}/download"), Some(&alice));
-        assert_eq!(
-            whole.status,
-            200,
-            "{}",
-            String::from_utf8_lossy(&whole.body)
-        );
+        assert_eq!(whole.status, 200, "{}", whole.text());
         assert_eq!(
             whole.body,
             files[*file].1,
@@ -535,21 +530,10 @@ fn downloads_redirect_to_a_presigned_url_when_asked() {
     let request = json!({"loader": "csv", "format": "csv", "selector": {"path": "people.csv"},
         "options": {"file_name": "people.csv"}});
     let answer = daemon.post("/v1/exports?wait=60", Some(&alice), &request);
-    assert_eq!(
-        answer.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    let id = id_of(&answer.json());
+    let id = id_of(&answer.json_with_status(200));
 
     let redirect = daemon.get(&format!("/v1/exports/{id}/download"), Some(&alice));
-    assert_eq!(
-        redirect.status,
-        302,
-        "{}",
-        String::from_utf8_lossy(&redirect.body)
-    );
+    assert_eq!(redirect.status, 302, "{}", redirect.text());
     assert!(redirect.body.is_empty(), "the daemon serves no bytes");
     let location = redirect.header("location").expect("a Location").to_owned();
     assert!(location.starts_with(&s3_endpoint()), "{location}");
@@ -596,16 +580,8 @@ both_backends!(
 async fn a_taken_over_worker_finishing_first_changes_nothing(records: Records) {
     let h = Harness::new(records, takeover_settings());
     let bytes = h.put_rows("rows.csv", 2000);
-    let created = h.create("alice", "rows.csv", json!({})).await;
-    let id = created.id.clone();
-    let lease = h.service.settings().lease;
-    let first = h
-        .records
-        .claim(&id, "daemon-a-1", lease, h.clock.now())
-        .await
-        .unwrap()
-        .expect("pending");
-    let second = take_over(&h, &id).await;
+    let (first, second) = claimed_by_a_then_taken_over_by_b(&h, "rows.csv").await;
+    let id = first.id.clone();
 
     // A heartbeat of the first worker is refused: its lease is gone.
     let until = h.clock.now() + chrono::TimeDelta::seconds(60);
@@ -642,16 +618,8 @@ async fn a_taken_over_worker_finishing_first_changes_nothing(records: Records) {
 async fn a_late_worker_cannot_overwrite_a_taken_over_export(records: Records) {
     let h = Harness::new(records, takeover_settings());
     let bytes = h.put_rows("rows.csv", 2000);
-    let created = h.create("alice", "rows.csv", json!({})).await;
-    let id = created.id.clone();
-    let lease = h.service.settings().lease;
-    let first = h
-        .records
-        .claim(&id, "daemon-a-1", lease, h.clock.now())
-        .await
-        .unwrap()
-        .expect("pending");
-    let second = take_over(&h, &id).await;
+    let (first, second) = claimed_by_a_then_taken_over_by_b(&h, "rows.csv").await;
+    let id = first.id.clone();
 
     let done = h.service.run_claimed(second, "daemon-b-1").await.unwrap();
     assert_eq!(done.status, Status::Completed, "{:?}", done.error);
@@ -689,13 +657,22 @@ fn takeover_settings() -> ServiceSettings {
     }
 }
 
-/// Runs the lease out, requeues the export as any daemon's sweep would, and
-/// has worker B claim it (attempt 2).
-async fn take_over(
+/// Creates alice's export of `path`; worker A (`daemon-a-1`) claims it,
+/// its lease runs out, the export is requeued as any daemon's sweep would,
+/// and worker B (`daemon-b-1`) claims it (attempt 2). Returns A's claim and
+/// B's; neither has run.
+async fn claimed_by_a_then_taken_over_by_b(
     h: &Harness,
-    id: &export_host::records::ExportId,
-) -> export_host::records::ExportRecord {
+    path: &str,
+) -> (ExportRecord, ExportRecord) {
+    let created = h.create("alice", path, json!({})).await;
     let lease = h.service.settings().lease;
+    let first = h
+        .records
+        .claim(&created.id, "daemon-a-1", lease, h.clock.now())
+        .await
+        .unwrap()
+        .expect("pending");
     h.clock
         .advance(chrono::TimeDelta::from_std(lease).unwrap() + chrono::TimeDelta::seconds(1));
     let (requeued, failed) = h
@@ -706,10 +683,10 @@ async fn take_over(
     assert_eq!((requeued, failed), (1, 0));
     let second = h
         .records
-        .claim(id, "daemon-b-1", lease, h.clock.now())
+        .claim(&created.id, "daemon-b-1", lease, h.clock.now())
         .await
         .unwrap()
         .expect("requeued");
     assert_eq!(second.attempts, 2);
-    second
+    (first, second)
 }

@@ -16,29 +16,19 @@ mod common;
 mod example_db;
 
 use common::*;
+use example_db::sql_plugin::{as_user, jsonl_rows, presets_config, queries_of, Row, SQL_LIB};
 use example_db::{Backend, Database};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::process::Output;
-
-const SQL_LIB: &str = "libexport_sql.so";
-
-type Row = Map<String, Value>;
 
 /// The shipped presets on `database`, plus raw-row queries the expected
 /// values are computed from, and two copies of `conversations` with a low
 /// `max_rows` (`capped` fails past it, `capped_stop` stops there).
 fn config(database: &str) -> toml::Table {
-    let presets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sql/presets.toml");
-    let text = std::fs::read_to_string(&presets).expect("examples/sql/presets.toml");
-    let file: toml::Table = text.parse().expect("presets.toml is TOML");
-    let mut config = file["plugins"]["sql"]["config"]
-        .as_table()
-        .expect("presets.toml has [plugins.sql.config]")
-        .clone();
-    config.insert("database".into(), database.into());
-    let extra: toml::Table = r#"
+    let mut config = presets_config(
+        database,
+        r#"
         [raw_messages]
         sql.sqlite = """
         SELECT m.id, m.conversation_id, c.user_id, c.widget_session_id, m.input_tokens,
@@ -90,16 +80,9 @@ fn config(database: &str) -> toml::Table {
 
         [raw_users]
         sql = "SELECT id, email FROM users ORDER BY id"
-    "#
-    .parse()
-    .expect("test queries are TOML");
-    let queries = config
-        .get_mut("queries")
-        .and_then(toml::Value::as_table_mut)
-        .expect("presets define queries");
-    for (name, query) in extra {
-        queries.insert(name, query);
-    }
+        "#,
+    );
+    let queries = queries_of(&mut config);
     let mut capped = queries["conversations"].clone();
     let table = capped.as_table_mut().expect("a query is a table");
     table.insert("max_rows".into(), 10.into());
@@ -129,19 +112,15 @@ impl SqlSandbox {
 
     /// `export --loader sql --format jsonl` of `selector`, as `user` if given.
     fn export(&self, selector: Value, user: Option<&str>) -> Output {
-        let mut extra = Vec::new();
-        if let Some(user) = user {
-            extra.extend(["--user", user]);
-        }
         self.sandbox
-            .export("sql", "jsonl", &selector, &json!({}), &extra)
+            .export("sql", "jsonl", &selector, &json!({}), &as_user(user))
     }
 
     /// The rows of a successful export of `query` (as the operator, an
     /// admin, or as `user`).
     fn rows(&self, query: &str, params: Value, user: Option<&str>) -> Vec<Row> {
         let stdout = succeeded(&self.export(json!({"query": query, "params": params}), user));
-        rows_of(&stdout)
+        jsonl_rows(&stdout)
     }
 
     /// The result's column names, in order.
@@ -160,16 +139,6 @@ impl SqlSandbox {
             users: self.rows("raw_users", json!({}), None),
         }
     }
-}
-
-fn rows_of(stdout: &[u8]) -> Vec<Row> {
-    let text = std::str::from_utf8(stdout).expect("JSON Lines are UTF-8");
-    text.lines()
-        .map(|line| match serde_json::from_str(line) {
-            Ok(Value::Object(row)) => row,
-            other => panic!("not a JSON object: {other:?}: {line}"),
-        })
-        .collect()
 }
 
 /// The seeded rows, unaggregated.
@@ -773,9 +742,9 @@ fn max_rows_caps_and_cannot_be_raised(backend: Backend) {
     // Lowering works: the query's own `limit` parameter, or the selector's.
     assert_eq!(db.rows("capped", json!({"limit": 4}), ada).len(), 4);
     let stdout = succeeded(&db.export(json!({"query": "capped", "limit": 3}), ada));
-    assert_eq!(rows_of(&stdout).len(), 3);
+    assert_eq!(jsonl_rows(&stdout).len(), 3);
     let stdout = succeeded(&db.export(json!({"query": "capped", "limit": 10}), ada));
-    assert_eq!(rows_of(&stdout).len(), 10);
+    assert_eq!(jsonl_rows(&stdout).len(), 10);
 
     // Raising does not, as a user or as an admin, by either route.
     for user in [ada, None] {

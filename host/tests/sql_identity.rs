@@ -16,15 +16,13 @@ mod example_db;
 mod server_common;
 
 use common::*;
+use example_db::sql_plugin::{as_user, jsonl_rows, presets_config, Row, SQL_LIB};
 use example_db::{block_on, connect, make_example_db, Backend, Database};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use server_common::Daemon;
 use sqlx::Executor;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Output;
-
-const SQL_LIB: &str = "libexport_sql.so";
 
 /// The example database's users (see `make-example-db`).
 const USERS: [&str; 5] = ["u_ada", "u_grace", "u_alan", "u_edsger", "u_barbara"];
@@ -33,20 +31,12 @@ const MESSAGES: usize = 168;
 const SPANS: usize = 188;
 const MODEL_CALLS: i64 = 79;
 
-type Row = Map<String, Value>;
-
 /// The shipped presets' `[plugins.sql.config]` on `database`, plus `calls`:
 /// every model call with its user, to recompute a user's analytics.
-fn presets_config(database: &str) -> toml::Table {
-    let presets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sql/presets.toml");
-    let text = std::fs::read_to_string(&presets).expect("examples/sql/presets.toml");
-    let file: toml::Table = text.parse().expect("presets.toml is TOML");
-    let mut config = file["plugins"]["sql"]["config"]
-        .as_table()
-        .expect("presets.toml has [plugins.sql.config]")
-        .clone();
-    config.insert("database".into(), database.into());
-    let extra: toml::Table = r#"
+fn config(database: &str) -> toml::Table {
+    presets_config(
+        database,
+        r#"
         [calls]
         sql.sqlite = """
         SELECT user_id, substr(created_at, 1, 10) AS day, model, input_tokens
@@ -59,15 +49,8 @@ fn presets_config(database: &str) -> toml::Table {
         """
         columns.day = "text"
         columns.input_tokens = "integer"
-    "#
-    .parse()
-    .expect("test queries are TOML");
-    let queries = config
-        .get_mut("queries")
-        .and_then(toml::Value::as_table_mut)
-        .expect("presets define queries");
-    queries.extend(extra);
-    config
+        "#,
+    )
 }
 
 /// A sandbox with the sql plugin (the shipped presets) over a fresh example
@@ -90,7 +73,7 @@ impl Presets {
         let database = Database::example(backend, sandbox.path());
         let sql = Entry::new("sql", SQL_LIB)
             .set("isolation", isolation)
-            .set("config", presets_config(&database.url()));
+            .set("config", config(&database.url()));
         sandbox.register(&[sql, json_formatter(&sandbox)]);
         Presets {
             sandbox,
@@ -100,17 +83,28 @@ impl Presets {
 
     /// `export --loader sql --format jsonl --selector SELECTOR [--user USER]`.
     fn export(&self, selector: &Value, user: Option<&str>) -> Output {
-        let mut extra = Vec::new();
-        if let Some(user) = user {
-            extra.extend(["--user", user]);
-        }
         self.sandbox
-            .export("sql", "jsonl", selector, &json!({}), &extra)
+            .export("sql", "jsonl", selector, &json!({}), &as_user(user))
     }
 
     /// The rows of a successful export of `query` with `params`.
     fn rows(&self, query: &str, params: Value, user: Option<&str>) -> Vec<Row> {
         rows_of(&self.export(&json!({"query": query, "params": params}), user))
+    }
+
+    /// `user`'s rows of `query`, asked for without parameters: there are
+    /// some, all of them theirs, and exactly what the admin gets acting for
+    /// them.
+    fn own_rows(&self, query: &str, user: &str) -> Vec<Row> {
+        let own = self.rows(query, json!({}), Some(user));
+        assert!(!own.is_empty(), "{user} has {query} rows");
+        all_belong_to(&own, user, query);
+        assert_eq!(
+            own,
+            self.rows(query, json!({"user_id": user}), None),
+            "{user}"
+        );
+        own
     }
 }
 
@@ -121,14 +115,7 @@ fn json_formatter(sandbox: &Sandbox) -> Entry {
 
 /// The rows of a successful JSON Lines export.
 fn rows_of(output: &Output) -> Vec<Row> {
-    let stdout = succeeded(output);
-    let text = String::from_utf8(stdout).expect("JSON Lines are UTF-8");
-    text.lines()
-        .map(|line| match serde_json::from_str(line) {
-            Ok(Value::Object(row)) => row,
-            other => panic!("not a JSON object: {other:?}: {line}"),
-        })
-        .collect()
+    jsonl_rows(&succeeded(output))
 }
 
 /// Every row's `user_id`, which must be `user`; returns how many rows.
@@ -191,26 +178,8 @@ fn a_user_without_parameters_gets_exactly_their_own_rows(backend: Backend) {
     assert_eq!(calls.len() as i64, MODEL_CALLS);
     let (mut messages, mut spans) = (0, 0);
     for user in USERS {
-        // Exactly what the admin gets acting for the user, and only theirs.
-        let own = db.rows("conversations", json!({}), Some(user));
-        assert!(!own.is_empty(), "{user} has conversations");
-        all_belong_to(&own, user, "conversations");
-        assert_eq!(
-            own,
-            db.rows("conversations", json!({"user_id": user}), None),
-            "{user}"
-        );
-        messages += own.len();
-
-        let own = db.rows("traces", json!({}), Some(user));
-        assert!(!own.is_empty(), "{user} has spans");
-        all_belong_to(&own, user, "traces");
-        assert_eq!(
-            own,
-            db.rows("traces", json!({"user_id": user}), None),
-            "{user}"
-        );
-        spans += own.len();
+        messages += db.own_rows("conversations", user).len();
+        spans += db.own_rows("traces", user).len();
 
         // Analytics has no user column: its totals must be the user's calls alone.
         let own = db.rows("analytics", json!({}), Some(user));
@@ -395,16 +364,12 @@ fn rls_sandbox() -> (Sandbox, Database) {
 fn postgres_row_level_security_sees_the_caller() {
     let (sandbox, _database) = rls_sandbox();
     let notes = |user: Option<&str>| {
-        let mut extra = Vec::new();
-        if let Some(user) = user {
-            extra.extend(["--user", user]);
-        }
         let rows = rows_of(&sandbox.export(
             "sql",
             "jsonl",
             &json!({"query": "notes"}),
             &json!({}),
-            &extra,
+            &as_user(user),
         ));
         rows.iter()
             .map(|row| row["owner"].as_str().unwrap_or_default().to_owned())
@@ -442,16 +407,12 @@ fn a_session_block_on_sqlite_is_refused() {
         json_formatter(&sandbox),
     ]);
     for user in [Some("u_ada"), None] {
-        let mut extra = Vec::new();
-        if let Some(user) = user {
-            extra.extend(["--user", user]);
-        }
         let output = sandbox.export(
             "sql",
             "jsonl",
             &json!({"query": "users"}),
             &json!({}),
-            &extra,
+            &as_user(user),
         );
         refused(
             &output,
@@ -507,14 +468,7 @@ fn daemon_export(
     let id = record["id"].as_str().expect("a record id");
     let download = daemon.get(&format!("/v1/exports/{id}/download"), Some(token));
     assert_eq!(download.status, 200);
-    let text = String::from_utf8(download.body).expect("JSON Lines are UTF-8");
-    Ok(text
-        .lines()
-        .map(|line| match serde_json::from_str(line) {
-            Ok(Value::Object(row)) => row,
-            other => panic!("not a JSON object: {other:?}: {line}"),
-        })
-        .collect())
+    Ok(jsonl_rows(&download.body))
 }
 
 fn through_the_daemon_each_token_gets_its_own_rows(backend: Backend) {

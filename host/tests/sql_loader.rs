@@ -11,12 +11,10 @@ mod common;
 mod example_db;
 
 use common::*;
+use example_db::sql_plugin::{jsonl_rows, presets_config, Row, SQL_LIB};
 use example_db::{Backend, Database};
 use serde_json::{json, Value};
-use std::path::Path;
 use std::process::Output;
-
-const SQL_LIB: &str = "libexport_sql.so";
 
 /// Rows the example database holds (see `make-example-db`).
 const ADA_MESSAGES: usize = 58;
@@ -33,15 +31,9 @@ struct SqlSandbox {
 /// plus the test queries `calls` (raw model calls, to recompute the
 /// analytics) and `generated` (a large result from a recursive CTE).
 fn config(database: &str) -> toml::Table {
-    let presets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sql/presets.toml");
-    let text = std::fs::read_to_string(&presets).expect("examples/sql/presets.toml");
-    let file: toml::Table = text.parse().expect("presets.toml is TOML");
-    let mut config = file["plugins"]["sql"]["config"]
-        .as_table()
-        .expect("presets.toml has [plugins.sql.config]")
-        .clone();
-    config.insert("database".into(), database.into());
-    let extra: toml::Table = r#"
+    presets_config(
+        database,
+        r#"
         [calls]
         sql = """
         SELECT day, model, input_tokens, output_tokens, latency_ms, cost_micros
@@ -80,17 +72,8 @@ fn config(database: &str) -> toml::Table {
         """
         params.count = { type = "integer", required = true }
         columns.i = "integer"
-    "#
-    .parse()
-    .expect("test queries are TOML");
-    let queries = config
-        .get_mut("queries")
-        .and_then(toml::Value::as_table_mut)
-        .expect("presets define queries");
-    for (name, query) in extra {
-        queries.insert(name, query);
-    }
-    config
+        "#,
+    )
 }
 
 impl SqlSandbox {
@@ -118,15 +101,8 @@ impl SqlSandbox {
     }
 
     /// The rows of a successful export, as JSON objects.
-    fn rows(&self, query: &str, params: Value) -> Vec<serde_json::Map<String, Value>> {
-        let stdout = succeeded(&self.export(query, params, &[]));
-        let text = String::from_utf8(stdout).expect("JSON Lines are UTF-8");
-        text.lines()
-            .map(|line| match serde_json::from_str(line) {
-                Ok(Value::Object(row)) => row,
-                other => panic!("not a JSON object: {other:?}: {line}"),
-            })
-            .collect()
+    fn rows(&self, query: &str, params: Value) -> Vec<Row> {
+        jsonl_rows(&succeeded(&self.export(query, params, &[])))
     }
 
     /// The result's column names, in order (from the first row).
@@ -138,7 +114,7 @@ impl SqlSandbox {
     }
 
     /// The rows of the `calls` test query on this backend.
-    fn calls(&self) -> Vec<serde_json::Map<String, Value>> {
+    fn calls(&self) -> Vec<Row> {
         self.rows(
             if self.is_postgres() {
                 "calls_pg"
@@ -200,7 +176,7 @@ fn postgres_types_map_without_loss() {
     );
 }
 
-fn text<'a>(row: &'a serde_json::Map<String, Value>, key: &str) -> &'a str {
+fn text<'a>(row: &'a Row, key: &str) -> &'a str {
     row[key]
         .as_str()
         .unwrap_or_else(|| panic!("{key} is not a string: {row:?}"))

@@ -4,6 +4,7 @@
 //! (docs/operations.md lists the settings).
 
 use super::request::{ExportRequest, RequestError};
+use crate::records::json_size;
 use serde_json::Value;
 
 /// How large a request's parts may be.
@@ -73,7 +74,7 @@ pub fn check_sizes(request: &ExportRequest, limits: &SizeLimits) -> Result<(), R
             "MAX_OPTIONS_BYTES",
         ),
     ] {
-        let size = json_size(value);
+        let size = json_size(value).unwrap_or(usize::MAX);
         if size > limit {
             return Err(RequestError::Invalid(format!(
                 "{part} is {size} bytes as JSON, more than the {limit} allowed ({setting}); \
@@ -82,25 +83,6 @@ pub fn check_sizes(request: &ExportRequest, limits: &SizeLimits) -> Result<(), R
         }
     }
     Ok(())
-}
-
-/// Bytes of `value` as compact JSON, counted without building the text.
-fn json_size(value: &Value) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    match serde_json::to_writer(&mut count, value) {
-        Ok(()) => count.0,
-        Err(_) => usize::MAX,
-    }
 }
 
 #[cfg(test)]

@@ -188,6 +188,29 @@ macro_rules! in_tx {
     };
 }
 
+/// Inserts `$new` as export `$id`, `pending` since `$now`, within `$tx`;
+/// evaluates to the new row. A macro, as [`in_tx!`] is, because `$tx` has
+/// a different type on each backend.
+macro_rules! insert_row {
+    ($tx:ident, $id:expr, $new:expr, $now:expr) => {
+        sqlx::query_as::<_, RawRecord>(&q::INSERT)
+            .bind($id.as_str())
+            .bind(&$new.user_id)
+            .bind(&$new.loader)
+            .bind(&$new.format)
+            .bind(Json(&$new.selector))
+            .bind(Json(&$new.options))
+            .bind($new.file_name.as_deref())
+            .bind($new.request_hash.as_deref())
+            .bind(Ts::new($now))
+            .bind($new.expires_at.map(Ts::new))
+            .bind(Json(&$new.metadata))
+            .bind($new.callback_url.as_deref())
+            .fetch_one(&mut *$tx)
+            .await?
+    };
+}
+
 /// Reads the row a conditional UPDATE just failed to match (see
 /// [`lifecycle::refusal`]).
 macro_rules! current_state {
@@ -406,21 +429,7 @@ impl Records {
             if stored >= quota.max_stored {
                 return Ok(Admission::TooManyStored { stored });
             }
-            let raw = sqlx::query_as::<_, RawRecord>(&q::INSERT)
-                .bind(id.as_str())
-                .bind(&new.user_id)
-                .bind(&new.loader)
-                .bind(&new.format)
-                .bind(Json(&new.selector))
-                .bind(Json(&new.options))
-                .bind(new.file_name.as_deref())
-                .bind(new.request_hash.as_deref())
-                .bind(Ts::new(now))
-                .bind(new.expires_at.map(Ts::new))
-                .bind(Json(&new.metadata))
-                .bind(new.callback_url.as_deref())
-                .fetch_one(&mut *tx)
-                .await?;
+            let raw = insert_row!(tx, id, new, now);
             Ok(Admission::Recorded(Box::new(ExportRecord::try_from(raw)?)))
         })?;
         if let Admission::Recorded(record) = &admission {
@@ -438,21 +447,7 @@ impl Records {
         let scope = Scope::User(new.user_id.clone());
         let id = ExportId::generate();
         let record = in_tx!(self, &scope, Mode::Write, |tx| {
-            let raw = sqlx::query_as::<_, RawRecord>(&q::INSERT)
-                .bind(id.as_str())
-                .bind(&new.user_id)
-                .bind(&new.loader)
-                .bind(&new.format)
-                .bind(Json(&new.selector))
-                .bind(Json(&new.options))
-                .bind(new.file_name.as_deref())
-                .bind(new.request_hash.as_deref())
-                .bind(Ts::new(now))
-                .bind(new.expires_at.map(Ts::new))
-                .bind(Json(&new.metadata))
-                .bind(new.callback_url.as_deref())
-                .fetch_one(&mut *tx)
-                .await?;
+            let raw = insert_row!(tx, id, new, now);
             ExportRecord::try_from(raw)
         })?;
         log_transition(&record.id, Status::Pending);
@@ -689,13 +684,13 @@ impl Records {
 /// Most bytes of records one list page holds (roughly, as JSON).
 const MAX_PAGE_BYTES: usize = 8 * 1024 * 1024;
 
-/// About how many bytes `record` takes as JSON: its documents and strings
-/// plus a fixed allowance for the other fields.
-fn approx_json_size(record: &ExportRecord) -> usize {
+/// Bytes of `value` as compact JSON, as a record stores its documents,
+/// counted without building the text; `None` if it cannot be written.
+pub fn json_size(value: &serde_json::Value) -> Option<usize> {
     struct Count(usize);
     impl std::io::Write for Count {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
+            self.0 = self.0.saturating_add(buf.len());
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -703,11 +698,17 @@ fn approx_json_size(record: &ExportRecord) -> usize {
         }
     }
     let mut count = Count(0);
-    for value in [&record.selector, &record.options, &record.metadata] {
-        if serde_json::to_writer(&mut count, value).is_err() {
-            count.0 = count.0.saturating_add(value.to_string().len());
-        }
-    }
+    serde_json::to_writer(&mut count, value).ok()?;
+    Some(count.0)
+}
+
+/// About how many bytes `record` takes as JSON: its documents and strings
+/// plus a fixed allowance for the other fields.
+fn approx_json_size(record: &ExportRecord) -> usize {
+    let documents = [&record.selector, &record.options, &record.metadata]
+        .into_iter()
+        .map(|value| json_size(value).unwrap_or_else(|| value.to_string().len()))
+        .fold(0usize, usize::saturating_add);
     let strings = [
         Some(&record.user_id),
         Some(&record.loader),
@@ -718,5 +719,5 @@ fn approx_json_size(record: &ExportRecord) -> usize {
         record.lease_owner.as_ref(),
         record.callback_url.as_ref(),
     ];
-    count.0 + strings.iter().flatten().map(|s| s.len()).sum::<usize>() + 600
+    documents + strings.iter().flatten().map(|s| s.len()).sum::<usize>() + 600
 }

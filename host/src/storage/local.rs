@@ -2,6 +2,7 @@
 //! listing, size and delete; uploads written under `<root>/.incoming/` and
 //! committed by `rename(2)`, atomic on one filesystem.
 
+use super::listing::stored_objects;
 use super::{Download, Finish, StorageError, StorageKey, StoredObject, Upload, READ_CHUNK};
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -426,27 +427,11 @@ impl super::Storage for LocalStorage {
             Some(prefix) => format!("listing {prefix}"),
             None => "listing the storage".to_owned(),
         };
-        self.store
-            .list(prefix_path.as_ref())
-            .filter_map(move |item| {
-                let item = match item {
-                    // Only host keys: uploads in progress live under a
-                    // dot-directory, which no key may name.
-                    Ok(meta) => StorageKey::parse(meta.location.as_ref()).ok().map(|key| {
-                        Ok(StoredObject {
-                            key,
-                            size: meta.size,
-                            last_modified: SystemTime::from(meta.last_modified),
-                        })
-                    }),
-                    Err(source) => Some(Err(StorageError::Backend {
-                        what: what.clone(),
-                        source,
-                    })),
-                };
-                futures::future::ready(item)
-            })
-            .boxed()
+        // Only host keys: uploads in progress live under a dot-directory,
+        // which no key may name.
+        stored_objects(self.store.list(prefix_path.as_ref()), what, |location| {
+            StorageKey::parse(location.as_ref()).ok()
+        })
     }
 
     fn purge_stale_uploads(

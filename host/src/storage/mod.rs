@@ -29,6 +29,7 @@
 //! ```
 
 pub mod keys;
+mod listing;
 mod local;
 mod s3;
 mod writeback;

@@ -16,6 +16,7 @@
 //! - Keys live under the URL's prefix: `s3://b/exports` stores `u/1f.../x.csv`
 //!   as `exports/u/1f.../x.csv`.
 
+use super::listing::stored_objects;
 use super::{
     Download, DownloadHeaders, Finish, StorageError, StorageKey, StoredObject, Upload, READ_CHUNK,
 };
@@ -462,27 +463,11 @@ impl super::Storage for S3Storage {
             Some(prefix) => format!("listing {prefix}"),
             None => format!("listing {}", self.describe()),
         };
+        // Only host keys under the prefix.
         let this = self.clone();
-        self.store
-            .list(listed.as_ref())
-            .filter_map(move |item| {
-                let item = match item {
-                    // Only host keys under the prefix.
-                    Ok(meta) => this.key_of(&meta.location).map(|key| {
-                        Ok(StoredObject {
-                            key,
-                            size: meta.size,
-                            last_modified: SystemTime::from(meta.last_modified),
-                        })
-                    }),
-                    Err(source) => Some(Err(StorageError::Backend {
-                        what: what.clone(),
-                        source,
-                    })),
-                };
-                futures::future::ready(item)
-            })
-            .boxed()
+        stored_objects(self.store.list(listed.as_ref()), what, move |location| {
+            this.key_of(location)
+        })
     }
 
     fn purge_stale_uploads(

@@ -9,6 +9,10 @@
 // Each test binary uses only some of these helpers.
 #![allow(dead_code)]
 
+mod formats;
+#[allow(unused_imports)]
+pub use formats::*;
+
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;

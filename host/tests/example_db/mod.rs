@@ -1,7 +1,11 @@
-//! The example database of the sql tests, on either backend: a SQLite file
-//! in the test's folder, or a PostgreSQL database created for the test and
-//! dropped with it; `make-example-db` fills both with the same rows.
+//! The example database of the tests that run the sql plugin, on either
+//! backend: a SQLite file in the test's folder, or a PostgreSQL database
+//! created for the test and dropped with it; `make-example-db` fills both
+//! with the same rows. [`sql_plugin`] has what the tests need to run the
+//! sql plugin over it.
 #![allow(dead_code)]
+
+pub mod sql_plugin;
 
 use sqlx::{Connection, Executor, PgConnection};
 use std::path::{Path, PathBuf};
@@ -86,6 +90,11 @@ impl Drop for Database {
     fn drop(&mut self) {
         if let Database::Postgres { name } = self {
             let name = name.clone();
+            // A database left behind is harmless; a panic here, while a
+            // failing test unwinds, would abort the whole test binary.
+            if std::thread::panicking() {
+                return;
+            }
             block_on(async move {
                 admin_connection()
                     .await

@@ -3,6 +3,10 @@
 
 #![allow(dead_code)]
 
+mod gate;
+#[allow(unused_imports)]
+pub use gate::*;
+
 use crate::common::{library, Entry, Sandbox};
 use sqlx::{Connection, Executor, PgConnection};
 use std::io::{Read, Write};

@@ -32,6 +32,11 @@ impl Answer {
             .map(|(_, value)| value.as_str())
     }
 
+    /// The body as text (invalid UTF-8 replaced), for failure messages.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
     /// The body as JSON.
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|err| {
@@ -50,6 +55,13 @@ impl Answer {
             .as_str()
             .unwrap_or_else(|| panic!("not an error answer: {json}"))
             .to_owned()
+    }
+
+    /// Asserts the answer has `status` (showing the body if not) and returns
+    /// the body as JSON.
+    pub fn json_with_status(&self, status: u16) -> Value {
+        assert_eq!(self.status, status, "{}", self.text());
+        self.json()
     }
 }
 
@@ -165,7 +177,7 @@ impl Daemon {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(answer) = self.try_request("GET", "/healthz", None, &[], None) {
+            if let Ok(answer) = self.try_get("/healthz") {
                 if answer.status == 200 {
                     if self.wait_for_plugins {
                         self.wait_until_plugins_loaded(deadline);
@@ -191,7 +203,7 @@ impl Daemon {
     /// another cause than starting up ends the wait (the test wants it).
     fn wait_until_plugins_loaded(&self, deadline: Instant) {
         loop {
-            let Ok(answer) = self.try_request("GET", "/readyz", None, &[], None) else {
+            let Ok(answer) = self.try_get("/readyz") else {
                 return;
             };
             let body: Value = serde_json::from_slice(&answer.body).unwrap_or_default();
@@ -237,10 +249,13 @@ impl Daemon {
             builder = builder.header(*key, *value);
         }
         let request = builder.body(body.to_vec()).expect("a valid request");
-        let mut response = self
-            .agent
-            .run(request)
-            .unwrap_or_else(|err| panic!("{method} {path}: {err}\n{}", self.log()));
+        self.exchange(request)
+            .unwrap_or_else(|err| panic!("{method} {path}: {err}\n{}", self.log()))
+    }
+
+    /// Sends `request` and reads the whole answer (bodies up to 1 GiB).
+    fn exchange(&self, request: ureq::http::Request<Vec<u8>>) -> Result<Answer, ureq::Error> {
+        let mut response = self.agent.run(request)?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -254,13 +269,14 @@ impl Daemon {
             .collect();
         let body = response
             .body_mut()
-            .read_to_vec()
-            .unwrap_or_else(|err| panic!("{method} {path}: {err}"));
-        Answer {
+            .with_config()
+            .limit(1 << 30)
+            .read_to_vec()?;
+        Ok(Answer {
             status,
             headers,
             body,
-        }
+        })
     }
 
     /// Starts the daemon again (after a stop) on the same data and port.
@@ -287,14 +303,24 @@ impl Daemon {
         String::from_utf8(out).expect("UTF-8").trim().to_owned()
     }
 
-    fn try_request(
+    /// A GET of `path` without a token; an error (e.g. nobody listening
+    /// yet) is returned, not a failure.
+    fn try_get(&self, path: &str) -> Result<Answer, ureq::Error> {
+        let request = ureq::http::Request::get(format!("{}{path}", self.base))
+            .body(Vec::new())
+            .expect("a valid request");
+        self.exchange(request)
+    }
+
+    /// Sends a request; `path` is under the daemon's base URL (or a full URL).
+    pub fn request(
         &self,
         method: &str,
         path: &str,
         token: Option<&str>,
         headers: &[(&str, &str)],
         body: Option<&str>,
-    ) -> Result<Answer, ureq::Error> {
+    ) -> Answer {
         let url = if path.starts_with("http") {
             path.to_owned()
         } else {
@@ -314,40 +340,7 @@ impl Daemon {
             None => builder.body(Vec::new()),
         }
         .expect("a valid request");
-        let mut response = self.agent.run(request)?;
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_owned(),
-                    v.to_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(1 << 30)
-            .read_to_vec()?;
-        Ok(Answer {
-            status,
-            headers,
-            body,
-        })
-    }
-
-    /// Sends a request; `path` is under the daemon's base URL (or a full URL).
-    pub fn request(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        headers: &[(&str, &str)],
-        body: Option<&str>,
-    ) -> Answer {
-        self.try_request(method, path, token, headers, body)
+        self.exchange(request)
             .unwrap_or_else(|err| panic!("{method} {path}: {err}\n{}", self.log()))
     }
 
@@ -373,6 +366,24 @@ impl Daemon {
         answer.json()["id"].as_str().expect("an id").to_owned()
     }
 
+    /// Creates an export with `?wait=30` as the holder of `token`: asserts
+    /// the answer is a 200 with a completed record, and returns the record.
+    pub fn create_and_wait(&self, token: &str, request: &Value) -> Value {
+        let record = self
+            .post("/v1/exports?wait=30", Some(token), request)
+            .json_with_status(200);
+        assert_eq!(record["status"], "completed", "{record}");
+        record
+    }
+
+    /// Deletes the export as the holder of `token`: asserts a 204, and a 404
+    /// for the export afterwards.
+    pub fn delete_and_check_gone(&self, id: &str, token: &str) {
+        let path = format!("/v1/exports/{id}");
+        assert_eq!(self.delete(&path, Some(token)).status, 204);
+        assert_eq!(self.get(&path, Some(token)).status, 404);
+    }
+
     /// The export's record, as `GET /v1/exports/{id}` answers it.
     pub fn record(&self, token: &str, id: &str) -> Value {
         let answer = self.get(&format!("/v1/exports/{id}"), Some(token));
@@ -384,14 +395,9 @@ impl Daemon {
     pub fn wait_until_done(&self, id: &str, token: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let answer = self.get(&format!("/v1/exports/{id}"), Some(token));
-            assert_eq!(
-                answer.status,
-                200,
-                "{}",
-                String::from_utf8_lossy(&answer.body)
-            );
-            let record = answer.json();
+            let record = self
+                .get(&format!("/v1/exports/{id}"), Some(token))
+                .json_with_status(200);
             let status = record["status"].as_str().unwrap_or_default().to_owned();
             if status != "pending" && status != "processing" {
                 return record;
@@ -440,29 +446,20 @@ impl Daemon {
     }
 
     /// Sends `signal` to the daemon and waits up to `within` for it to exit.
+    /// A daemon still running then is killed, and the test fails.
     pub fn stop_with(&mut self, signal: &str, within: Duration) -> ExitStatus {
-        let mut child = self.child.take().expect("the daemon is running");
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(child.id().to_string())
-            .status()
-            .expect("running kill");
-        assert!(status.success(), "kill -{signal} failed");
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = child.try_wait().expect("waiting for the daemon") {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "the daemon did not exit within {within:?} of SIG{signal}\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        self.signal(signal);
+        if let Some(status) = self.wait_exit(within) {
+            return status;
         }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!(
+            "the daemon did not exit within {within:?} of SIG{signal}\n{}",
+            self.log()
+        );
     }
 }
 
